@@ -1,0 +1,51 @@
+# Entry points: `make run`, `make test`, `make up` / `make down`. See README.md.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+ENDPOINTS := .local/endpoints.env
+PYTEST_ARGS ?=
+WITH_INFRA = mkdir -p .local && $(BIN)/clinic infra up > $(ENDPOINTS) && set -a && . ./$(ENDPOINTS) && set +a &&
+
+.PHONY: setup infra-up infra-down infra-status test test-unit test-contract test-integration test-e2e schemas run up down bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+infra-up: setup
+	@mkdir -p .local && $(BIN)/clinic infra up | tee $(ENDPOINTS)
+
+infra-down: setup
+	$(BIN)/clinic infra down
+
+infra-status: setup
+	$(BIN)/clinic infra status
+
+## Every tier against the real broker and store (what CI runs).
+test: setup
+	$(WITH_INFRA) $(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-contract: setup
+	$(BIN)/pytest tests/contract $(PYTEST_ARGS)
+
+test-integration: setup
+	$(WITH_INFRA) $(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: setup
+	$(WITH_INFRA) $(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+## Regenerate the JSON Schemas under schemas/ from the contract models.
+schemas: setup
+	$(BIN)/python -m shared.contracts.schemas
+
+clean:
+	rm -rf .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

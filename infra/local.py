@@ -1,0 +1,341 @@
+"""Local infrastructure without Docker: Apache Kafka (single-node KRaft) and FerretDB (SQLite backend).
+
+Kafka comes from its Maven Central artifact, fetched by Maven into a cache outside the repository;
+FerretDB v1 is built with Go from our small wrapper module (infra/ferretdb). Both run as background
+processes on loopback, with their data, logs and pid files under the state folder (``.local/``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KAFKA_VERSION = "4.4.0"
+FERRETDB_VERSION = "1.24.0"
+
+
+class InfraError(RuntimeError):
+    """A failure a person can act on; the message says what and where to look."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    cache: Path
+    state: Path
+    kafka_port: int = 9092
+    controller_port: int = 9093
+    mongo_port: int = 27017
+    host: str = "127.0.0.1"
+
+    @classmethod
+    def from_env(cls, **ports: int | None) -> Layout:
+        cache = Path(os.environ.get("CLINIC_CACHE_DIR", Path.home() / ".cache" / "clinic-backbone"))
+        state = Path(os.environ.get("CLINIC_STATE_DIR", ROOT / ".local"))
+        given = {k: v for k, v in ports.items() if v is not None}
+        defaults = {
+            "kafka_port": int(os.environ.get("CLINIC_KAFKA_PORT", 9092)),
+            "mongo_port": int(os.environ.get("CLINIC_MONGO_PORT", 27017)),
+        }
+        defaults["controller_port"] = int(os.environ.get("CLINIC_CONTROLLER_PORT", given.get("kafka_port", defaults["kafka_port"]) + 1))
+        return cls(cache=cache, state=state, **{**defaults, **given})
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.cache / f"kafka-{KAFKA_VERSION}" / "libs"
+
+    @property
+    def ferretdb_binary(self) -> Path:
+        return self.cache / f"ferretdb-{FERRETDB_VERSION}-{_source_hash(ROOT / 'infra' / 'ferretdb')}" / "ferretdb-local"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def mongodb_url(self) -> str:
+        return f"mongodb://{self.host}:{self.mongo_port}/"
+
+    def env_lines(self) -> str:
+        return f"KAFKA_BOOTSTRAP_SERVERS={self.bootstrap}\nMONGODB_URL={self.mongodb_url}"
+
+
+# -- fetch and build -------------------------------------------------------------------------------
+
+
+def fetch_kafka(layout: Layout, say=print) -> Path:
+    libs = layout.kafka_libs
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    _need("mvn", "Maven fetches the Kafka jars; install Maven (Debian package 'maven').")
+    say(f"fetching Apache Kafka {KAFKA_VERSION} jars from Maven Central into {libs} (first time only) ...")
+    tmp = libs.with_name("libs.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _run(
+        [
+            "mvn", "-q", "-B", "-f", str(ROOT / "infra" / "kafka" / "pom.xml"),
+            "dependency:copy-dependencies", f"-DoutputDirectory={tmp}", "-DincludeScope=runtime",
+            f"-Dkafka.version={KAFKA_VERSION}",
+        ],
+        "Maven could not fetch the Kafka jars",
+    )
+    if not (tmp / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        raise InfraError(f"Maven finished but kafka_2.13-{KAFKA_VERSION}.jar is not in {tmp}")
+    shutil.rmtree(libs, ignore_errors=True)
+    tmp.rename(libs)
+    marker.write_text(KAFKA_VERSION)
+    return libs
+
+
+def build_ferretdb(layout: Layout, say=print) -> Path:
+    binary = layout.ferretdb_binary
+    if binary.exists():
+        return binary
+    _need("go", "Go builds FerretDB; install Go 1.22 or newer.")
+    say(f"building FerretDB {FERRETDB_VERSION} (SQLite backend) with Go into {binary.parent} (first time only) ...")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CGO_ENABLED": os.environ.get("CGO_ENABLED", "0"), "GOFLAGS": "-mod=mod -buildvcs=false"}
+    _run(["go", "build", "-trimpath", "-o", str(binary) + ".partial", "."], "go build of FerretDB failed", cwd=ROOT / "infra" / "ferretdb", env=env)
+    os.replace(str(binary) + ".partial", binary)
+    return binary
+
+
+# -- start and stop --------------------------------------------------------------------------------
+
+
+def up(layout: Layout, say=print, wait_seconds: float = 120.0) -> None:
+    layout.state.mkdir(parents=True, exist_ok=True)
+    libs = fetch_kafka(layout, say)
+    binary = build_ferretdb(layout, say)
+    _start_kafka(layout, libs, say)
+    _start_ferretdb(layout, binary, say)
+    deadline = time.monotonic() + wait_seconds
+    _wait(lambda: _kafka_ready(layout), "kafka", layout, deadline, f"Kafka did not answer on {layout.bootstrap}")
+    _wait(lambda: _mongo_ready(layout), "ferretdb", layout, deadline, f"FerretDB did not answer on {layout.host}:{layout.mongo_port}")
+
+
+def down(layout: Layout, say=print, wipe: bool = False) -> None:
+    for name in ("ferretdb", "kafka"):
+        pid = _pid(layout, name)
+        if pid is None:
+            continue
+        say(f"stopping {name} (pid {pid}) ...")
+        _terminate(pid, grace=30.0 if name == "kafka" else 10.0)
+        (layout.state / f"{name}.pid").unlink(missing_ok=True)
+    if wipe:
+        for name in ("kafka", "ferretdb"):
+            shutil.rmtree(layout.state / name, ignore_errors=True)
+        say(f"wiped data under {layout.state}")
+
+
+def status(layout: Layout) -> dict[str, str]:
+    result = {}
+    for name, port in (("kafka", layout.kafka_port), ("ferretdb", layout.mongo_port)):
+        pid = _pid(layout, name)
+        listening = _port_open(layout.host, port)
+        if pid and listening:
+            result[name] = f"running (pid {pid}) on {layout.host}:{port}"
+        elif listening:
+            result[name] = f"something else is listening on {layout.host}:{port}"
+        elif pid:
+            result[name] = f"starting (pid {pid}), not answering on {layout.host}:{port} yet"
+        else:
+            result[name] = "stopped"
+    return result
+
+
+def _start_kafka(layout: Layout, libs: Path, say) -> None:
+    if _pid(layout, "kafka"):
+        return
+    _port_free(layout.host, layout.kafka_port, "Kafka", "--kafka-port")
+    _port_free(layout.host, layout.controller_port, "the Kafka controller", "--controller-port")
+    java = shutil.which("java") or _fail("java is not on PATH; Kafka needs Java 17 or newer.")
+    home = layout.state / "kafka"
+    data = home / "data"
+    properties = home / "server.properties"
+    home.mkdir(parents=True, exist_ok=True)
+    properties.write_text(_server_properties(layout, data))
+    classpath = f"{libs}/*"
+    if not (data / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        _run([java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)], "formatting Kafka storage failed")
+    say(f"starting Kafka {KAFKA_VERSION} on {layout.bootstrap} ...")
+    command = [
+        java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={ROOT / 'infra' / 'kafka' / 'log4j2.properties'}",
+        "-cp", classpath, "kafka.Kafka", str(properties),
+    ]
+    _spawn(layout, "kafka", command)
+
+
+def _start_ferretdb(layout: Layout, binary: Path, say) -> None:
+    if _pid(layout, "ferretdb"):
+        return
+    _port_free(layout.host, layout.mongo_port, "FerretDB", "--mongo-port")
+    data = layout.state / "ferretdb" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    say(f"starting FerretDB {FERRETDB_VERSION} on {layout.host}:{layout.mongo_port} ...")
+    _spawn(layout, "ferretdb", [str(binary), "--listen", f"{layout.host}:{layout.mongo_port}", "--data-dir", str(data)])
+
+
+def _server_properties(layout: Layout, data: Path) -> str:
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{layout.host}:{layout.controller_port}",
+            f"listeners=PLAINTEXT://{layout.host}:{layout.kafka_port},CONTROLLER://{layout.host}:{layout.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{layout.host}:{layout.kafka_port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data}",
+            "num.partitions=3",
+            "offsets.topic.num.partitions=6",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "",
+        ]
+    )
+
+
+def _spawn(layout: Layout, name: str, command: list[str]) -> None:
+    log = open(layout.state / f"{name}.log", "ab")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    (layout.state / f"{name}.pid").write_text(str(process.pid))
+
+
+def _wait(probe, name: str, layout: Layout, deadline: float, message: str) -> None:
+    while time.monotonic() < deadline:
+        if _pid(layout, name) is None:
+            raise InfraError(f"{name} exited during start-up; last lines of {layout.state / (name + '.log')}:\n{_tail(layout.state / (name + '.log'))}")
+        if probe():
+            return
+        time.sleep(0.25)
+    raise InfraError(f"{message} in time; see {layout.state / (name + '.log')}")
+
+
+def _kafka_ready(layout: Layout) -> bool:
+    """The broker answers an ApiVersions request (it is a Kafka broker, not just an open port)."""
+    request = (
+        b"\x00\x12"  # ApiVersions
+        b"\x00\x00"  # version 0
+        b"\x00\x00\x00\x01"  # correlation id
+        b"\x00\x05probe"  # client id
+    )
+    try:
+        with socket.create_connection((layout.host, layout.kafka_port), timeout=1) as sock:
+            sock.sendall(len(request).to_bytes(4, "big") + request)
+            header = sock.recv(4)
+            return len(header) == 4 and int.from_bytes(header, "big") > 0
+    except OSError:
+        return False
+
+
+def _mongo_ready(layout: Layout) -> bool:
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    try:
+        with MongoClient(layout.mongodb_url, serverSelectionTimeoutMS=500, connectTimeoutMS=500) as client:
+            client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+
+
+def _pid(layout: Layout, name: str) -> int | None:
+    path = layout.state / f"{name}.pid"
+    try:
+        pid = int(path.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    try:  # a reaped-but-recycled pid would not be ours; a zombie of ours counts as gone
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.split(") ", 1)[1].startswith("Z"):
+            return None
+    except (OSError, IndexError):
+        pass
+    return pid
+
+
+def _terminate(pid: int, grace: float) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            pass
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _port_free(host: str, port: int, what: str, option: str) -> None:
+    if _port_open(host, port):
+        raise InfraError(f"port {host}:{port} for {what} is already taken by another process; stop it or pick another port with {option}")
+
+
+def _run(command: list[str], failure: str, **kwargs) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip().splitlines()
+        raise InfraError(f"{failure} (exit {result.returncode}):\n" + "\n".join(output[-20:]))
+
+
+def _need(tool: str, hint: str) -> None:
+    if shutil.which(tool) is None:
+        raise InfraError(f"{tool} is not on PATH. {hint}")
+
+
+def _fail(message: str):
+    raise InfraError(message)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _source_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()[:12]

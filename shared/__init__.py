@@ -1,0 +1,1 @@
+"""The project's shared package: event contracts, the CloudEvents envelope and the service runtime."""

@@ -1,0 +1,330 @@
+"""The runtime every service uses: consume, deduplicate, decide, record, apply, commit, relay.
+
+A service is a set of handlers (``Handlers``) and a function that builds its dependencies. The runtime
+owns the rest: one consumer per service instance over all the topics it reacts to (range-assigned, so
+one patient's events on every topic reach the same instance), the inbox and outbox, dead letters,
+retries, and the one log line per handled event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from aiokafka import ConsumerRecord
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.clock import Clock, SystemClock
+from shared.contracts import EventData, dlq_topic, topic_of
+from shared.envelope import CloudEvent, InvalidEvent, decode
+from shared.runtime import store
+from shared.runtime.effects import Effects
+from shared.runtime.kafka import ensure_topics, make_broker
+from shared.runtime.relay import OutboxRelay
+from shared.runtime.retry import backoff, is_transient
+from shared.settings import Settings
+
+D = TypeVar("D")
+Handler = Callable[[CloudEvent, Any], Awaitable[Effects]]
+log = logging.getLogger("clinic.runtime")
+
+
+class Rejected(Exception):
+    """The event is well-formed but cannot be applied (unknown session, impossible data).
+
+    Raised by a handler before it returns effects, so nothing is applied; the event is dead-lettered
+    with this reason.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class Handlers:
+    """The events a service reacts to, like a FastStream router but with our unit of work."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.by_type: dict[str, tuple[type[EventData], Handler]] = {}
+
+    def on(self, model: type[EventData]) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            if model.event_type in self.by_type:
+                raise ValueError(f"{self.service} handles {model.event_type} twice")
+            self.by_type[model.event_type] = (model, handler)
+            return handler
+
+        return register
+
+
+@dataclass
+class Runtime:
+    """What dependency builders get: the service's own database, its clock and its settings."""
+
+    name: str
+    db: AsyncDatabase
+    clock: Clock
+    settings: Settings
+
+
+@dataclass
+class Stats:
+    handled: dict[str, int] = field(default_factory=dict)
+    dead_lettered: dict[str, int] = field(default_factory=dict)
+
+    def count(self, table: dict[str, int], event_type: str) -> None:
+        table[event_type] = table.get(event_type, 0) + 1
+
+
+class Service(Generic[D]):
+    def __init__(
+        self,
+        handlers: Handlers,
+        dependencies: Callable[[Runtime], Awaitable[D]],
+        *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.name = handlers.service
+        self.handlers = handlers
+        self.settings = settings or Settings()
+        self.clock = clock or SystemClock(timedelta(seconds=self.settings.clock_offset_seconds))
+        self.source = f"/clinic/{self.name}"
+        self.log = logging.getLogger(f"clinic.{self.name}")
+        self.stats = Stats()
+        self._dependencies = dependencies
+        self._client: AsyncMongoClient | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self.broker: KafkaBroker | None = None
+        self.relay: OutboxRelay | None = None
+        self.deps: D | None = None
+        self.db: AsyncDatabase | None = None
+
+    @property
+    def topics(self) -> list[str]:
+        return [topic_of(t, self.settings.topic_prefix) for t in self.handlers.by_type]
+
+    @property
+    def group_id(self) -> str:
+        return self.settings.group_id(self.name)
+
+    async def start(self) -> None:
+        s = self.settings
+        self._stopping.clear()
+        self._client = store.connect(s.mongodb_url, f"clinic-{self.name}")
+        self.db = store.database(self._client, s.database(self.name))
+        await self._until_ready("store", lambda: store.ensure_indexes(self.db))
+        self.deps = await self._dependencies(Runtime(self.name, self.db, self.clock, s))
+        own_topics = [topic_of(m, s.topic_prefix) for m in _produced(self.name)]
+        every_topic = sorted({*self.topics, *map(dlq_topic, self.topics), *own_topics})
+        await self._until_ready("broker", lambda: ensure_topics(s.kafka_bootstrap_servers, every_topic, s.topic_partitions, s.topic_replication))
+        self.broker = make_broker(s, client_id=f"clinic-{self.name}-{s.instance_id}")
+        self.broker.subscriber(
+            *self.topics,
+            group_id=self.group_id,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            decoder=_raw_body,
+            title=f"{self.name}",
+        )(self._consume)
+        await self._until_ready("broker", self.broker.start)
+        self.relay = OutboxRelay(
+            self.db,
+            self.broker,
+            self.clock,
+            poll_seconds=s.relay_poll_seconds,
+            batch_size=s.relay_batch_size,
+            retry_cap=s.retry_max_seconds,
+        )
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        self.log.info("started", extra={"group": self.group_id, "topics": len(self.topics), "instance": s.instance_id})
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.broker is not None:
+            await self.broker.stop()
+        if self._client is not None:
+            await self._client.close()
+        self.log.info("stopped")
+
+    async def __aenter__(self) -> Service[D]:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def run_forever(self) -> None:
+        """Entry point of the service process: start, serve until SIGINT/SIGTERM, stop cleanly."""
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, done.set)
+        await self.start()
+        try:
+            await done.wait()
+        finally:
+            await self.stop()
+
+    async def execute(self, key: str, event: CloudEvent, effects: Effects) -> str:
+        """Apply effects that no inbound event caused (timers, scans) under a deterministic inbox key."""
+        now = self.clock.now()
+        rows = store.outgoing(event, effects, self.source, now, self.settings.topic_prefix)
+        document = await store.record(self.db, key, event, effects, rows, now, {"origin": "internal"})
+        if document.get("status") != "applied":
+            await store.apply(self.db, document, now)
+        if self.relay:
+            self.relay.nudge()
+        return document.get("outcome", effects.outcome)
+
+    # -- consuming ---------------------------------------------------------------------------------
+
+    async def _consume(self, body: bytes, message: KafkaMessage) -> None:
+        record: ConsumerRecord = message.raw_message  # type: ignore[assignment]
+        started = time.perf_counter()
+        where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        fields: dict[str, Any] = {**where}
+        try:
+            event = decode(record.value, record.headers)
+            fields.update(event_id=event.id, type=event.type, correlation=event.correlation_id, patient=event.key)
+            if topic_of(event.type, self.settings.topic_prefix) != record.topic:
+                raise InvalidEvent("wrong-topic", f"{event.type} does not belong on {record.topic}")
+            outcome = await self._handle_with_retries(event, where)
+        except InvalidEvent as error:
+            outcome = "dead-lettered"
+            fields["reason"] = error.reason
+            await self._dead_letter(record, error.reason, error.detail)
+        except Rejected as error:
+            outcome = "dead-lettered"
+            fields["reason"] = error.reason
+            await self._dead_letter(record, error.reason, error.detail)
+        await self._commit(message)
+        if outcome == "dead-lettered":
+            self.stats.count(self.stats.dead_lettered, fields.get("type", record.topic))
+        else:
+            self.stats.count(self.stats.handled, fields["type"])
+        if self.relay is not None:
+            self.relay.nudge()
+        fields["ms"] = round((time.perf_counter() - started) * 1000, 1)
+        level = logging.WARNING if outcome == "dead-lettered" else logging.INFO
+        self.log.log(level, "event", extra={**fields, "outcome": outcome})
+
+    async def _handle_with_retries(self, event: CloudEvent, where: dict[str, Any]) -> str:
+        model, handler = self.handlers.by_type[event.type]
+        failures = transient = 0
+        while True:
+            try:
+                return await self._handle(event, handler, where)
+            except (Rejected, asyncio.CancelledError):
+                raise
+            except Exception as error:
+                if is_transient(error):
+                    transient += 1
+                    self.log.warning("transient failure, retrying", extra={"event_id": event.id, "error": error.__class__.__name__, "attempt": transient})
+                    await self._pause(backoff(transient, self.settings.retry_max_seconds))
+                    continue
+                failures += 1
+                self.log.exception("handler failed", extra={"event_id": event.id, "type": event.type, "attempt": failures})
+                if failures >= self.settings.handler_attempts:
+                    raise Rejected("handler-error", f"{error.__class__.__name__}: {str(error)[:300]}") from error
+                await self._pause(backoff(failures, self.settings.retry_max_seconds))
+
+    async def _handle(self, event: CloudEvent, handler: Handler, where: dict[str, Any]) -> str:
+        key = store.inbox_id(event)
+        inbox = self.db[store.INBOX]
+        document = await inbox.find_one({"_id": key})
+        if document is not None and document["status"] == "applied":
+            return "duplicate"
+        now = self.clock.now()
+        if document is None:
+            effects = await handler(event, self.deps)
+            rows = store.outgoing(event, effects, self.source, now, self.settings.topic_prefix)
+            document = await store.record(self.db, key, event, effects, rows, now, where)
+        if document["status"] != "applied":
+            await store.apply(self.db, document, now)
+        return document["outcome"]
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str, detail: str) -> None:
+        headers = {name: (value or b"").decode("utf-8", "replace") for name, value in record.headers or ()}
+        headers.update(
+            {
+                "dlq_reason": reason,
+                "dlq_error": detail[:1000],
+                "dlq_topic": record.topic,
+                "dlq_partition": str(record.partition),
+                "dlq_offset": str(record.offset),
+                "dlq_group": self.group_id,
+                "dlq_service": self.name,
+                "dlq_failed_at": datetime.now(UTC).isoformat(),
+            }
+        )
+        attempt = 0
+        while True:
+            try:
+                await self.broker.publish(record.value or b"", topic=dlq_topic(record.topic), key=record.key, headers=headers)
+                return
+            except Exception as error:
+                attempt += 1
+                self.log.warning("dead-letter publish failed, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
+                await self._pause(backoff(attempt, self.settings.retry_max_seconds))
+
+    async def _commit(self, message: KafkaMessage) -> None:
+        try:
+            await message.ack()
+        except Exception as error:  # rebalanced away: the next owner redelivers, the inbox makes it harmless
+            self.log.warning("offset commit failed", extra={"error": error.__class__.__name__})
+
+    async def _pause(self, seconds: float) -> None:
+        if self._stopping.is_set():
+            raise asyncio.CancelledError
+        await asyncio.sleep(seconds)
+
+    async def _until_ready(self, what: str, action: Callable[[], Awaitable[Any]]) -> None:
+        attempt = 0
+        while True:
+            try:
+                await action()
+                return
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                attempt += 1
+                where = self.settings.mongodb_url if what == "store" else self.settings.kafka_bootstrap_servers
+                self.log.warning(f"{what} unreachable at {_redact(where)}, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
+                await asyncio.sleep(backoff(attempt, self.settings.retry_max_seconds, base=0.5))
+
+
+async def _raw_body(message: Any) -> bytes:
+    return message.body
+
+
+def _produced(service: str) -> list[type[EventData]]:
+    from shared.contracts import REGISTRY
+
+    return REGISTRY.produced_by(service)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,48 @@
+"""Settings every service reads from the environment (defaults in one place)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLINIC_", extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+        description="Comma-separated Kafka bootstrap servers.",
+    )
+    mongodb_url: str = Field(
+        "mongodb://127.0.0.1:27017/",
+        validation_alias=AliasChoices("MONGODB_URL", "mongodb_url"),
+        description="MongoDB (or FerretDB) connection string; each service uses its own database.",
+    )
+    topic_prefix: str = Field("", description="Prefix for every topic and consumer group (one deployment per prefix).")
+    database_prefix: str = Field("clinic_", description="Each service's database is <prefix><service>.")
+    topic_partitions: int = Field(3, ge=1, description="Partitions for topics the service creates.")
+    topic_replication: int = Field(1, ge=1, description="Replication factor for topics the service creates (3 in production).")
+    log_level: str = Field("INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field("text", description="One line per record, key=value or JSON.")
+    relay_poll_seconds: float = Field(0.5, gt=0, description="Outbox relay poll interval when idle.")
+    relay_batch_size: int = Field(500, ge=1, description="Outbox rows published per relay round.")
+    retry_max_seconds: float = Field(30.0, gt=0, description="Cap of the backoff between retries of transient failures.")
+    handler_attempts: int = Field(3, ge=1, description="Attempts for a non-transient handler error before it is dead-lettered.")
+    http_host: str = Field("127.0.0.1", description="Address of the health and metrics endpoints.")
+    http_port: int | None = Field(None, ge=0, le=65535, description="Port of the health and metrics endpoints (off when unset).")
+    clock_offset_seconds: float = Field(0.0, description="Shifts the service clock (demos and end-to-end tests only).")
+    instance_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="Names this process in logs and Kafka client ids.",
+    )
+
+    def database(self, service: str) -> str:
+        return f"{self.database_prefix}{service}"
+
+    def group_id(self, service: str) -> str:
+        return f"{self.topic_prefix}clinic.{service}"

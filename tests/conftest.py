@@ -1,0 +1,76 @@
+"""Shared fixtures: real endpoints for the session, an isolated topic prefix and database per test."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from pymongo import AsyncMongoClient
+
+from shared.settings import Settings
+from tests.support.bus import Bus
+from tests.support.endpoints import Endpoints, endpoints as find_endpoints
+
+TIERS = ("unit", "integration", "e2e", "contract")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(scope="session")
+def endpoints() -> Iterator[Endpoints]:
+    with find_endpoints() as found:
+        yield found
+
+
+@pytest.fixture
+def run_id() -> str:
+    """Random per test, so tests never see each other's topics, groups, databases or patients."""
+    return secrets.token_hex(4)
+
+
+@pytest.fixture
+async def settings(endpoints: Endpoints, run_id: str) -> AsyncIterator[Settings]:
+    settings = Settings(
+        kafka_bootstrap_servers=endpoints.kafka,
+        mongodb_url=endpoints.mongodb,
+        topic_prefix=f"t{run_id}.",
+        database_prefix=f"t{run_id}_",
+        relay_poll_seconds=0.2,
+        retry_max_seconds=2.0,
+    )
+    yield settings
+    await _cleanup(settings)
+
+
+@pytest.fixture
+async def bus(settings: Settings) -> AsyncIterator[Bus]:
+    bus = Bus(settings.kafka_bootstrap_servers, settings.topic_prefix)
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+async def _cleanup(settings: Settings) -> None:
+    client = AsyncMongoClient(settings.mongodb_url, serverSelectionTimeoutMS=3000)
+    try:
+        for name in await client.list_database_names():
+            if name.startswith(settings.database_prefix):
+                await client.drop_database(name)
+    finally:
+        await client.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        ours = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
