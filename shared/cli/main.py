@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from shared.cli import infra
+from shared.cli import events, infra
 
 app = typer.Typer(
     help="Clinic workflow backbone: local infrastructure, event contracts, publishing and watching topics.",
@@ -13,7 +15,32 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(infra.app, name="infra")
+app.command("events")(events.events)
+app.command("publish")(events.publish)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; a usage error is one line on stderr and exit status 2, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="clinic", standalone_mode=False)
+    except typer.TyperException as error:  # usage errors and bad parameters
+        ctx = getattr(error, "ctx", None)
+        where = ctx.command_path if ctx is not None else "clinic"
+        hint = f" (see '{where} --help')" if error.exit_code == 2 else ""
+        typer.echo(f"{where}: {error.format_message()}{hint}", err=True)
+        return error.exit_code
+    except typer.Exit as error:
+        return error.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("clinic: interrupted", err=True)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    sys.exit(main())
 
 
 if __name__ == "__main__":
-    app()
+    run()

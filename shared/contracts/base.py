@@ -89,3 +89,14 @@ class EventData(BaseModel):
 
     def subject(self) -> str | None:
         return None if self.subject_field is None else str(getattr(self, self.subject_field))
+
+
+# Added with the event modules: an escalation is referred to by scheduling, inventory and aftercare.
+EscalationId = Annotated[
+    str,
+    Field(
+        pattern=r"^esc_[A-Za-z0-9_]{6,60}$",
+        description="Adverse-event escalation id, assigned by aftercare.",
+        examples=["esc_4F9A0C3E"],
+    ),
+]

@@ -53,12 +53,26 @@ class Rejected(Exception):
         self.detail = detail
 
 
+Job = Callable[[Any, datetime], Awaitable[list[tuple[str, Effects]]]]
+
+
 class Handlers:
     """The events a service reacts to, like a FastStream router but with our unit of work."""
 
     def __init__(self, service: str) -> None:
         self.service = service
         self.by_type: dict[str, tuple[type[EventData], Handler]] = {}
+        self.jobs: dict[str, tuple[float, Job]] = {}
+
+    def every(self, seconds: float) -> Callable[[Job], Job]:
+        """A periodic scan (expiring lots, overdue check-ins). The job returns (key, effects) pairs;
+        each key is applied once ever, like an event id, so a scan that runs twice changes nothing."""
+
+        def register(job: Job) -> Job:
+            self.jobs[job.__name__] = (seconds, job)
+            return job
+
+        return register
 
     def on(self, model: type[EventData]) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -152,6 +166,8 @@ class Service(Generic[D]):
             retry_cap=s.retry_max_seconds,
         )
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        for job_name, (seconds, job) in self.handlers.jobs.items():
+            self._tasks.append(asyncio.create_task(self._every(job_name, seconds, job), name=f"{self.name}-{job_name}"))
         self.log.info("started", extra={"group": self.group_id, "topics": len(self.topics), "instance": s.instance_id})
 
     async def stop(self) -> None:
@@ -185,16 +201,49 @@ class Service(Generic[D]):
         finally:
             await self.stop()
 
-    async def execute(self, key: str, event: CloudEvent, effects: Effects) -> str:
-        """Apply effects that no inbound event caused (timers, scans) under a deterministic inbox key."""
+    async def run_jobs(self) -> int:
+        """Run every periodic job once now (tests call this after moving the clock)."""
+        count = 0
+        for job_name, (_, job) in self.handlers.jobs.items():
+            count += await self._run_job(job_name, job)
+        return count
+
+    async def _run_job(self, job_name: str, job: Job) -> int:
+        applied = 0
+        for key, effects in await job(self.deps, self.clock.now()):
+            outcome = await self.execute(f"job|{job_name}|{key}", effects)
+            if outcome != "duplicate":
+                applied += 1
+                self.log.info("job", extra={"job": job_name, "key": key, "outcome": outcome})
+        return applied
+
+    async def _every(self, job_name: str, seconds: float, job: Job) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._run_job(job_name, job)
+                failures = 0
+                await asyncio.sleep(seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failures += 1
+                self.log.warning("job failed, retrying", extra={"job": job_name, "error": error.__class__.__name__, "attempt": failures})
+                await asyncio.sleep(backoff(failures, self.settings.retry_max_seconds))
+
+    async def execute(self, key: str, effects: Effects) -> str:
+        """Apply effects that no inbound event caused, once per key (the key plays the event id's part)."""
+        existing = await self.db[store.INBOX].find_one({"_id": key}, {"status": 1})
+        if existing is not None and existing["status"] == "applied":
+            return "duplicate"
         now = self.clock.now()
-        rows = store.outgoing(event, effects, self.source, now, self.settings.topic_prefix)
-        document = await store.record(self.db, key, event, effects, rows, now, {"origin": "internal"})
-        if document.get("status") != "applied":
+        rows = store.outgoing(None, effects, self.source, now, self.settings.topic_prefix, seed=key)
+        document = await store.record(self.db, key, None, effects, rows, now, {"origin": "job"})
+        if document["status"] != "applied":
             await store.apply(self.db, document, now)
-        if self.relay:
+        if self.relay is not None:
             self.relay.nudge()
-        return document.get("outcome", effects.outcome)
+        return document["outcome"]
 
     # -- consuming ---------------------------------------------------------------------------------
 

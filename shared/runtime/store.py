@@ -79,11 +79,11 @@ def inbox_id(event: CloudEvent) -> str:
     return f"{event.source}|{event.id}"
 
 
-def outgoing(cause: CloudEvent | None, effects: Effects, source: str, now: datetime, topic_prefix: str) -> list[dict[str, Any]]:
+def outgoing(cause: CloudEvent | None, effects: Effects, source: str, now: datetime, topic_prefix: str, seed: str = "") -> list[dict[str, Any]]:
     """Outbox rows for the effects' events, encoded now so the relay only has to send bytes."""
     rows = []
     for index, emit in enumerate(effects.events):
-        event_id = emit.id or derived_id(cause.id if cause else now.isoformat(), index, emit.data.event_type)
+        event_id = emit.id or derived_id(cause.id if cause else seed, index, emit.data.event_type)
         if cause is not None:
             event = cause.caused(emit.data, source=source, id=event_id, time=now)
         else:
@@ -122,12 +122,12 @@ def _write_doc(write: Write) -> dict[str, Any]:
     raise TypeError(f"not a write: {write!r}")
 
 
-async def record(db: AsyncDatabase, key: str, event: CloudEvent, effects: Effects, rows: list[dict[str, Any]], now: datetime, where: dict[str, Any]) -> dict[str, Any]:
+async def record(db: AsyncDatabase, key: str, event: CloudEvent | None, effects: Effects, rows: list[dict[str, Any]], now: datetime, where: dict[str, Any]) -> dict[str, Any]:
     """Step 1: the write-ahead inbox document. Returns the stored document (ours or an earlier one)."""
     document = {
         "_id": key,
         "status": "recorded",
-        "type": event.type,
+        "type": event.type if event else None,
         "outcome": effects.outcome,
         "received_at": now,
         **where,

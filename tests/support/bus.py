@@ -44,7 +44,7 @@ class Bus:
         await self.producer.send_and_wait(topic, value, key=key.encode() if key else None, headers=headers)
 
     async def records(self, topic: str) -> list[ConsumerRecord]:
-        """Every record on the topic so far (read from the beginning, without a consumer group)."""
+        """Every record on the topic up to its current end (read from the beginning, without a group)."""
         if topic not in self._readers:
             await ensure_topics(self.bootstrap, [topic], 3)
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
@@ -54,9 +54,11 @@ class Bus:
             await consumer.seek_to_beginning()
             self._readers[topic] = (consumer, [])
         consumer, seen = self._readers[topic]
-        batches = await consumer.getmany(timeout_ms=100, max_records=1000)
-        for batch in batches.values():
-            seen.extend(batch)
+        partitions = list(consumer.assignment())
+        ends = await consumer.end_offsets(partitions)
+        while [p for p in partitions if await consumer.position(p) < ends[p]]:
+            for batch in (await consumer.getmany(timeout_ms=200, max_records=1000)).values():
+                seen.extend(batch)
         return list(seen)
 
     async def events(self, model: type[EventData], where: Callable[[Any], bool] = lambda data: True) -> list[CloudEvent]:

@@ -1,0 +1,82 @@
+"""`clinic events` and `clinic publish`: the contracts, and publishing a validated event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from shared.contracts import REGISTRY, UnknownEventType, topic_of
+from shared.envelope import encode, new_event
+from shared.settings import Settings
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def events(producer: Annotated[str | None, typer.Option(help="Only events published by this service, or 'external'.")] = None) -> None:
+    """List every event: CLI name, CloudEvents type (= topic), producer and schema file."""
+    rows = [m for m in REGISTRY if producer is None or m.producer == producer]
+    if not rows:
+        raise typer.BadParameter(f"no events are produced by {producer!r}", param_hint="--producer")
+    width = max(len(m.event_name()) for m in rows)
+    for model in sorted(rows, key=lambda m: (m.producer, m.event_type)):
+        typer.echo(f"{model.event_name():<{width}}  {model.event_type:<44} {model.producer:<13} schemas/{model.event_type}.json")
+
+
+def publish(
+    event: Annotated[str, typer.Argument(help="Event name (e.g. session-completed), class name or CloudEvents type.")],
+    file: Annotated[str, typer.Argument(help="JSON file with the event's data, or - for standard input.")] = "-",
+    source: Annotated[str, typer.Option(help="CloudEvents source: the system publishing.")] = "/clinic/cli",
+    correlation_id: Annotated[str | None, typer.Option(help="Correlation id of the flow this event belongs to.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the CloudEvent, do not send it.")] = False,
+) -> None:
+    """Validate event data against its contract, wrap it in a CloudEvent and publish it to its topic."""
+    try:
+        model = REGISTRY.by_name(event)
+    except UnknownEventType as error:
+        raise typer.BadParameter(str(error), param_hint="EVENT") from None
+    raw = sys.stdin.read() if file == "-" else _read(file)
+    try:
+        data = model.model_validate_json(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<data>"
+        more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        raise typer.BadParameter(f"{model.__name__} is invalid at {where}: {first['msg']}{more}", param_hint="FILE") from None
+    cloud_event = new_event(data, source=source, correlation_id=correlation_id)
+    settings = Settings()
+    topic = topic_of(model, settings.topic_prefix)
+    if dry_run:
+        value, headers = encode(cloud_event)
+        typer.echo(json.dumps({"topic": topic, "key": cloud_event.key, "headers": {k: v.decode() for k, v in headers}, "data": json.loads(value)}, indent=2))
+        return
+    asyncio.run(_send(settings, topic, cloud_event))
+    typer.echo(f"published {model.event_type} id={cloud_event.id} key={cloud_event.key} to {topic}")
+
+
+def _read(file: str) -> str:
+    try:
+        return Path(file).read_text()
+    except OSError as error:
+        raise typer.BadParameter(f"cannot read {file}: {error.strerror}", param_hint="FILE") from None
+
+
+async def _send(settings: Settings, topic: str, event) -> None:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
+
+    value, headers = encode(event)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all", request_timeout_ms=10000)
+    try:
+        await producer.start()
+        await producer.send_and_wait(topic, value, key=event.key.encode() if event.key else None, headers=headers)
+    except KafkaError as error:
+        typer.echo(f"clinic publish: Kafka at {settings.kafka_bootstrap_servers} did not take the event: {error.__class__.__name__}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        await producer.stop()

@@ -1,0 +1,385 @@
+"""Inventory events: deliveries and recalls in; reservations, consumption and stock warnings out."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from shared.contracts.base import (
+    CourseId,
+    Day,
+    EscalationId,
+    EventData,
+    IngredientCode,
+    LotNumber,
+    PatientId,
+    SessionId,
+    Timestamp,
+)
+from shared.contracts.plan import DoseLine, LotAllocation, Unit, ValueObject
+
+DeliveryId = Annotated[
+    str, Field(pattern=r"^dlv_[A-Za-z0-9]{6,40}$", description="Supplier delivery (FHIR SupplyDelivery) id.", examples=["dlv_20260310A1"])
+]
+RecallReason = Literal["contamination", "sterility_failure", "potency_out_of_spec", "labelling_error", "packaging_defect", "regulatory", "other"]
+
+
+class ConsumedLine(ValueObject):
+    ingredient: IngredientCode = Field(description="Formulary code of the ingredient.")
+    lot_number: LotNumber = Field(description="Lot the amount came from.")
+    amount: float = Field(gt=0, description="Amount actually used, in `unit`.")
+    reserved_amount: float = Field(ge=0, description="Amount that was reserved from this lot (0 when the lot was not reserved).")
+    unit: Unit = Field(description="Unit of both amounts.")
+
+
+class AffectedSession(ValueObject):
+    patient_id: PatientId
+    session_id: SessionId
+    scheduled_for: Timestamp = Field(description="Start of the session.")
+    status: Literal["reservation_moved", "shortage", "administered"] = Field(
+        description="`reservation_moved` to another lot, `shortage` (no other lot could cover it), or the lot was "
+        "already `administered` in this completed session."
+    )
+
+
+_SESSION = {"patient_id": "pt_7Q2M9K4X", "course_id": "crs_5D0B7E11", "session_id": "ses_5D0B7E11_01"}
+_ALLOCATIONS = [
+    {"ingredient": "hyaluronic_acid", "lot_number": "HA-2026-0117", "amount": 20.0, "unit": "mg", "expires_on": "2027-01-31"},
+    {"ingredient": "biotin", "lot_number": "BIO-2026-0311", "amount": 5.0, "unit": "mg", "expires_on": "2026-11-30"},
+    {"ingredient": "minoxidil", "lot_number": "MNX-2026-0208", "amount": 2.0, "unit": "mg", "expires_on": "2026-09-30"},
+]
+
+
+class StockReceived(EventData):
+    """A lot of an ingredient was delivered and checked in.
+
+    Published by the supplier's delivery system (FHIR SupplyDelivery). Inventory adds the lot as
+    available; a quantity that is not positive, an expiry in the past or an unknown ingredient or unit
+    is refused with a reason.
+    """
+
+    event_type: ClassVar[str] = "clinic.stock.received.v1"
+    producer: ClassVar[str] = "external"
+    key_field: ClassVar[str] = "ingredient"
+    subject_field: ClassVar[str | None] = "lot_number"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "delivery_id": "dlv_20260310A1",
+                    "ingredient": "minoxidil",
+                    "lot_number": "MNX-2026-0208",
+                    "expires_on": "2026-09-30",
+                    "quantity": 500.0,
+                    "unit": "mg",
+                    "received_at": "2026-03-10T08:30:00Z",
+                }
+            ]
+        }
+    )
+
+    delivery_id: DeliveryId
+    ingredient: IngredientCode = Field(description="Formulary code of the ingredient delivered.")
+    lot_number: LotNumber = Field(description="Supplier's lot number.")
+    expires_on: Day = Field(description="Expiry date of the lot.")
+    quantity: float = Field(gt=0, description="Quantity delivered, in `unit`.")
+    unit: Unit = Field(description="Unit of `quantity`.")
+    received_at: Timestamp = Field(description="When the delivery was checked in.")
+
+
+class LotRecalled(EventData):
+    """A lot was recalled by the supplier, a regulator or the clinic.
+
+    Inventory withdraws the lot, moves its reservations to other lots or turns them into shortages, and
+    answers with LotQuarantined listing every affected session and patient.
+    """
+
+    event_type: ClassVar[str] = "clinic.lot.recalled.v1"
+    producer: ClassVar[str] = "external"
+    key_field: ClassVar[str] = "lot_number"
+    subject_field: ClassVar[str | None] = "lot_number"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "lot_number": "BIO-2026-0311",
+                    "ingredient": "biotin",
+                    "reason_code": "sterility_failure",
+                    "recalled_by": "supplier",
+                    "recalled_at": "2026-04-20T07:00:00Z",
+                }
+            ]
+        }
+    )
+
+    lot_number: LotNumber = Field(description="The recalled lot.")
+    ingredient: IngredientCode = Field(description="Ingredient of the lot.")
+    reason_code: RecallReason = Field(description="Coded reason for the recall.")
+    recalled_by: Literal["supplier", "regulator", "clinic"] = Field(description="Who issued the recall.")
+    recalled_at: Timestamp = Field(description="When the recall was issued.")
+
+
+class IngredientsReserved(EventData):
+    """Every ingredient of a session's cocktail is reserved, first-expiry-first-out.
+
+    Published by inventory after SessionScheduled or SessionRescheduled, from lots in date on the session
+    day (split across lots when needed). Scheduling can treat the session as ready.
+    """
+
+    event_type: ClassVar[str] = "clinic.ingredients.reserved.v1"
+    producer: ClassVar[str] = "inventory"
+    subject_field: ClassVar[str | None] = "session_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {**_SESSION, "scheduled_for": "2026-03-16T09:00:00Z", "reserved_at": "2026-03-05T14:00:12Z", "allocations": _ALLOCATIONS}
+            ]
+        }
+    )
+
+    patient_id: PatientId
+    course_id: CourseId
+    session_id: SessionId
+    scheduled_for: Timestamp = Field(description="Start of the session the stock is reserved for.")
+    reserved_at: Timestamp = Field(description="When the reservation was made.")
+    allocations: tuple[LotAllocation, ...] = Field(min_length=1, description="Which lots, and how much of each.")
+
+
+class IngredientShortage(EventData):
+    """A session's cocktail cannot be reserved in full; nothing is reserved for it.
+
+    Published by inventory instead of IngredientsReserved, or when a recall or quarantine takes a
+    reserved lot away. Scheduling marks the session at risk and moves it if the stock cannot arrive
+    in time.
+    """
+
+    event_type: ClassVar[str] = "clinic.ingredients.shortage_detected.v1"
+    producer: ClassVar[str] = "inventory"
+    subject_field: ClassVar[str | None] = "session_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_SESSION,
+                    "session_id": "ses_5D0B7E11_05",
+                    "needed_by": "2026-05-11T09:00:00Z",
+                    "detected_at": "2026-04-20T07:00:03Z",
+                    "cause": "lot_recalled",
+                    "missing": [{"ingredient": "biotin", "amount": 5.0, "unit": "mg"}],
+                }
+            ]
+        }
+    )
+
+    patient_id: PatientId
+    course_id: CourseId
+    session_id: SessionId
+    needed_by: Timestamp = Field(description="Start of the session that needs the stock.")
+    detected_at: Timestamp = Field(description="When the shortage was found.")
+    cause: Literal["insufficient_stock", "expires_before_session", "lot_recalled", "lot_quarantined"] = Field(
+        description="Why the stock is not there."
+    )
+    missing: tuple[DoseLine, ...] = Field(min_length=1, description="What could not be reserved, per ingredient.")
+
+
+class StockConsumed(EventData):
+    """A completed session's reservation was turned into consumption with the lots actually used.
+
+    Published by inventory after SessionCompleted; differences from the reservation are kept per lot.
+    """
+
+    event_type: ClassVar[str] = "clinic.stock.consumed.v1"
+    producer: ClassVar[str] = "inventory"
+    subject_field: ClassVar[str | None] = "session_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_SESSION,
+                    "consumed_at": "2026-03-16T09:40:00Z",
+                    "consumed": [
+                        {"ingredient": "hyaluronic_acid", "lot_number": "HA-2026-0117", "amount": 20.0, "reserved_amount": 20.0, "unit": "mg"},
+                        {"ingredient": "biotin", "lot_number": "BIO-2026-0311", "amount": 5.0, "reserved_amount": 5.0, "unit": "mg"},
+                        {"ingredient": "minoxidil", "lot_number": "MNX-2026-0208", "amount": 2.0, "reserved_amount": 2.0, "unit": "mg"},
+                    ],
+                }
+            ]
+        }
+    )
+
+    patient_id: PatientId
+    course_id: CourseId
+    session_id: SessionId
+    consumed_at: Timestamp = Field(description="When the session was completed.")
+    consumed: tuple[ConsumedLine, ...] = Field(min_length=1, description="Per lot: used and reserved amounts.")
+
+
+class StockLow(EventData):
+    """Available stock of an ingredient (on hand minus reserved) fell to or below its reorder point.
+
+    Published by inventory once per crossing, not per message. Purchasing reorders.
+    """
+
+    event_type: ClassVar[str] = "clinic.stock.reorder_point_reached.v1"
+    producer: ClassVar[str] = "inventory"
+    key_field: ClassVar[str] = "ingredient"
+    subject_field: ClassVar[str | None] = "ingredient"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ingredient": "minoxidil",
+                    "unit": "mg",
+                    "on_hand": 40.0,
+                    "reserved": 24.0,
+                    "available": 16.0,
+                    "reorder_point": 20.0,
+                    "detected_at": "2026-04-27T09:41:00Z",
+                }
+            ]
+        }
+    )
+
+    ingredient: IngredientCode = Field(description="Ingredient running low.")
+    unit: Unit = Field(description="Unit of every quantity here.")
+    on_hand: float = Field(ge=0, description="Quantity in available lots.")
+    reserved: float = Field(ge=0, description="Quantity reserved for booked sessions.")
+    available: float = Field(ge=0, description="On hand minus reserved.")
+    reorder_point: float = Field(gt=0, description="Configured reorder point.")
+    detected_at: Timestamp = Field(description="When the crossing was detected.")
+
+
+class LotExpiringSoon(EventData):
+    """A lot with stock left is nearing its expiry date.
+
+    Published by inventory once per lot when it enters the configured warning window. Use the lot first
+    or plan its disposal.
+    """
+
+    event_type: ClassVar[str] = "clinic.lot.expiry_flagged.v1"
+    producer: ClassVar[str] = "inventory"
+    key_field: ClassVar[str] = "lot_number"
+    subject_field: ClassVar[str | None] = "lot_number"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "lot_number": "MNX-2026-0208",
+                    "ingredient": "minoxidil",
+                    "expires_on": "2026-09-30",
+                    "days_left": 30,
+                    "remaining": 120.0,
+                    "reserved": 4.0,
+                    "unit": "mg",
+                    "detected_at": "2026-08-31T00:00:05Z",
+                }
+            ]
+        }
+    )
+
+    lot_number: LotNumber = Field(description="The lot nearing expiry.")
+    ingredient: IngredientCode = Field(description="Ingredient of the lot.")
+    expires_on: Day = Field(description="Expiry date of the lot.")
+    days_left: int = Field(ge=0, description="Days from detection to expiry.")
+    remaining: float = Field(ge=0, description="Quantity left in the lot.")
+    reserved: float = Field(ge=0, description="Part of `remaining` reserved for booked sessions.")
+    unit: Unit = Field(description="Unit of the quantities.")
+    detected_at: Timestamp = Field(description="When the lot entered the warning window.")
+
+
+class LotQuarantined(EventData):
+    """A lot was withdrawn from use: implicated in adverse events, or recalled.
+
+    Published by inventory when escalations on one lot reach the configured threshold, or after
+    LotRecalled. Lists every affected session and patient: reservations moved to other lots, sessions
+    left short (an IngredientShortage follows for each), and completed sessions that used the lot.
+    """
+
+    event_type: ClassVar[str] = "clinic.lot.quarantined.v1"
+    producer: ClassVar[str] = "inventory"
+    key_field: ClassVar[str] = "lot_number"
+    subject_field: ClassVar[str | None] = "lot_number"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "lot_number": "MNX-2026-0208",
+                    "ingredient": "minoxidil",
+                    "quarantined_at": "2026-04-02T15:31:02Z",
+                    "cause": "adverse_events",
+                    "recall_reason": None,
+                    "escalation_ids": ["esc_3B7D1F05_01", "esc_8E2C4A90_02"],
+                    "affected": [
+                        {
+                            "patient_id": "pt_6J1W8B3Z",
+                            "session_id": "ses_8E2C4A90_02",
+                            "scheduled_for": "2026-04-02T09:00:00Z",
+                            "status": "administered",
+                        },
+                        {
+                            "patient_id": "pt_7Q2M9K4X",
+                            "session_id": "ses_5D0B7E11_03",
+                            "scheduled_for": "2026-04-13T09:00:00Z",
+                            "status": "reservation_moved",
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    lot_number: LotNumber = Field(description="The withdrawn lot.")
+    ingredient: IngredientCode = Field(description="Ingredient of the lot.")
+    quarantined_at: Timestamp = Field(description="When the lot was withdrawn.")
+    cause: Literal["adverse_events", "recall"] = Field(description="Why the lot was withdrawn.")
+    recall_reason: RecallReason | None = Field(default=None, description="The recall's reason code (cause `recall`).")
+    escalation_ids: tuple[EscalationId, ...] = Field(default=(), description="Escalations that implicated the lot (cause `adverse_events`).")
+    affected: tuple[AffectedSession, ...] = Field(default=(), description="Every session and patient the lot touches.")
+
+
+class ReservationReleased(EventData):
+    """A session's reserved stock went back to available.
+
+    Published by inventory after SessionCancelled, SessionNoShow, TreatmentPaused, a reschedule the
+    reservation no longer fits, or a withdrawn lot.
+    """
+
+    event_type: ClassVar[str] = "clinic.reservation.released.v1"
+    producer: ClassVar[str] = "inventory"
+    subject_field: ClassVar[str | None] = "session_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_SESSION,
+                    "session_id": "ses_5D0B7E11_03",
+                    "released_at": "2026-04-10T08:12:01Z",
+                    "cause": "session_cancelled",
+                    "released": _ALLOCATIONS,
+                }
+            ]
+        }
+    )
+
+    patient_id: PatientId
+    course_id: CourseId
+    session_id: SessionId
+    released_at: Timestamp = Field(description="When the reservation was released.")
+    cause: Literal["session_cancelled", "no_show", "course_paused", "session_rescheduled", "lot_withdrawn"] = Field(
+        description="What released it."
+    )
+    released: tuple[LotAllocation, ...] = Field(default=(), description="The lots and amounts that became available again.")
+
+
+EVENTS = (
+    StockReceived,
+    LotRecalled,
+    IngredientsReserved,
+    IngredientShortage,
+    StockConsumed,
+    StockLow,
+    LotExpiringSoon,
+    LotQuarantined,
+    ReservationReleased,
+)

@@ -1,0 +1,172 @@
+"""The runtime against the real broker and store: envelope, inbox, dead letters, retries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from pymongo.errors import AutoReconnect
+
+from shared.envelope import decode, encode, new_event, with_extensions
+from shared.runtime import Rejected
+from shared.runtime.store import INBOX
+from tests.support import probe
+from tests.support.polling import eventually
+
+
+def header(record, name: str) -> str:
+    return dict(record.headers)[name].decode()
+
+
+async def test_a_cloudevent_comes_back_from_kafka_with_every_attribute_intact(bus, run_id):
+    sent = with_extensions(
+        new_event(
+            probe.inbound(f"pt_ROUND{run_id}"),
+            source="/clinic/ehr",
+            correlation_id=f"corr-{run_id}",
+            causation_id=f"cause-{run_id}",
+            traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        clinicsite="north",
+    )
+    await bus.send_event(sent)
+
+    [record] = await bus.records(bus.topic(sent.type))
+    received = decode(record.value, record.headers)
+
+    assert received == sent
+    assert record.key == f"pt_ROUND{run_id}".encode()
+    assert header(record, "ce_specversion") == "1.0"
+    assert header(record, "content-type") == "application/json"
+
+
+async def test_a_structured_mode_event_from_a_plain_producer_is_decoded_and_handled(settings, bus, run_id):
+    patient = f"pt_STRUCT{run_id}"
+    document = {
+        "specversion": "1.0",
+        "id": f"structured-{run_id}",
+        "source": "/clinic/patient-app",
+        "type": probe.INBOUND.event_type,
+        "time": "2026-03-03T10:00:00Z",
+        "datacontenttype": "application/json",
+        "data": json.loads(probe.inbound(patient).model_dump_json()),
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            bus.topic(probe.INBOUND),
+            json.dumps(document).encode(),
+            key=patient.encode(),
+            headers=[("content-type", b"application/cloudevents+json; charset=utf-8")],
+        )
+    finally:
+        await producer.stop()
+
+    async with probe.create(settings):
+        [escalated] = await bus.wait_for(probe.OUTBOUND, lambda d: d.patient_id == patient)
+
+    assert escalated.causation_id == f"structured-{run_id}"
+    assert escalated.correlation_id == f"structured-{run_id}"
+    assert escalated.source == "/clinic/probe"
+
+
+async def test_the_same_event_delivered_twice_has_its_effect_once(settings, bus, run_id):
+    patient = f"pt_TWICE{run_id}"
+    event = new_event(probe.inbound(patient), source="/clinic/patient-app")
+    await bus.send_event(event)
+    await bus.send_event(event)
+
+    async with probe.create(settings) as service:
+        await eventually(lambda: _handled(service, 2), what="both deliveries handled")
+        published = await bus.events(probe.OUTBOUND, lambda d: d.patient_id == patient)
+        inbox = await service.db[INBOX].find_one({"_id": f"{event.source}|{event.id}"})
+
+    assert len(published) == 1
+    assert probe.calls.count(event.id) == 1
+    assert inbox["status"] == "applied"
+
+
+async def test_malformed_and_schema_invalid_messages_are_dead_lettered_and_the_next_one_is_handled(settings, bus, run_id):
+    topic = bus.topic(probe.INBOUND)
+    patient = f"pt_DLQ{run_id}"
+    await bus.send(topic, b"{this is not json", [("content-type", b"application/json")], key=patient)
+    invalid = new_event(probe.inbound(patient), source="/clinic/patient-app")
+    value, headers = encode(invalid)
+    broken = json.loads(value) | {"grade": 9}
+    await bus.send(topic, json.dumps(broken).encode(), headers, key=patient)
+    await bus.publish(probe.inbound(patient))
+
+    async with probe.create(settings):
+        await bus.wait_for(probe.OUTBOUND, lambda d: d.patient_id == patient)
+        dead = await eventually(lambda: _at_least(bus.dead_letters(probe.INBOUND), 2), what="two dead letters")
+
+    malformed, schema_invalid = sorted(dead, key=lambda r: int(header(r, "dlq_offset")))
+    assert header(malformed, "dlq_reason") == "malformed"
+    assert header(schema_invalid, "dlq_reason") == "schema-invalid"
+    assert "grade" in header(schema_invalid, "dlq_error")
+    assert header(schema_invalid, "dlq_topic") == topic
+    assert header(schema_invalid, "ce_id") == invalid.id, "the original headers travel with the dead letter"
+    assert header(malformed, "dlq_partition") == header(schema_invalid, "dlq_partition")
+    assert malformed.value == b"{this is not json"
+    assert [int(header(r, "dlq_offset")) for r in (malformed, schema_invalid)] == [0, 1]
+
+
+async def test_an_event_on_the_wrong_topic_is_dead_lettered(settings, bus, run_id):
+    stray = new_event(probe.outbound(f"pt_STRAY{run_id}"), source="/clinic/aftercare")
+    value, headers = encode(stray)
+    await bus.send(bus.topic(probe.INBOUND), value, headers, key=stray.key)
+
+    async with probe.create(settings):
+        [dead] = await eventually(lambda: bus.dead_letters(probe.INBOUND), what="dead letter")
+
+    assert header(dead, "dlq_reason") == "wrong-topic"
+
+
+async def test_a_transient_store_failure_is_retried_not_dead_lettered(settings, bus, run_id, monkeypatch):
+    failures = iter([AutoReconnect("store went away"), AutoReconnect("still away")])
+    original = probe.on_inbound
+
+    async def flaky(event, deps):
+        if (error := next(failures, None)) is not None:
+            raise error
+        return await original(event, deps)
+
+    monkeypatch.setitem(probe.handlers.by_type, probe.INBOUND.event_type, (probe.INBOUND, flaky))
+    patient = f"pt_FLAKY{run_id}"
+    await bus.publish(probe.inbound(patient))
+
+    async with probe.create(settings):
+        await bus.wait_for(probe.OUTBOUND, lambda d: d.patient_id == patient)
+
+    assert await bus.dead_letters(probe.INBOUND) == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [(ValueError("a bug"), "handler-error"), (Rejected("unknown-session", "ses_NOPE0001 was never booked"), "unknown-session")],
+)
+async def test_an_event_its_handler_cannot_apply_is_dead_lettered_with_the_reason(settings, bus, run_id, monkeypatch, failure, reason):
+    async def failing(event, deps):
+        raise failure
+
+    monkeypatch.setitem(probe.handlers.by_type, probe.INBOUND.event_type, (probe.INBOUND, failing))
+    settings = settings.model_copy(update={"retry_max_seconds": 0.1})
+    await bus.publish(probe.inbound(f"pt_FAIL{run_id}"))
+
+    async with probe.create(settings) as service:
+        [dead] = await eventually(lambda: bus.dead_letters(probe.INBOUND), what="dead letter")
+        applied = await service.db["notes"].count_documents({})
+
+    assert header(dead, "dlq_reason") == reason
+    assert applied == 0
+
+
+async def _handled(service, count: int) -> bool:
+    return sum(service.stats.handled.values()) >= count
+
+
+async def _at_least(records, count: int):
+    found = await records
+    return found if len(found) >= count else None

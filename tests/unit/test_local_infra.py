@@ -1,0 +1,53 @@
+import socket
+from pathlib import Path
+
+import pytest
+
+from infra import local
+
+
+def layout(tmp_path: Path, **ports: int) -> local.Layout:
+    return local.Layout(cache=tmp_path / "cache", state=tmp_path / "state", **ports)
+
+
+def test_broker_config_is_single_node_kraft_on_loopback(tmp_path):
+    config = local._server_properties(layout(tmp_path, kafka_port=19092, controller_port=19093), tmp_path / "data")
+    lines = dict(line.split("=", 1) for line in config.splitlines() if line)
+    assert lines["process.roles"] == "broker,controller"
+    assert lines["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+    assert lines["controller.quorum.voters"] == "1@127.0.0.1:19093"
+    assert lines["offsets.topic.replication.factor"] == "1"
+    assert lines["log.dirs"] == str(tmp_path / "data")
+
+
+def test_a_taken_port_is_named_in_the_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(local.InfraError, match=f"127.0.0.1:{port} for FerretDB is already taken"):
+            local._port_free("127.0.0.1", port, "FerretDB", "--mongo-port")
+
+
+def test_endpoints_are_printed_as_environment_lines(tmp_path):
+    lines = layout(tmp_path, kafka_port=29092, mongo_port=29017).env_lines().splitlines()
+    assert lines == ["KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:29092", "MONGODB_URL=mongodb://127.0.0.1:29017/"]
+
+
+def test_the_controller_port_follows_the_kafka_port_unless_given(tmp_path, monkeypatch):
+    monkeypatch.delenv("CLINIC_CONTROLLER_PORT", raising=False)
+    assert local.Layout.from_env(kafka_port=39092).controller_port == 39093
+    assert local.Layout.from_env(kafka_port=39092, controller_port=40000).controller_port == 40000
+
+
+def test_the_ferretdb_build_is_cached_by_the_wrapper_source(tmp_path):
+    first = layout(tmp_path).ferretdb_binary
+    assert first == layout(tmp_path).ferretdb_binary
+    assert first.parent.name.startswith(f"ferretdb-{local.FERRETDB_VERSION}-")
+
+
+def test_a_stopped_process_has_no_pid(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "kafka.pid").write_text("999999999")
+    assert local._pid(layout(tmp_path), "kafka") is None
