@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,6 +25,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(autouse=True)
+async def stuck_task_report(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """If a test is still running after CLINIC_TEST_STUCK_AFTER seconds, print every asyncio task's
+    stack once, so a hang in CI says where it is instead of only timing out."""
+    after = float(os.environ.get("CLINIC_TEST_STUCK_AFTER", "60"))
+
+    async def report() -> None:
+        await asyncio.sleep(after)
+        print(f"\n--- {request.node.nodeid} still running after {after:.0f}s; asyncio tasks:", file=sys.stderr)
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                print(f"task {task.get_name()}:", file=sys.stderr)
+                task.print_stack(limit=12, file=sys.stderr)
+
+    watchdog = asyncio.create_task(report())
+    yield
+    watchdog.cancel()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shared.cli import events, infra
+from shared.cli import events, infra, ops
 
 app = typer.Typer(
     help="Clinic workflow backbone: local infrastructure, event contracts, publishing and watching topics.",
@@ -17,6 +17,10 @@ app = typer.Typer(
 app.add_typer(infra.app, name="infra")
 app.command("events")(events.events)
 app.command("publish")(events.publish)
+app.command("tail")(ops.tail)
+app.command("lag")(ops.lag)
+app.command("monitor")(ops.monitor)
+app.add_typer(ops.dlq, name="dlq")
 
 
 def main(argv: list[str] | None = None) -> int:

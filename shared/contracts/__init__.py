@@ -2,8 +2,8 @@
 
 from shared.contracts import aftercare, consultation, inventory, scheduling
 from shared.contracts.base import EventData
-from shared.contracts.registry import Registry, UnknownEventType, dlq_topic, examples, topic_of
+from shared.contracts.registry import DLQ_SUFFIX, Registry, UnknownEventType, dlq_topic, examples, topic_of
 
 REGISTRY = Registry([*consultation.EVENTS, *scheduling.EVENTS, *inventory.EVENTS, *aftercare.EVENTS])
 
-__all__ = ["REGISTRY", "EventData", "Registry", "UnknownEventType", "dlq_topic", "examples", "topic_of"]
+__all__ = ["DLQ_SUFFIX", "REGISTRY", "EventData", "Registry", "UnknownEventType", "dlq_topic", "examples", "topic_of"]

@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.clock import Clock
+from shared.runtime.metrics import OUTBOX_PUBLISHED
 from shared.runtime.retry import backoff, is_transient
 from shared.runtime.store import OUTBOX, OutboxStatus
 
@@ -23,7 +24,8 @@ MAX_ATTEMPTS = 5
 
 
 class OutboxRelay:
-    def __init__(self, db: AsyncDatabase, broker: KafkaBroker, clock: Clock, *, poll_seconds: float, batch_size: int, retry_cap: float) -> None:
+    def __init__(self, db: AsyncDatabase, broker: KafkaBroker, clock: Clock, *, service: str, poll_seconds: float, batch_size: int, retry_cap: float) -> None:
+        self.service = service
         self.db = db
         self.broker = broker
         self.clock = clock
@@ -77,6 +79,7 @@ class OutboxRelay:
                 {"$set": {"status": OutboxStatus.PUBLISHED.value, "published_at": self.clock.now()}, "$unset": {"value": ""}},
             )
             self.published += len(sent)
+            OUTBOX_PUBLISHED.labels(self.service).inc(len(sent))
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, BaseException):
                 await self._failed(row, result)

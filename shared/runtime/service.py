@@ -9,6 +9,7 @@ retries, and the one log line per handled event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -28,7 +29,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.clock import Clock, SystemClock
 from shared.contracts import EventData, dlq_topic, topic_of
 from shared.envelope import CloudEvent, InvalidEvent, decode
-from shared.runtime import store
+from shared.runtime import metrics, store
 from shared.runtime.effects import Effects
 from shared.runtime.kafka import ensure_topics, make_broker
 from shared.runtime.relay import OutboxRelay
@@ -127,6 +128,8 @@ class Service(Generic[D]):
         self.relay: OutboxRelay | None = None
         self.deps: D | None = None
         self.db: AsyncDatabase | None = None
+        self._subscriber: Any = None
+        self._http: Any = None
 
     @property
     def topics(self) -> list[str]:
@@ -147,7 +150,7 @@ class Service(Generic[D]):
         every_topic = sorted({*self.topics, *map(dlq_topic, self.topics), *own_topics})
         await self._until_ready("broker", lambda: ensure_topics(s.kafka_bootstrap_servers, every_topic, s.topic_partitions, s.topic_replication))
         self.broker = make_broker(s, client_id=f"clinic-{self.name}-{s.instance_id}")
-        self.broker.subscriber(
+        self._subscriber = self.broker.subscriber(
             *self.topics,
             group_id=self.group_id,
             ack_policy=AckPolicy.MANUAL,
@@ -155,12 +158,14 @@ class Service(Generic[D]):
             partition_assignment_strategy=(RangePartitionAssignor,),
             decoder=_raw_body,
             title=f"{self.name}",
-        )(self._consume)
+        )
+        self._subscriber(self._consume)
         await self._until_ready("broker", self.broker.start)
         self.relay = OutboxRelay(
             self.db,
             self.broker,
             self.clock,
+            service=self.name,
             poll_seconds=s.relay_poll_seconds,
             batch_size=s.relay_batch_size,
             retry_cap=s.retry_max_seconds,
@@ -168,10 +173,19 @@ class Service(Generic[D]):
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         for job_name, (seconds, job) in self.handlers.jobs.items():
             self._tasks.append(asyncio.create_task(self._every(job_name, seconds, job), name=f"{self.name}-{job_name}"))
-        self.log.info("started", extra={"group": self.group_id, "topics": len(self.topics), "instance": s.instance_id})
+        if s.http_port is not None:
+            from shared.runtime.http import serve
+
+            self._http = await serve(self, s.http_host, s.http_port)
+        self.log.info("started", extra={"group": self.group_id, "topics": len(self.topics), "instance": s.instance_id, "http": s.http_port})
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self._http is not None:
+            server, task = self._http
+            server.should_exit = True
+            await asyncio.gather(task, return_exceptions=True)
+            self._http = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -200,6 +214,33 @@ class Service(Generic[D]):
             await done.wait()
         finally:
             await self.stop()
+
+    async def readiness(self) -> dict[str, bool]:
+        """Ready = store and broker answer and this instance's consumer has partitions assigned."""
+        try:
+            await asyncio.wait_for(self.db.command("ping"), 2)
+            store_ok = True
+        except Exception:
+            store_ok = False
+        broker_ok = self.broker is not None and await self.broker.ping(timeout=2)
+        consumer = getattr(self._subscriber, "consumer", None)
+        assigned = bool(consumer is not None and consumer.assignment())
+        return {"store": store_ok, "broker": bool(broker_ok), "consumer_assigned": assigned}
+
+    async def refresh_gauges(self) -> None:
+        if self.relay is not None:
+            with contextlib.suppress(Exception):
+                metrics.OUTBOX_BACKLOG.labels(self.name).set(await self.relay.backlog())
+        consumer = getattr(self._subscriber, "consumer", None)
+        if consumer is None:
+            return
+        for partition in consumer.assignment():
+            highwater = consumer.highwater(partition)
+            if highwater is None:
+                continue
+            with contextlib.suppress(Exception):
+                lag = max(0, highwater - await consumer.position(partition))
+                metrics.CONSUMER_LAG.labels(self.name, partition.topic, str(partition.partition)).set(lag)
 
     async def run_jobs(self) -> int:
         """Run every periodic job once now (tests call this after moving the clock)."""
@@ -267,10 +308,14 @@ class Service(Generic[D]):
             fields["reason"] = error.reason
             await self._dead_letter(record, error.reason, error.detail)
         await self._commit(message)
+        event_type = fields.get("type", "undecodable")
         if outcome == "dead-lettered":
-            self.stats.count(self.stats.dead_lettered, fields.get("type", record.topic))
+            self.stats.count(self.stats.dead_lettered, event_type)
+            metrics.DEAD_LETTERED.labels(self.name, record.topic, fields["reason"]).inc()
         else:
-            self.stats.count(self.stats.handled, fields["type"])
+            self.stats.count(self.stats.handled, event_type)
+        metrics.HANDLED.labels(self.name, event_type, outcome).inc()
+        metrics.HANDLER_SECONDS.labels(self.name, event_type).observe(time.perf_counter() - started)
         if self.relay is not None:
             self.relay.nudge()
         fields["ms"] = round((time.perf_counter() - started) * 1000, 1)
@@ -286,6 +331,7 @@ class Service(Generic[D]):
             except (Rejected, asyncio.CancelledError):
                 raise
             except Exception as error:
+                metrics.FAILED.labels(self.name, event.type, "transient" if is_transient(error) else "error").inc()
                 if is_transient(error):
                     transient += 1
                     self.log.warning("transient failure, retrying", extra={"event_id": event.id, "error": error.__class__.__name__, "attempt": transient})

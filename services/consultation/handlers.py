@@ -1,0 +1,105 @@
+"""One handler per consumed event: decode, call the domain, return Effects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.consultation.config import ConsultationConfig
+from services.consultation.domain import Rescreen, rescreen
+from services.consultation.repository import Repository
+from services.consultation.rules import assessment_problem
+from services.consultation.state import ConsultationFile, PatientFile, Review
+from shared.clock import Clock
+from shared.contracts.aftercare import AdverseEventEscalated
+from shared.contracts.consultation import AllergyTestRecorded, ConsultationRecorded, ConsultationReviewed, LabResultsRecorded
+from shared.envelope import CloudEvent
+from shared.runtime import Effects, Handlers, Rejected, ignored
+
+handlers = Handlers("consultation")
+
+
+@dataclass(frozen=True)
+class Deps:
+    repo: Repository
+    config: ConsultationConfig
+    clock: Clock
+
+
+@handlers.on(ConsultationRecorded)
+async def on_consultation_recorded(event: CloudEvent, deps: Deps) -> Effects:
+    facts: ConsultationRecorded = event.data  # type: ignore[assignment]
+    if problem := assessment_problem(facts):
+        raise Rejected(problem, facts.consultation_id)
+    file = await _consultation(deps, facts.consultation_id, facts.patient_id)
+    if not file.is_open:
+        return ignored("already-decided")
+    patient = await deps.repo.patient(facts.patient_id)
+    return _decisions(deps, [rescreen(file.model_copy(update={"facts": facts}), patient, deps.config, deps.clock.now())])
+
+
+@handlers.on(ConsultationReviewed)
+async def on_consultation_reviewed(event: CloudEvent, deps: Deps) -> Effects:
+    review: ConsultationReviewed = event.data  # type: ignore[assignment]
+    if unknown := [r for r in review.rule_ids if r not in deps.config.rule_set.rules]:
+        raise Rejected("unknown-rule", f"{review.consultation_id} {','.join(unknown)}")
+    file = await _consultation(deps, review.consultation_id, review.patient_id)
+    reviewed = file.model_copy(update={"reviews": (*file.reviews, Review.of(review))})
+    if not file.is_open:  # recorded for the audit trail; a final decision stays final
+        return deps.repo.save_consultation(reviewed) + ignored("already-decided")
+    patient = await deps.repo.patient(review.patient_id)
+    return _decisions(deps, [rescreen(reviewed, patient, deps.config, deps.clock.now())])
+
+
+@handlers.on(LabResultsRecorded)
+async def on_lab_results_recorded(event: CloudEvent, deps: Deps) -> Effects:
+    labs: LabResultsRecorded = event.data  # type: ignore[assignment]
+    await _consultation(deps, labs.consultation_id, labs.patient_id)  # refuses results filed under another patient
+    patient = (await deps.repo.patient(labs.patient_id)).with_labs(labs.results)
+    return await _patient_changed(deps, patient)
+
+
+@handlers.on(AllergyTestRecorded)
+async def on_allergy_test_recorded(event: CloudEvent, deps: Deps) -> Effects:
+    test: AllergyTestRecorded = event.data  # type: ignore[assignment]
+    if unknown := sorted({r.ingredient for r in test.results if deps.config.formulary.ingredient(r.ingredient) is None}):
+        raise Rejected("unknown-ingredient", f"{test.consultation_id} {','.join(unknown)}")
+    await _consultation(deps, test.consultation_id, test.patient_id)
+    patient = (await deps.repo.patient(test.patient_id)).with_allergy_tests(test)
+    return await _patient_changed(deps, patient)
+
+
+@handlers.on(AdverseEventEscalated)
+async def on_adverse_event_escalated(event: CloudEvent, deps: Deps) -> Effects:
+    escalation: AdverseEventEscalated = event.data  # type: ignore[assignment]
+    if not escalation.suspect_ingredients:
+        return ignored("no-suspect-ingredient")
+    # Unknown codes are kept too: a sensitivity is safety information, never bad input to drop.
+    patient = (await deps.repo.patient(escalation.patient_id)).with_sensitivities(escalation)
+    return await _patient_changed(deps, patient)
+
+
+async def _consultation(deps: Deps, consultation_id: str, patient_id: str) -> ConsultationFile:
+    file = await deps.repo.consultation(consultation_id, patient_id)
+    if file.patient_id != patient_id:
+        raise Rejected("patient-mismatch", f"{consultation_id} belongs to another patient")
+    return file
+
+
+async def _patient_changed(deps: Deps, patient: PatientFile) -> Effects:
+    """New patient facts apply to every open consultation of the patient, without the EHR resending."""
+    now = deps.clock.now()
+    screens = [rescreen(file, patient, deps.config, now) for file in await deps.repo.open_consultations(patient.patient_id)]
+    return deps.repo.save_patient(patient) + _decisions(deps, screens, changed_only=True)
+
+
+def _decisions(deps: Deps, screens: list[Rescreen], *, changed_only: bool = False) -> Effects:
+    effects = Effects()
+    for screen in screens:
+        if screen.event is None and changed_only:
+            continue
+        effects += deps.repo.save_consultation(screen.file)
+        if screen.event is not None:
+            effects.emit(screen.event)
+    decided = [s.file.status for s in screens if s.event is not None]
+    effects.outcome = ",".join(decided) if decided else "unchanged"
+    return effects

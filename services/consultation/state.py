@@ -1,0 +1,95 @@
+"""What the service remembers: one file per consultation and one per patient (plain models, no I/O)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.contracts.aftercare import AdverseEventEscalated
+from shared.contracts.consultation import AllergyTestRecorded, ConsultationRecorded, ConsultationReviewed, LabResult, PlanAdjustments
+from shared.contracts.plan import ReviewReason
+
+Status = Literal["pending", "deferred", "approved", "rejected"]
+FINAL: tuple[Status, ...] = ("approved", "rejected")
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Review(Record):
+    clinician_id: str
+    reviewed_at: datetime
+    decision: Literal["clear", "reject"]
+    rule_ids: tuple[str, ...] = ()
+    reason: ReviewReason
+    plan_adjustments: PlanAdjustments | None = None
+
+    @classmethod
+    def of(cls, event: ConsultationReviewed) -> Review:
+        return cls.model_validate(event.model_dump(include=set(cls.model_fields)))
+
+
+class AllergyTest(Record):
+    ingredient: str
+    result: Literal["positive", "negative", "inconclusive"]
+    tested_at: datetime
+    consultation_id: str
+
+
+class Sensitivity(Record):
+    ingredient: str
+    escalation_id: str
+    escalated_at: datetime
+
+
+class PatientFile(Record):
+    """Facts about the patient that outlive one consultation: labs, allergy tests, sensitivities."""
+
+    patient_id: str
+    lab_results: tuple[LabResult, ...] = ()
+    allergy_tests: tuple[AllergyTest, ...] = ()
+    sensitivities: tuple[Sensitivity, ...] = ()
+
+    def with_labs(self, results: tuple[LabResult, ...]) -> PatientFile:
+        known = set(self.lab_results)
+        return self.model_copy(update={"lab_results": (*self.lab_results, *(r for r in results if r not in known))})
+
+    def with_allergy_tests(self, event: AllergyTestRecorded) -> PatientFile:
+        tests = [AllergyTest(**r.model_dump(), tested_at=event.tested_at, consultation_id=event.consultation_id) for r in event.results]
+        known = set(self.allergy_tests)
+        return self.model_copy(update={"allergy_tests": (*self.allergy_tests, *(t for t in tests if t not in known))})
+
+    def with_sensitivities(self, event: AdverseEventEscalated) -> PatientFile:
+        new = [Sensitivity(ingredient=i, escalation_id=event.escalation_id, escalated_at=event.escalated_at) for i in event.suspect_ingredients]
+        known = set(self.sensitivities)
+        return self.model_copy(update={"sensitivities": (*self.sensitivities, *(s for s in new if s not in known))})
+
+    def positive_tests(self) -> set[str]:
+        # A positive result stays: a later negative test does not make an allergy safe to ignore.
+        return {t.ingredient for t in self.allergy_tests if t.result == "positive"}
+
+    def negative_tests(self) -> set[str]:
+        return {t.ingredient for t in self.allergy_tests if t.result == "negative"}
+
+    def sensitive_to(self) -> set[str]:
+        return {s.ingredient for s in self.sensitivities}
+
+
+class ConsultationFile(Record):
+    """The recorded assessment, the clinicians' reviews and every decision published for it."""
+
+    consultation_id: str
+    patient_id: str
+    facts: ConsultationRecorded | None = None
+    reviews: tuple[Review, ...] = ()
+    status: Status = "pending"
+    signature: str | None = None
+    """What the last published decision said, to publish a re-screen only when the decision changes."""
+    decisions: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in FINAL

@@ -1,0 +1,219 @@
+"""What operators ask of Kafka: consumer lag, topic ends, dead letters and their replay, live events.
+
+The CLI (`clinic lag`, `clinic dlq`, `clinic tail`, `clinic monitor`) is a thin layer over these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
+
+from shared.contracts import DLQ_SUFFIX
+
+REPLAY_GROUP = "clinic.dlq-replay"
+DLQ_HEADERS = ("dlq_reason", "dlq_error", "dlq_topic", "dlq_partition", "dlq_offset", "dlq_group", "dlq_service", "dlq_failed_at")
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    group: str
+    topic: str
+    partition: int
+    committed: int | None
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return self.end - (self.committed or 0)
+
+    @property
+    def service(self) -> str:
+        return self.group.rsplit("clinic.", 1)[-1] if "clinic." in self.group else self.group
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    reason: str
+    error: str
+    original_topic: str
+    original_partition: int | None
+    original_offset: int | None
+    service: str
+    failed_at: str
+    event_id: str | None
+    event_type: str | None
+    record: ConsumerRecord
+
+    @classmethod
+    def of(cls, record: ConsumerRecord) -> DeadLetter:
+        headers = _headers(record)
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode("utf-8", "replace") if record.key else None,
+            reason=headers.get("dlq_reason", "?"),
+            error=headers.get("dlq_error", ""),
+            original_topic=headers.get("dlq_topic", record.topic.removesuffix(DLQ_SUFFIX)),
+            original_partition=_int(headers.get("dlq_partition")),
+            original_offset=_int(headers.get("dlq_offset")),
+            service=headers.get("dlq_service", "?"),
+            failed_at=headers.get("dlq_failed_at", ""),
+            event_id=headers.get("ce_id"),
+            event_type=headers.get("ce_type"),
+            record=record,
+        )
+
+
+@contextlib.asynccontextmanager
+async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="clinic-cli", request_timeout_ms=10000)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@contextlib.asynccontextmanager
+async def reader(bootstrap: str, group_id: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, client_id="clinic-cli", request_timeout_ms=10000)
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await _stop(consumer)
+
+
+async def topics(bootstrap: str, prefix: str = "") -> list[str]:
+    async with admin(bootstrap) as client:
+        names = await client.list_topics()
+    return sorted(t for t in names if t.startswith(f"{prefix}clinic.") and not t.startswith("__"))
+
+
+async def end_offsets(consumer: AIOKafkaConsumer, names: Iterable[str]) -> dict[TopicPartition, int]:
+    partitions = []
+    for topic in names:
+        found = consumer.partitions_for_topic(topic)
+        if found is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 (aiokafka has no public refresh)
+            found = consumer.partitions_for_topic(topic) or set()
+        partitions.extend(TopicPartition(topic, p) for p in sorted(found))
+    return await consumer.end_offsets(partitions) if partitions else {}
+
+
+async def consumer_lag(bootstrap: str, prefix: str = "", group: str | None = None) -> list[PartitionLag]:
+    """Lag of every clinic consumer group (or one), per partition of the topics it has committed on."""
+    async with admin(bootstrap) as client:
+        groups = [group] if group else sorted(g[0] for g in await client.list_consumer_groups() if g[0].startswith(f"{prefix}clinic."))
+        committed = {g: await client.list_consumer_group_offsets(g) for g in groups}
+    async with reader(bootstrap) as consumer:
+        rows = []
+        for name, offsets in committed.items():
+            ends = await end_offsets(consumer, {tp.topic for tp in offsets})
+            for tp, end in sorted(ends.items(), key=lambda item: (item[0].topic, item[0].partition)):
+                meta = offsets.get(tp)
+                rows.append(PartitionLag(name, tp.topic, tp.partition, meta.offset if meta and meta.offset >= 0 else None, end))
+    return rows
+
+
+async def read_to_end(consumer: AIOKafkaConsumer, starts: dict[TopicPartition, int]) -> list[ConsumerRecord]:
+    """Records from the given start offsets up to the ends as they are now."""
+    if not starts:
+        return []
+    consumer.assign(list(starts))
+    for tp, offset in starts.items():
+        consumer.seek(tp, offset)
+    ends = await consumer.end_offsets(list(starts))
+    records: list[ConsumerRecord] = []
+    while [tp for tp in starts if await consumer.position(tp) < ends[tp]]:
+        for batch in (await consumer.getmany(timeout_ms=500, max_records=500)).values():
+            records.extend(r for r in batch if r.offset < ends[TopicPartition(r.topic, r.partition)])
+    return records
+
+
+async def dead_letters(bootstrap: str, prefix: str = "", topic: str | None = None) -> list[DeadLetter]:
+    names = [topic] if topic else [t for t in await topics(bootstrap, prefix) if t.endswith(DLQ_SUFFIX)]
+    async with reader(bootstrap) as consumer:
+        ends = await end_offsets(consumer, names)
+        records = await read_to_end(consumer, {tp: 0 for tp in ends})
+    return [DeadLetter.of(r) for r in sorted(records, key=lambda r: (r.topic, r.timestamp, r.partition, r.offset))]
+
+
+async def replay(bootstrap: str, dlq: str, *, dry_run: bool = False, group: str = REPLAY_GROUP) -> list[DeadLetter]:
+    """Re-publish the dead letters of one DLQ topic not replayed before to their original topic.
+
+    Progress is a committed offset of the replay consumer group on the DLQ topic, so running replay
+    twice publishes each dead letter once. The original headers travel back (so does the CloudEvents
+    id, which the consumer's inbox deduplicates), minus the dlq_* ones, plus where it was replayed from.
+    """
+    async with reader(bootstrap, group_id=group) as consumer:
+        ends = await end_offsets(consumer, [dlq])
+        starts = {}
+        for tp in ends:
+            committed = await consumer.committed(tp)
+            starts[tp] = committed if committed is not None and committed >= 0 else 0
+        pending = [DeadLetter.of(r) for r in await read_to_end(consumer, starts)]
+        if dry_run or not pending:
+            return pending
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", client_id="clinic-cli")
+        await producer.start()
+        try:
+            for letter in pending:
+                headers = [(k, v) for k, v in letter.record.headers if k not in DLQ_HEADERS]
+                headers.append(("dlq_replayed_from", f"{letter.topic}:{letter.partition}:{letter.offset}".encode()))
+                await producer.send_and_wait(letter.original_topic, letter.record.value, key=letter.record.key, headers=headers)
+        finally:
+            await producer.stop()
+        last: dict[TopicPartition, int] = {}
+        for letter in pending:
+            tp = TopicPartition(letter.topic, letter.partition)
+            last[tp] = max(last.get(tp, -1), letter.offset)
+        await consumer.commit({tp: OffsetAndMetadata(offset + 1, f"replayed {datetime.now(UTC).isoformat()}") for tp, offset in last.items()})
+    return pending
+
+
+async def follow(bootstrap: str, names: list[str], *, from_beginning: bool = False) -> AsyncIterator[ConsumerRecord]:
+    """Records as they arrive on the topics (from their ends, or from the beginning)."""
+    async with reader(bootstrap) as consumer:
+        ends = await end_offsets(consumer, names)
+        consumer.assign(list(ends))
+        for tp, end in ends.items():
+            consumer.seek(tp, 0 if from_beginning else end)
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=200)
+            for record in sorted((r for batch in batches.values() for r in batch), key=lambda r: r.timestamp):
+                yield record
+            await asyncio.sleep(0)
+
+
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    # aiokafka's group-less coordinator can surface the cancellation of its own internal task on stop
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+
+
+def _headers(record: ConsumerRecord) -> dict[str, str]:
+    return {k: (v or b"").decode("utf-8", "replace") for k, v in record.headers or ()}
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,74 @@
+"""Each service's HTTP endpoints: liveness, readiness, Prometheus metrics and its AsyncAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+if TYPE_CHECKING:
+    from shared.runtime.service import Service
+
+log = logging.getLogger("clinic.http")
+
+
+class HealthApp:
+    """A small ASGI app; the routes are few and fixed, so no web framework is needed."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        path = scope.get("path", "")
+        if scope.get("method") != "GET":
+            await _reply(send, 405, {"error": "only GET"})
+        elif path == "/healthz":
+            await _reply(send, 200, {"status": "alive", "service": self.service.name})
+        elif path == "/readyz":
+            checks = await self.service.readiness()
+            await _reply(send, 200 if all(checks.values()) else 503, {"service": self.service.name, "ready": all(checks.values()), "checks": checks})
+        elif path == "/metrics":
+            await self.service.refresh_gauges()
+            await _reply(send, 200, generate_latest(), CONTENT_TYPE_LATEST)
+        elif path == "/asyncapi.json":
+            from shared.asyncapi import specification
+
+            await _reply(send, 200, specification((self.service.name,)))
+        else:
+            await _reply(send, 404, {"error": "not found", "routes": ["/healthz", "/readyz", "/metrics", "/asyncapi.json"]})
+
+
+async def _reply(send: Any, status: int, body: Any, content_type: str = "application/json") -> None:
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):  # the service owns SIGINT/SIGTERM and stops this server itself
+        yield
+
+
+async def serve(service: Service, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Start serving in the background; ``server.should_exit = True`` then awaiting the task stops it."""
+    config = uvicorn.Config(HealthApp(service), host=host, port=port, log_level="critical", access_log=False, lifespan="off")
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(), name=f"{service.name}-http")
+    while not server.started:
+        if task.done():
+            with contextlib.suppress(BaseException):
+                task.result()
+            raise OSError(f"port {host}:{port} for the {service.name} health endpoints is already taken or cannot be opened")
+        await asyncio.sleep(0.02)
+    return server, task

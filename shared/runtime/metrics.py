@@ -1,0 +1,18 @@
+"""Prometheus metrics of the runtime, labelled by service (one set per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HANDLED = Counter("clinic_events_handled_total", "Events handled, by outcome.", ["service", "type", "outcome"])
+FAILED = Counter("clinic_events_failed_total", "Handler attempts that failed, transient or not.", ["service", "type", "kind"])
+DEAD_LETTERED = Counter("clinic_events_dead_lettered_total", "Messages sent to a dead-letter topic.", ["service", "topic", "reason"])
+HANDLER_SECONDS = Histogram(
+    "clinic_handler_seconds",
+    "Time from receiving an event to committing its offset.",
+    ["service", "type"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+OUTBOX_BACKLOG = Gauge("clinic_outbox_backlog", "Outbox events due and not yet published.", ["service"])
+OUTBOX_PUBLISHED = Counter("clinic_outbox_published_total", "Outbox events published.", ["service"])
+CONSUMER_LAG = Gauge("clinic_consumer_lag", "Messages behind the end of each assigned partition.", ["service", "topic", "partition"])
