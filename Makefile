@@ -7,7 +7,7 @@ ENDPOINTS := .local/endpoints.env
 PYTEST_ARGS ?=
 WITH_INFRA = mkdir -p .local && $(BIN)/clinic infra up > $(ENDPOINTS) && set -a && . ./$(ENDPOINTS) && set +a &&
 
-.PHONY: setup infra-up infra-down infra-status test test-unit test-contract test-integration test-e2e schemas run up down bench clean
+.PHONY: setup infra-up infra-down infra-status test test-unit test-contract test-integration test-e2e schemas asyncapi run up down bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,9 +42,27 @@ test-integration: setup
 test-e2e: setup
 	$(WITH_INFRA) $(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
+## The whole system: foreground with a sample journey (Ctrl-C stops it all), or in the background.
+run: setup
+	$(BIN)/clinic run
+
+up: setup
+	@mkdir -p .local && $(BIN)/clinic up | tee $(ENDPOINTS)
+
+down: setup
+	$(BIN)/clinic down
+
 ## Regenerate the JSON Schemas under schemas/ from the contract models.
 schemas: setup
 	$(BIN)/python -m shared.contracts.schemas
+
+## Regenerate the system's AsyncAPI document under asyncapi/.
+asyncapi: setup
+	$(BIN)/python -m shared.asyncapi
+
+## Throughput and latency of the runtime against the real broker and store (measured, not asserted).
+bench: setup
+	$(WITH_INFRA) $(BIN)/python -m bench.runtime_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shared.cli import events, infra, ops
+from shared.cli import events, infra, ops, stack
 
 app = typer.Typer(
     help="Clinic workflow backbone: local infrastructure, event contracts, publishing and watching topics.",
@@ -14,6 +14,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("run")(stack.run)
+app.command("up")(stack.up)
+app.command("down")(stack.down)
 app.add_typer(infra.app, name="infra")
 app.command("events")(events.events)
 app.command("publish")(events.publish)

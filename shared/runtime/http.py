@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -62,9 +63,16 @@ class _Server(uvicorn.Server):
 
 async def serve(service: Service, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     """Start serving in the background; ``server.should_exit = True`` then awaiting the task stops it."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise OSError(f"port {host}:{port} for the {service.name} health endpoints is already taken ({error.strerror}); set CLINIC_HTTP_PORT to another") from None
     config = uvicorn.Config(HealthApp(service), host=host, port=port, log_level="critical", access_log=False, lifespan="off")
     server = _Server(config)
-    task = asyncio.create_task(server.serve(), name=f"{service.name}-http")
+    task = asyncio.create_task(server.serve(sockets=[listener]), name=f"{service.name}-http")
     while not server.started:
         if task.done():
             with contextlib.suppress(BaseException):

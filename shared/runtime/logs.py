@@ -43,5 +43,8 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "faststream", "pymongo"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # The runtime logs what an operator acts on (one line per retry, per event); the libraries' own
+    # connection errors would repeat it, so they speak only at DEBUG.
+    quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.CRITICAL
+    for noisy in ("aiokafka", "faststream", "pymongo", "uvicorn"):
+        logging.getLogger(noisy).setLevel(quiet)

@@ -142,6 +142,10 @@ class Service(Generic[D]):
     async def start(self) -> None:
         s = self.settings
         self._stopping.clear()
+        if s.http_port is not None:  # first, so a taken port fails fast and readiness is visible while starting
+            from shared.runtime.http import serve
+
+            self._http = await serve(self, s.http_host, s.http_port)
         self._client = store.connect(s.mongodb_url, f"clinic-{self.name}")
         self.db = store.database(self._client, s.database(self.name))
         await self._until_ready("store", lambda: store.ensure_indexes(self.db))
@@ -173,10 +177,6 @@ class Service(Generic[D]):
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         for job_name, (seconds, job) in self.handlers.jobs.items():
             self._tasks.append(asyncio.create_task(self._every(job_name, seconds, job), name=f"{self.name}-{job_name}"))
-        if s.http_port is not None:
-            from shared.runtime.http import serve
-
-            self._http = await serve(self, s.http_host, s.http_port)
         self.log.info("started", extra={"group": self.group_id, "topics": len(self.topics), "instance": s.instance_id, "http": s.http_port})
 
     async def stop(self) -> None:
@@ -209,10 +209,18 @@ class Service(Generic[D]):
         done = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, done.set)
-        await self.start()
+        starting = asyncio.create_task(self.start())
+        stopping = asyncio.create_task(done.wait())
         try:
-            await done.wait()
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()  # a start-up failure ends the process with its message
+                await stopping
+            else:  # stopped while still waiting for the broker or store
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
         finally:
+            stopping.cancel()
             await self.stop()
 
     async def readiness(self) -> dict[str, bool]:
