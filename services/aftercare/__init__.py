@@ -1,0 +1,1 @@
+"""Aftercare: instructions and check-ins after each session, graded side effects and their escalation, outcomes."""
