@@ -135,11 +135,35 @@ async def read_to_end(consumer: AIOKafkaConsumer, starts: dict[TopicPartition, i
     consumer.assign(list(starts))
     for tp, offset in starts.items():
         consumer.seek(tp, offset)
-    ends = await consumer.end_offsets(list(starts))
+    return await read_more(consumer, dict(starts))
+
+
+async def read_more(consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int], timeout: float = 30.0) -> list[ConsumerRecord]:
+    """Read the assigned partitions from where the consumer is up to their ends as they are now.
+
+    Positions are tracked from the records read (seeking explicitly when unknown), not asked of the
+    consumer: asking can wait a long time on a just-created topic whose partition leaders are still
+    being elected. A stall past ``timeout`` raises instead of hanging."""
+    partitions = sorted(consumer.assignment())
+    if not partitions:
+        return []
+    missing = [tp for tp in partitions if tp not in positions]
+    if missing:
+        for tp, offset in (await consumer.beginning_offsets(missing)).items():
+            positions[tp] = offset
+            consumer.seek(tp, offset)
+    ends = await consumer.end_offsets(partitions)
     records: list[ConsumerRecord] = []
-    while [tp for tp in starts if await consumer.position(tp) < ends[tp]]:
-        for batch in (await consumer.getmany(timeout_ms=500, max_records=500)).values():
-            records.extend(r for r in batch if r.offset < ends[TopicPartition(r.topic, r.partition)])
+    deadline = asyncio.get_running_loop().time() + timeout
+    while [tp for tp in partitions if positions[tp] < ends[tp]]:
+        if asyncio.get_running_loop().time() > deadline:
+            behind = {f"{tp.topic}[{tp.partition}]": ends[tp] - positions[tp] for tp in partitions if positions[tp] < ends[tp]}
+            raise TimeoutError(f"reading stalled for {timeout:.0f}s; records still to read: {behind}")
+        for tp, batch in (await consumer.getmany(timeout_ms=200, max_records=1000)).items():
+            kept = [r for r in batch if r.offset < ends[tp]]
+            records.extend(kept)
+            if batch:
+                positions[tp] = batch[-1].offset + 1
     return records
 
 

@@ -39,7 +39,7 @@ async def stuck_task_report(request: pytest.FixtureRequest) -> AsyncIterator[Non
         for task in asyncio.all_tasks():
             if task is not asyncio.current_task():
                 print(f"task {task.get_name()}:", file=sys.stderr)
-                task.print_stack(limit=12, file=sys.stderr)
+                task.print_stack(file=sys.stderr)
 
     watchdog = asyncio.create_task(report())
     yield

@@ -17,7 +17,7 @@ from shared.contracts.base import (
     SessionId,
     Timestamp,
 )
-from shared.contracts.plan import DoseLine, LotAllocation, Unit, ValueObject
+from shared.contracts.plan import DoseLine, LotAllocation, LotLine, Unit, ValueObject
 
 DeliveryId = Annotated[
     str, Field(pattern=r"^dlv_[A-Za-z0-9]{6,40}$", description="Supplier delivery (FHIR SupplyDelivery) id.", examples=["dlv_20260310A1"])
@@ -213,6 +213,9 @@ class StockConsumed(EventData):
     session_id: SessionId
     consumed_at: Timestamp = Field(description="When the session was completed.")
     consumed: tuple[ConsumedLine, ...] = Field(min_length=1, description="Per lot: used and reserved amounts.")
+    returned: tuple[LotLine, ...] = Field(
+        default=(), description="Lots reserved for the session but not used at all: back in stock (partly used lots are in `consumed`)."
+    )
 
 
 class StockLow(EventData):

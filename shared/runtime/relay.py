@@ -1,14 +1,16 @@
 """Outbox relay: publishes recorded events once they are due, in order, and marks them published.
 
 At least once: a crash after sending and before marking re-sends on restart, with the same CloudEvents
-id, which every consumer's inbox deduplicates. Several instances of a service may relay the same row for
-the same reason; the result is the same.
+id, which every consumer's inbox deduplicates. With several instances of a service, each relays the rows
+caused on the partitions it owns (and rows of periodic jobs, which any may relay); during a rebalance two
+may briefly relay the same row, with the same id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -24,8 +26,20 @@ MAX_ATTEMPTS = 5
 
 
 class OutboxRelay:
-    def __init__(self, db: AsyncDatabase, broker: KafkaBroker, clock: Clock, *, service: str, poll_seconds: float, batch_size: int, retry_cap: float) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase,
+        broker: KafkaBroker,
+        clock: Clock,
+        *,
+        service: str,
+        owned: Callable[[], set[int]] = set,
+        poll_seconds: float,
+        batch_size: int,
+        retry_cap: float,
+    ) -> None:
         self.service = service
+        self.owned = owned
         self.db = db
         self.broker = broker
         self.clock = clock
@@ -63,7 +77,7 @@ class OutboxRelay:
     async def publish_due(self) -> int:
         rows = await (
             self.db[OUTBOX]
-            .find({"status": OutboxStatus.PENDING.value, "due_at": {"$lte": self.clock.now()}})
+            .find({"status": OutboxStatus.PENDING.value, "due_at": {"$lte": self.clock.now()}, "partition": {"$in": [None, *sorted(self.owned())]}})
             .sort([("due_at", 1), ("seq", 1)])
             .limit(self.batch_size)
             .to_list()

@@ -170,6 +170,7 @@ class Service(Generic[D]):
             self.broker,
             self.clock,
             service=self.name,
+            owned=self._owned_partitions,
             poll_seconds=s.relay_poll_seconds,
             batch_size=s.relay_batch_size,
             retry_cap=s.retry_max_seconds,
@@ -222,6 +223,10 @@ class Service(Generic[D]):
         finally:
             stopping.cancel()
             await self.stop()
+
+    def _owned_partitions(self) -> set[int]:
+        consumer = getattr(self._subscriber, "consumer", None)
+        return {tp.partition for tp in consumer.assignment()} if consumer is not None else set()
 
     async def readiness(self) -> dict[str, bool]:
         """Ready = store and broker answer and this instance's consumer has partitions assigned."""
@@ -360,7 +365,7 @@ class Service(Generic[D]):
         now = self.clock.now()
         if document is None:
             effects = await handler(event, self.deps)
-            rows = store.outgoing(event, effects, self.source, now, self.settings.topic_prefix)
+            rows = store.outgoing(event, effects, self.source, now, self.settings.topic_prefix, partition=where.get("partition"))
             document = await store.record(self.db, key, event, effects, rows, now, where)
         if document["status"] != "applied":
             await store.apply(self.db, document, now)

@@ -79,8 +79,13 @@ def inbox_id(event: CloudEvent) -> str:
     return f"{event.source}|{event.id}"
 
 
-def outgoing(cause: CloudEvent | None, effects: Effects, source: str, now: datetime, topic_prefix: str, seed: str = "") -> list[dict[str, Any]]:
-    """Outbox rows for the effects' events, encoded now so the relay only has to send bytes."""
+def outgoing(
+    cause: CloudEvent | None, effects: Effects, source: str, now: datetime, topic_prefix: str, seed: str = "", partition: int | None = None
+) -> list[dict[str, Any]]:
+    """Outbox rows for the effects' events, encoded now so the relay only has to send bytes.
+
+    ``partition`` is the inbound partition that caused them: the instance that owns that partition
+    relays them, so several instances of a service do not all publish the same rows."""
     rows = []
     for index, emit in enumerate(effects.events):
         event_id = emit.id or derived_id(cause.id if cause else seed, index, emit.data.event_type)
@@ -103,6 +108,7 @@ def outgoing(cause: CloudEvent | None, effects: Effects, source: str, now: datet
                 "due_at": emit.due_at or now,
                 "created_at": now,
                 "seq": time.time_ns() + index,
+                "partition": partition,
                 "attempts": 0,
             }
         )

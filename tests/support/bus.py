@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 from shared.contracts import EventData, dlq_topic, topic_of
 from shared.envelope import CloudEvent, InvalidEvent, decode, encode, new_event
+from shared.operations import read_more
 from shared.runtime.kafka import ensure_topics
 from tests.support.polling import eventually
 
@@ -18,14 +19,14 @@ class Bus:
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
-        self._readers: dict[str, tuple[AIOKafkaConsumer, list[ConsumerRecord]]] = {}
+        self._readers: dict[str, tuple[AIOKafkaConsumer, list[ConsumerRecord], dict[TopicPartition, int]]] = {}
 
     async def start(self) -> None:
         await self.producer.start()
 
     async def stop(self) -> None:
         await self.producer.stop()
-        for consumer, _ in self._readers.values():
+        for consumer, _, _ in self._readers.values():
             await consumer.stop()
 
     def topic(self, model: type[EventData] | str) -> str:
@@ -50,15 +51,10 @@ class Bus:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
             await consumer.start()
             partitions = await eventually(lambda: _partitions(consumer, topic), what=f"metadata of {topic}")
+            self._readers[topic] = (consumer, [], {})
             consumer.assign([TopicPartition(topic, p) for p in partitions])
-            await consumer.seek_to_beginning()
-            self._readers[topic] = (consumer, [])
-        consumer, seen = self._readers[topic]
-        partitions = list(consumer.assignment())
-        ends = await consumer.end_offsets(partitions)
-        while [p for p in partitions if await consumer.position(p) < ends[p]]:
-            for batch in (await consumer.getmany(timeout_ms=200, max_records=1000)).values():
-                seen.extend(batch)
+        consumer, seen, positions = self._readers[topic]
+        seen.extend(await read_more(consumer, positions))
         return list(seen)
 
     async def events(self, model: type[EventData], where: Callable[[Any], bool] = lambda data: True) -> list[CloudEvent]:

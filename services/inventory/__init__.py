@@ -1,0 +1,1 @@
+"""Inventory: cocktail ingredients in lots, FEFO reservations, consumption, shortages and recalls."""

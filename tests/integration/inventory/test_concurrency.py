@@ -1,0 +1,111 @@
+"""Never oversell a lot: two inventory instances, and many reservations racing on the real store."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+from pymongo import AsyncMongoClient
+
+from services.inventory import balance
+from services.inventory.app import create_service
+from services.inventory.domain import LotMeta
+from services.inventory.ledger import SessionRef
+from services.inventory.repository import Repository
+from services.inventory.reservations import reserve_session
+from shared.clock import ManualClock
+from shared.contracts.inventory import IngredientShortage, IngredientsReserved
+from tests.integration.inventory.stockroom import NOW, SESSION_AT, Stockroom, levels, stocked
+from tests.support.polling import eventually
+
+
+async def test_two_instances_reserving_thirty_sessions_from_a_lot_for_ten_never_exceed_it(settings, bus, run_id):
+    room = Stockroom(run_id)
+    lot = room.lot("BIO")
+    await bus.publish(room.received("biotin", lot, 50, date(2026, 12, 31)))
+    one = create_service(settings.model_copy(update={"instance_id": f"inv-a-{run_id}"}), ManualClock(NOW))
+    two = create_service(settings.model_copy(update={"instance_id": f"inv-b-{run_id}"}), ManualClock(NOW))
+    async with one, two:
+        await eventually(lambda: _both_assigned(one, two), what="both instances own partitions")
+        await stocked(settings, 1)
+        await asyncio.gather(*(bus.publish(room.scheduled(n, {"biotin": 5.0})) for n in range(30)))
+        # both instances relay the shared outbox, so an event may arrive twice with the same id
+        reserved = await eventually(lambda: _sessions(bus, IngredientsReserved, 10), what="10 sessions reserved")
+        short = await eventually(lambda: _sessions(bus, IngredientShortage, 20), what="20 sessions short")
+        handled_by = (sum(one.stats.handled.values()), sum(two.stats.handled.values()))
+
+    assert len(reserved) == 10 and len({e.id for e in await bus.events(IngredientsReserved)}) == 10
+    assert reserved.isdisjoint(short)
+    assert all(handled_by), f"both instances must have handled bookings, got {handled_by}"
+    stock = (await levels(settings))[lot]
+    assert (stock.on_hand, stock.reserved, stock.available) == (50, 50, 0)
+
+
+async def test_many_tasks_reserving_from_one_lot_at_once_take_exactly_what_it_holds(settings, run_id):
+    """Forty sessions race for a lot that covers ten, through two separate clients (like two processes)."""
+    clients = [AsyncMongoClient(settings.mongodb_url, tz_aware=True) for _ in range(2)]
+    try:
+        repos = [Repository(client[settings.database("inventory")]) for client in clients]
+        await repos[0].ensure_indexes()
+        meta = await _lot(repos[0], f"BIO-{run_id.upper()}", 10, date(2026, 12, 31))
+
+        async def book(n: int):
+            ref = SessionRef(f"ses_RACE{run_id}_{n}", f"pt_RACE{n}X{run_id}", f"crs_RACE{n}X{run_id}", SESSION_AT)
+            return await reserve_session(repos[n % 2], ref, {"biotin": 1.0}, f"r{n}", NOW.date(), NOW)
+
+        outcomes = await asyncio.gather(*(book(n) for n in range(40)))
+        state = await repos[1].ledger.state(meta.lot_number)
+        entries = await repos[1].ledger.entries.find({"lot": meta.lot_number}).sort("seq", 1).to_list()
+    finally:
+        for client in clients:
+            await client.close()
+
+    assert sum(not o.short for o in outcomes) == 10
+    assert (state.on_hand, state.reserved, state.available) == (10, 10, 0)
+    assert [e["seq"] for e in entries] == list(range(len(entries)))  # no gap, no double sequence number
+    assert sum(e["amount"] for e in entries if e["kind"] == "reserve") == 10
+
+
+async def test_a_round_run_again_after_a_crash_continues_where_it_stopped_and_takes_nothing_twice(settings, run_id):
+    client = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    try:
+        repo = Repository(client[settings.database("inventory")])
+        await repo.ensure_indexes()
+        first = await _lot(repo, f"BIO-A{run_id.upper()}", 3, date(2026, 6, 30))
+        second = await _lot(repo, f"BIO-B{run_id.upper()}", 10, date(2026, 12, 31))
+        ref = SessionRef(f"ses_CRASH{run_id}_1", f"pt_CRASH{run_id}", f"crs_CRASH{run_id}", SESSION_AT)
+        # the process died after its first ledger insert of round r1
+        await repo.ledger.append(first, f"reserve|{ref.session_id}|r1|{first.lot_number}", lambda s, h: balance.reserve(s, 5), NOW, ref, round="r1")
+
+        resumed = await reserve_session(repo, ref, {"biotin": 5.0}, "r1", NOW.date(), NOW)
+        again = await reserve_session(repo, ref, {"biotin": 5.0}, "r1", NOW.date(), NOW)
+        # a later round that cannot be covered gives everything back; run twice, it decides the same
+        short = await reserve_session(repo, ref, {"biotin": 50.0}, "r2", NOW.date(), NOW)
+        short_again = await reserve_session(repo, ref, {"biotin": 50.0}, "r2", NOW.date(), NOW)
+        states = [await repo.ledger.state(lot.lot_number) for lot in (first, second)]
+        entries = await repo.ledger.session_entries(ref.session_id)
+    finally:
+        await client.close()
+
+    assert sorted((h.lot_number, h.amount) for h in resumed.held) == [(first.lot_number, 3), (second.lot_number, 2)]
+    assert again.held == resumed.held
+    assert short.missing == short_again.missing == {"biotin": 37.0}  # 50 wanted, 13 in stock
+    assert sorted((h.lot_number, h.amount) for h in short_again.released) == [(first.lot_number, 3), (second.lot_number, 2)]
+    assert [s.reserved for s in states] == [0, 0]
+    assert sorted(e["kind"] for e in entries) == ["release", "release", "reserve", "reserve"]
+
+
+async def _lot(repo: Repository, number: str, quantity: float, expires_on: date) -> LotMeta:
+    meta = LotMeta(number, "biotin", "mg", expires_on)
+    await repo.claim_lot(meta, f"dlv_{number.replace('-', '')}", NOW)
+    await repo.ledger.append(meta, f"receive|{number}", lambda state, held: balance.receive(state, quantity), NOW)
+    return meta
+
+
+async def _sessions(bus, model, count: int) -> set[str] | None:
+    found = {e.data.session_id for e in await bus.events(model)}
+    return found if len(found) >= count else None
+
+
+async def _both_assigned(*services) -> bool:
+    return all([(await s.readiness())["consumer_assigned"] for s in services])
