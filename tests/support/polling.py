@@ -1,23 +1,3 @@
-"""Asynchronous effects are awaited by polling with a deadline, never by sleeping a fixed time."""
+from shared.polling import eventually
 
-from __future__ import annotations
-
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> T:
-    """Returns the probe's first truthy result; fails with the last result when the deadline passes."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while True:
-        last = await probe()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s; last value: {last!r}")
-        await asyncio.sleep(interval)
+__all__ = ["eventually"]

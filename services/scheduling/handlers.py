@@ -1,0 +1,124 @@
+"""Scheduling's reactions: decode, ask the domain (placing against the stored calendar), return effects."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from services.scheduling.booking import claimed
+from services.scheduling.domain import Course, Decision, Session, book_course
+from services.scheduling.lifecycle import already_escalated, complete_session, pause
+from services.scheduling.rebooking import answer_shortage, rebook, release
+from shared.contracts.aftercare import AdverseEventEscalated
+from shared.contracts.consultation import ConsultationApproved
+from shared.contracts.inventory import IngredientShortage
+from shared.contracts.scheduling import RescheduleReason, SessionCancelled, SessionCompleted, SessionNoShow
+from shared.envelope import CloudEvent
+from shared.runtime import Effects, Handlers, Rejected, ignored
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from services.scheduling.app import Deps
+
+handlers = Handlers("scheduling")
+
+
+@handlers.on(ConsultationApproved)
+async def on_consultation_approved(event: CloudEvent, deps: Deps) -> Effects:
+    approved: ConsultationApproved = event.data  # type: ignore[assignment]
+    known = await deps.repo.course(approved.course_id)
+    if known is not None:
+        if known.patient_id != approved.patient_id:
+            raise Rejected("patient-mismatch", f"{approved.course_id} belongs to another patient")
+        return ignored("already-booked")
+    now = deps.clock.now()
+    return await _decided(deps, None, approved.course_id, lambda busy: book_course(approved, busy, deps.calendar, deps.config, now))
+
+
+@handlers.on(SessionCompleted)
+async def on_session_completed(event: CloudEvent, deps: Deps) -> Effects:
+    completed: SessionCompleted = event.data  # type: ignore[assignment]
+    course, session = await _session(deps, completed.course_id, completed.session_id, completed.patient_id)
+    if session.status == "completed":
+        return ignored("already-completed")
+    return await _decided(deps, course, course.course_id, lambda busy: complete_session(course, completed, busy, deps.calendar, deps.config))
+
+
+@handlers.on(SessionCancelled)
+async def on_session_cancelled(event: CloudEvent, deps: Deps) -> Effects:
+    cancelled: SessionCancelled = event.data  # type: ignore[assignment]
+    course, session = await _session(deps, cancelled.course_id, cancelled.session_id, cancelled.patient_id)
+    if (why := _not_movable(session, cancelled.scheduled_for)) is not None:
+        return ignored(why)
+    if not cancelled.rebook:
+        return await _decided(deps, course, course.course_id, lambda busy: release(course, session))
+    return await _moved(deps, course, session, RescheduleReason.SESSION_CANCELLED)
+
+
+@handlers.on(SessionNoShow)
+async def on_session_no_show(event: CloudEvent, deps: Deps) -> Effects:
+    missed: SessionNoShow = event.data  # type: ignore[assignment]
+    course, session = await _session(deps, missed.course_id, missed.session_id, missed.patient_id)
+    if (why := _not_movable(session, missed.scheduled_for)) is not None:
+        return ignored(why)
+    return await _moved(deps, course, session, RescheduleReason.NO_SHOW)
+
+
+@handlers.on(IngredientShortage)
+async def on_ingredient_shortage(event: CloudEvent, deps: Deps) -> Effects:
+    shortage: IngredientShortage = event.data  # type: ignore[assignment]
+    course, session = await _session(deps, shortage.course_id, shortage.session_id, shortage.patient_id)
+    if (why := _not_movable(session, shortage.needed_by)) is not None:
+        return ignored(why)
+    now = deps.clock.now()
+    return await _decided(deps, course, course.course_id, lambda busy: answer_shortage(course, session, shortage, busy, deps.calendar, deps.config, now))
+
+
+@handlers.on(AdverseEventEscalated)
+async def on_adverse_event_escalated(event: CloudEvent, deps: Deps) -> Effects:
+    escalation: AdverseEventEscalated = event.data  # type: ignore[assignment]
+    if escalation.course_id is not None:
+        course = await deps.repo.course(escalation.course_id)
+    else:
+        course = await deps.repo.course_of_session(escalation.session_id)
+    if course is None:
+        raise Rejected("unknown-course", f"no course booked for {escalation.course_id or escalation.session_id}")
+    if course.patient_id != escalation.patient_id:
+        raise Rejected("patient-mismatch", f"{course.course_id} belongs to another patient")
+    if already_escalated(course, escalation.escalation_id):
+        return ignored("already-paused")
+    now = deps.clock.now()
+    return await _decided(deps, course, course.course_id, lambda busy: pause(course, escalation, busy, deps.calendar, deps.config, now))
+
+
+async def _moved(deps: Deps, course: Course, session: Session, reason: RescheduleReason) -> Effects:
+    assert session.booking is not None
+    now = deps.clock.now()
+    # Not on the day it was meant to be: the patient could not come that day.
+    next_day = deps.calendar.day_start(deps.calendar.local_day(session.booking.start) + timedelta(days=1))
+    return await _decided(deps, course, course.course_id, lambda busy: rebook(course, session, reason, next_day, busy, deps.calendar, deps.config, now))
+
+
+async def _decided(deps: Deps, before: Course | None, course_id: str, decide: Callable[[frozenset[str]], Decision]) -> Effects:
+    now = deps.clock.now()
+    decision, claim = await claimed(deps, course_id, now, decide)
+    return deps.repo.save(before, decision, claim, deps.config, now)
+
+
+async def _session(deps: Deps, course_id: str, session_id: str, patient_id: str) -> tuple[Course, Session]:
+    course = await deps.repo.course(course_id)
+    session = course.session(session_id) if course is not None else None
+    if course is None or session is None:
+        raise Rejected("unknown-session", f"{session_id} is not a session of a course booked here")
+    if course.patient_id != patient_id:
+        raise Rejected("patient-mismatch", f"{session_id} belongs to another patient")
+    return course, session
+
+
+def _not_movable(session: Session, expected_start: datetime) -> str | None:
+    if session.status != "scheduled" or session.booking is None:
+        return f"session-{session.status}"
+    if session.booking.start != expected_start:
+        return "stale-start"  # about a time the session has already moved away from
+    return None

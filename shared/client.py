@@ -1,0 +1,91 @@
+"""Kafka as another clinic system sees it: publish validated events, read what the services published.
+
+Used by the sample journey (`clinic run`), the end-to-end tests and the integration tests; an
+integrator's Python code can use it the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from shared.contracts import EventData, dlq_topic, topic_of
+from shared.envelope import CloudEvent, decode, encode, new_event
+from shared.operations import read_more
+from shared.runtime.kafka import ensure_topics
+from shared.polling import eventually
+
+
+class EventClient:
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+        self._readers: dict[str, tuple[AIOKafkaConsumer, list[ConsumerRecord], dict[TopicPartition, int]]] = {}
+
+    async def start(self) -> None:
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+        for consumer, _, _ in self._readers.values():
+            await consumer.stop()
+
+    async def __aenter__(self) -> EventClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def topic(self, model: type[EventData] | str) -> str:
+        return topic_of(model, self.prefix)
+
+    async def publish(self, data: EventData, *, source: str = "/clinic/tests", **attributes: Any) -> CloudEvent:
+        event = new_event(data, source=source, **attributes)
+        await self.send_event(event)
+        return event
+
+    async def send_event(self, event: CloudEvent) -> None:
+        value, headers = encode(event)
+        await self.send(self.topic(event.type), value, headers, key=event.key)
+
+    async def send(self, topic: str, value: bytes | None, headers: list[tuple[str, bytes]], key: str | None = None) -> None:
+        await self.producer.send_and_wait(topic, value, key=key.encode() if key else None, headers=headers)
+
+    async def records(self, topic: str) -> list[ConsumerRecord]:
+        """Every record on the topic up to its current end (read from the beginning, without a group)."""
+        if topic not in self._readers:
+            await ensure_topics(self.bootstrap, [topic], 3)
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            await consumer.start()
+            partitions = await eventually(lambda: _partitions(consumer, topic), what=f"metadata of {topic}")
+            self._readers[topic] = (consumer, [], {})
+            consumer.assign([TopicPartition(topic, p) for p in partitions])
+        consumer, seen, positions = self._readers[topic]
+        seen.extend(await read_more(consumer, positions))
+        return list(seen)
+
+    async def events(self, model: type[EventData], where: Callable[[Any], bool] = lambda data: True) -> list[CloudEvent]:
+        found = []
+        for record in await self.records(self.topic(model)):
+            event = decode(record.value, record.headers)
+            if where(event.data):
+                found.append(event)
+        return found
+
+    async def wait_for(self, model: type[EventData], where: Callable[[Any], bool] = lambda data: True, *, count: int = 1, timeout: float = 30.0) -> list[CloudEvent]:
+        async def probe() -> list[CloudEvent] | None:
+            found = await self.events(model, where)
+            return found if len(found) >= count else None
+
+        return await eventually(probe, timeout=timeout, what=f"{count} x {model.__name__}")
+
+    async def dead_letters(self, model: type[EventData]) -> list[ConsumerRecord]:
+        return await self.records(dlq_topic(self.topic(model)))
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int] | None:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic)

@@ -1,0 +1,93 @@
+"""One chair, one practitioner, two patients, two scheduling instances: nobody is ever double-booked."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from aiokafka.partitioner import murmur2
+
+from services.scheduling.app import create_service
+from services.scheduling.repository import SLOTS
+from shared.clock import ManualClock
+from shared.contracts.consultation import ConsultationApproved
+from shared.contracts.scheduling import SessionScheduled
+from tests.integration.scheduling.journey import FIRST_DAY, START, Course, booked, settle, tiny_clinic
+from tests.support.polling import eventually
+
+ONE_SLOT_A_DAY = tiny_clinic(closes=time(9, 45))
+
+
+def on_partition(run_id: str, partition: int, partitions: int) -> Course:
+    """A patient whose key lands on ``partition``, so the test knows which instance it reaches."""
+    for number in range(1000):
+        course = Course(run_id, tag=f"P{number}")
+        if (murmur2(course.patient_id.encode()) & 0x7FFFFFFF) % partitions == partition:
+            return course
+    raise AssertionError("no patient id found for the partition")
+
+
+def overlapping(sessions: list[SessionScheduled], resource: str) -> list[tuple[str, str]]:
+    ordered = sorted(sessions, key=lambda s: (getattr(s, resource), s.scheduled_for))
+    return [
+        (a.session_id, b.session_id)
+        for a, b in zip(ordered, ordered[1:])
+        if getattr(a, resource) == getattr(b, resource) and b.scheduled_for < a.scheduled_for + timedelta(minutes=a.duration_minutes)
+    ]
+
+
+async def test_two_patients_booked_at_once_by_two_instances_never_share_the_chair_or_the_practitioner(settings, bus, run_id):
+    first, second = on_partition(run_id, 0, settings.topic_partitions), on_partition(run_id, 2, settings.topic_partitions)
+    clock = ManualClock(START)
+    async with create_service(settings, clock, ONE_SLOT_A_DAY) as one, create_service(settings, clock, ONE_SLOT_A_DAY) as two:
+        await eventually(lambda: _both_assigned(one, two), what="both instances own partitions")
+        await bus.publish(first.approved())
+        await bus.publish(second.approved())
+        courses = [await booked(bus, first), await booked(bus, second)]
+        await eventually(lambda: _handled(one, two, 2), what="both approvals handled")
+        claims = await one.db[SLOTS].count_documents({})
+        handled = sorted(s.stats.handled.get(ConsultationApproved.event_type, 0) for s in (one, two))
+
+    everything = [s for sessions in courses for s in sessions]
+    assert overlapping(everything, "chair_id") == []
+    assert overlapping(everything, "practitioner_id") == []
+    for sessions in courses:
+        gaps = [(b.scheduled_for.date() - a.scheduled_for.date()).days for a, b in zip(sessions, sessions[1:])]
+        assert all(7 <= gap <= 28 for gap in gaps), gaps
+    assert sorted(s[0].scheduled_for.date() for s in courses) == [FIRST_DAY, FIRST_DAY + timedelta(days=1)]
+    assert claims == 2 * 4 * 2 * 3
+    assert handled == [1, 1], "each instance booked one patient"
+
+
+async def test_a_slot_taken_between_reading_the_calendar_and_claiming_it_is_left_alone_and_the_series_placed_again(settings, bus, run_id, monkeypatch):
+    course = Course(run_id)
+    rival = {"_id": f"chair_01|{FIRST_DAY}T09:00Z", "holder": "ses_RIVAL0001_01", "course_id": "crs_RIVAL0001", "start": datetime.combine(FIRST_DAY, time(9), UTC)}
+    async with create_service(settings, ManualClock(START), tiny_clinic()) as service:
+        reads = []
+        real_busy = service.deps.repo.busy
+
+        async def stale_once(course_id, since):
+            reads.append(course_id)
+            return frozenset() if len(reads) == 1 else await real_busy(course_id, since)
+
+        monkeypatch.setattr(service.deps.repo, "busy", stale_once)
+        await service.db[SLOTS].insert_one(dict(rival))
+        await bus.publish(course.approved())
+        sessions = await booked(bus, course)
+        await settle(service, (ConsultationApproved, 1))
+        held = await service.db[SLOTS].find_one({"_id": rival["_id"]})
+        ours = await service.db[SLOTS].find({"course_id": course.course_id}).to_list()
+
+    assert sessions[0].scheduled_for == datetime.combine(FIRST_DAY, time(9, 15), UTC)
+    assert held["holder"] == "ses_RIVAL0001_01"
+    assert len(reads) == 2
+    assert len(ours) == 4 * 2 * 3, "the first attempt's claims were given back"
+    assert min(c["start"] for c in ours) == sessions[0].scheduled_for
+
+
+async def _both_assigned(*services) -> bool:
+    return all([(await s.readiness())["consumer_assigned"] for s in services])
+
+
+async def _handled(*services_and_count) -> bool:
+    *services, count = services_and_count
+    return sum(s.stats.handled.get(ConsultationApproved.event_type, 0) for s in services) >= count
