@@ -23,6 +23,7 @@ app.command("publish")(events.publish)
 app.command("tail")(ops.tail)
 app.command("lag")(ops.lag)
 app.command("monitor")(ops.monitor)
+app.command("stock")(ops.stock)
 app.add_typer(ops.dlq, name="dlq")
 
 

@@ -25,6 +25,12 @@ dlq = typer.Typer(help="Dead letters: list them, replay them after a fix.", no_a
 Bootstrap = Annotated[str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers [default: $KAFKA_BOOTSTRAP_SERVERS].")]
 
 
+def _console() -> Console:
+    """Wide enough for the tables when the output is piped to a file or a script."""
+    console = Console()
+    return console if console.is_terminal else Console(width=180)
+
+
 def _settings(bootstrap: str | None) -> Settings:
     settings = Settings()
     return settings.model_copy(update={"kafka_bootstrap_servers": bootstrap}) if bootstrap else settings
@@ -125,7 +131,7 @@ def lag(
     if as_json:
         typer.echo(json.dumps({"groups": totals, "partitions": [{**row.__dict__, "lag": row.lag} for row in rows]}, indent=2))
     else:
-        Console().print(_lag_table(rows, totals))
+        _console().print(_lag_table(rows, totals))
     behind = {g: n for g, n in totals.items() if n > threshold}
     if behind:
         typer.echo("lag above threshold: " + ", ".join(f"{g}={n}" for g, n in sorted(behind.items())), err=True)
@@ -164,7 +170,7 @@ def dlq_list(
     for letter in letters:
         origin = f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}"
         table.add_row(letter.topic, f"{letter.partition}:{letter.offset}", origin, letter.reason, letter.error[:120], letter.event_id or "-", letter.key or "-", letter.failed_at[:19])
-    Console(width=200).print(table)
+    _console().print(table)
 
 
 @dlq.command("replay")
@@ -202,7 +208,7 @@ async def _monitor(settings: Settings, interval: float, once: bool) -> None:
     last: deque[str] = deque(maxlen=8)
     previous: dict[str, int] = {}
     previous_at = time.monotonic()
-    console = Console()
+    console = _console()
     with Live(console=console, auto_refresh=False, transient=False) if not once else _NoLive(console) as live:
         async with operations.reader(bootstrap) as consumer:
             while True:
@@ -265,3 +271,50 @@ class _NoLive:
 
     def update(self, renderable: Any, refresh: bool = False) -> None:
         self.console.print(renderable)
+
+
+def stock(
+    ingredient: Annotated[list[str] | None, typer.Argument(help="Only these ingredient codes (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Current stock per lot and per ingredient, read from the inventory service's ledger."""
+    settings = Settings()
+    try:
+        lots = asyncio.run(_stock(settings, set(ingredient) if ingredient else None))
+    except Exception as error:  # the store is the one dependency here; say which and where
+        from pymongo.errors import PyMongoError
+
+        if not isinstance(error, PyMongoError):
+            raise
+        typer.echo(f"clinic stock: the store at {settings.mongodb_url} did not answer ({error.__class__.__name__})", err=True)
+        raise typer.Exit(1) from None
+    from services.inventory.stock import by_ingredient
+
+    totals = by_ingredient(lots)
+    if as_json:
+        typer.echo(json.dumps({"lots": [{**vars(lot), "expires_on": lot.expires_on.isoformat()} for lot in lots],
+                               "ingredients": {k: {**vars(v), "available": v.available} for k, v in totals.items()}}, indent=2))
+        return
+    table = Table(title="stock per lot (first expiry first)", title_justify="left")
+    for column in ("ingredient", "lot", "expires", "status", "on hand", "reserved", "available", "unit"):
+        table.add_column(column, justify="right" if column in ("on hand", "reserved", "available") else "left")
+    for lot in lots:
+        table.add_row(lot.ingredient, lot.lot_number, lot.expires_on.isoformat(), lot.status, f"{lot.on_hand:g}", f"{lot.reserved:g}", f"{lot.available:g}", lot.unit,
+                      style=None if lot.usable else "dim")
+    summary = Table(title="usable stock per ingredient", title_justify="left")
+    for column in ("ingredient", "on hand", "reserved", "available", "unit"):
+        summary.add_column(column, justify="left" if column in ("ingredient", "unit") else "right")
+    for name, total in sorted(totals.items()):
+        summary.add_row(name, f"{total.on_hand:g}", f"{total.reserved:g}", f"{total.available:g}", total.unit)
+    _console().print(Group(table, summary))
+
+
+async def _stock(settings: Settings, ingredients: set[str] | None) -> list:
+    from services.inventory.stock import stock_levels
+    from shared.runtime import store
+
+    client = store.connect(settings.mongodb_url, "clinic-cli")
+    try:
+        return await stock_levels(store.database(client, settings.database("inventory")), datetime.now(UTC).date(), ingredients)
+    finally:
+        await client.close()

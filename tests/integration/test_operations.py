@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import sys
 import urllib.error
 import urllib.request
 
@@ -14,15 +12,8 @@ from shared import operations
 from shared.runtime import Rejected
 from tests.support import probe
 from tests.support.polling import eventually
+from tests.support.cli import clinic
 from tests.support.proxy import Proxy
-
-
-async def clinic(settings, *args: str) -> tuple[int, str, str]:
-    """Run the real CLI as an operator would, against this test's topics."""
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "CLINIC_TOPIC_PREFIX": settings.topic_prefix, "COLUMNS": "200"}
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "shared.cli.main", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, out.decode(), err.decode()
 
 
 async def group_lag(settings) -> int | None:
