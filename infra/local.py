@@ -117,11 +117,13 @@ def up(layout: Layout, say=print, wait_seconds: float = 120.0) -> None:
     layout.state.mkdir(parents=True, exist_ok=True)
     libs = fetch_kafka(layout, say)
     binary = build_ferretdb(layout, say)
-    _start_kafka(layout, libs, say)
-    _start_ferretdb(layout, binary, say)
+    kafka_started = _start_kafka(layout, libs, say)
+    ferretdb_started = _start_ferretdb(layout, binary, say)
     deadline = time.monotonic() + wait_seconds
-    _wait(lambda: _kafka_ready(layout), "kafka", layout, deadline, f"Kafka did not answer on {layout.bootstrap}")
-    _wait(lambda: _mongo_ready(layout), "ferretdb", layout, deadline, f"FerretDB did not answer on {layout.host}:{layout.mongo_port}")
+    if kafka_started:
+        _wait(lambda: _kafka_ready(layout), "kafka", layout, deadline, f"Kafka did not answer on {layout.bootstrap}")
+    if ferretdb_started:
+        _wait(lambda: _mongo_ready(layout), "ferretdb", layout, deadline, f"FerretDB did not answer on {layout.host}:{layout.mongo_port}")
 
 
 def down(layout: Layout, say=print, wipe: bool = False) -> None:
@@ -154,9 +156,14 @@ def status(layout: Layout) -> dict[str, str]:
     return result
 
 
-def _start_kafka(layout: Layout, libs: Path, say) -> None:
+def _start_kafka(layout: Layout, libs: Path, say) -> bool:
+    """Start the broker unless ours runs already; reuse a Kafka broker that already answers on the port
+    (started by another checkout, say). Returns whether a process was started."""
     if _pid(layout, "kafka"):
-        return
+        return True
+    if _port_open(layout.host, layout.kafka_port) and _kafka_ready(layout):
+        say(f"a Kafka broker already answers on {layout.bootstrap}; using it (not started here, not stopped by `infra down`)")
+        return False
     _port_free(layout.host, layout.kafka_port, "Kafka", "--kafka-port")
     _port_free(layout.host, layout.controller_port, "the Kafka controller", "--controller-port")
     java = shutil.which("java") or _fail("java is not on PATH; Kafka needs Java 17 or newer.")
@@ -176,16 +183,21 @@ def _start_kafka(layout: Layout, libs: Path, say) -> None:
         "-cp", classpath, "kafka.Kafka", str(properties),
     ]
     _spawn(layout, "kafka", command)
+    return True
 
 
-def _start_ferretdb(layout: Layout, binary: Path, say) -> None:
+def _start_ferretdb(layout: Layout, binary: Path, say) -> bool:
     if _pid(layout, "ferretdb"):
-        return
+        return True
+    if _port_open(layout.host, layout.mongo_port) and _mongo_ready(layout):
+        say(f"a MongoDB-compatible server already answers on {layout.host}:{layout.mongo_port}; using it (not started here)")
+        return False
     _port_free(layout.host, layout.mongo_port, "FerretDB", "--mongo-port")
     data = layout.state / "ferretdb" / "data"
     data.mkdir(parents=True, exist_ok=True)
     say(f"starting FerretDB {FERRETDB_VERSION} on {layout.host}:{layout.mongo_port} ...")
     _spawn(layout, "ferretdb", [str(binary), "--listen", f"{layout.host}:{layout.mongo_port}", "--data-dir", str(data)])
+    return True
 
 
 def _server_properties(layout: Layout, data: Path) -> str:
