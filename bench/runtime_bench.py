@@ -31,6 +31,7 @@ from shared.runtime.kafka import ensure_topics
 from shared.runtime.logs import configure
 from shared.settings import Settings
 from tests.support import probe
+from tests.support.cleanup import drop_deployment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -148,13 +149,7 @@ async def end_to_end_latency(count: int) -> dict:
 
 
 async def cleanup(settings: Settings) -> None:
-    client = AsyncMongoClient(settings.mongodb_url)
-    try:
-        for name in await client.list_database_names():
-            if name.startswith(settings.database_prefix):
-                await client.drop_database(name)
-    finally:
-        await client.close()
+    await drop_deployment(settings)
 
 
 async def main(events: int, latency_events: int) -> dict:

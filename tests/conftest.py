@@ -10,11 +10,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
-from pymongo import AsyncMongoClient
 
 from shared.settings import Settings
 from tests.support.bus import Bus
+from tests.support.cleanup import drop_deployment
 from tests.support.endpoints import Endpoints, endpoints as find_endpoints
 
 TIERS = ("unit", "integration", "e2e", "contract")
@@ -81,18 +80,4 @@ async def bus(settings: Settings) -> AsyncIterator[Bus]:
 
 
 async def _cleanup(settings: Settings) -> None:
-    client = AsyncMongoClient(settings.mongodb_url, serverSelectionTimeoutMS=3000)
-    try:
-        for name in await client.list_database_names():
-            if name.startswith(settings.database_prefix):
-                await client.drop_database(name)
-    finally:
-        await client.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        ours = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
+    await drop_deployment(settings)

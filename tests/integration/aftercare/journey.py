@@ -5,11 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.contracts import EventData
 from shared.contracts.aftercare import CheckInAnswered, SideEffectReported
 from shared.contracts.scheduling import SessionCompleted
-from shared.runtime.store import OUTBOX
-from tests.support.polling import eventually
 
 COMPLETED_AT = datetime(2026, 3, 16, 9, 40, tzinfo=UTC)
 LOTS_USED = [
@@ -62,15 +59,3 @@ class Journey:
 
     def mine(self, data: Any) -> bool:
         return data.patient_id == self.patient_id
-
-
-async def settle(service: Any, *expected: tuple[type[EventData], int]) -> None:
-    """Until each model has been handled (or dead-lettered) that often and nothing due is left to publish."""
-
-    async def quiet() -> bool:
-        stats = service.stats
-        seen = all(stats.handled.get(m.event_type, 0) + stats.dead_lettered.get(m.event_type, 0) >= n for m, n in expected)
-        due = {"status": "pending", "due_at": {"$lte": service.clock.now()}}
-        return seen and await service.db[OUTBOX].count_documents(due) == 0
-
-    await eventually(quiet, what=f"handled {[(m.__name__, n) for m, n in expected]} and outbox flushed")

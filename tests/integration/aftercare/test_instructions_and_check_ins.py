@@ -9,7 +9,8 @@ from shared.clock import ManualClock
 from shared.contracts.aftercare import AftercareAdvice, AftercareCheckInDue, AftercareInstructionsIssued
 from shared.contracts.scheduling import SessionCompleted
 from shared.runtime.store import OUTBOX
-from tests.integration.aftercare.journey import COMPLETED_AT, Journey, settle
+from tests.integration.aftercare.journey import COMPLETED_AT, Journey
+from tests.support.settle import settle
 
 ISSUED_AT = COMPLETED_AT + timedelta(minutes=2)
 

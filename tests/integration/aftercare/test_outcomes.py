@@ -4,7 +4,8 @@ from services.aftercare.app import create_service
 from services.aftercare.repository import outcome_trend
 from shared.clock import ManualClock
 from shared.contracts.aftercare import OutcomeRecorded
-from tests.integration.aftercare.journey import COMPLETED_AT, settle
+from tests.integration.aftercare.journey import COMPLETED_AT
+from tests.support.settle import settle
 
 
 def outcome(patient: str, course: str, weeks: int, density: float, **changes) -> OutcomeRecorded:

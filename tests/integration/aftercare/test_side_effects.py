@@ -16,7 +16,8 @@ from shared.contracts.aftercare import (
 )
 from shared.contracts.scheduling import SessionCompleted
 from shared.envelope import new_event
-from tests.integration.aftercare.journey import COMPLETED_AT, Journey, settle
+from tests.integration.aftercare.journey import COMPLETED_AT, Journey
+from tests.support.settle import settle
 from tests.support.polling import eventually
 
 NOW = COMPLETED_AT + timedelta(hours=6)

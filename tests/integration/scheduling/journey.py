@@ -6,12 +6,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from services.scheduling.config import CalendarConfig, OpeningHours, SchedulingConfig
-from shared.contracts import EventData
 from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import SessionCancelled, SessionCompleted, SessionScheduled
-from shared.runtime.store import OUTBOX
-from tests.support.polling import eventually
 
 START = datetime(2026, 3, 2, 8, tzinfo=UTC)  # a Monday
 FIRST_DAY = date(2026, 3, 16)
@@ -109,15 +106,3 @@ class Course:
 async def booked(bus: Any, course: Course) -> list[SessionScheduled]:
     events = await bus.wait_for(SessionScheduled, course.mine, count=course.sessions)
     return sorted((e.data for e in events), key=lambda d: d.sequence)
-
-
-async def settle(service: Any, *expected: tuple[type[EventData], int]) -> None:
-    """Until each model has been handled (or dead-lettered) that often and nothing due is left to publish."""
-
-    async def quiet() -> bool:
-        stats = service.stats
-        seen = all(stats.handled.get(m.event_type, 0) + stats.dead_lettered.get(m.event_type, 0) >= n for m, n in expected)
-        due = {"status": "pending", "due_at": {"$lte": service.clock.now()}}
-        return seen and await service.db[OUTBOX].count_documents(due) == 0
-
-    await eventually(quiet, what=f"handled {[(m.__name__, n) for m, n in expected]} and outbox flushed")

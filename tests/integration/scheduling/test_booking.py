@@ -9,7 +9,8 @@ from services.scheduling.repository import COURSES, SLOTS
 from shared.clock import ManualClock
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import PreTreatmentReminderDue, SchedulingFailed, SessionScheduled
-from tests.integration.scheduling.journey import FIRST_DAY, START, Course, booked, settle, tiny_clinic
+from tests.integration.scheduling.journey import FIRST_DAY, START, Course, booked, tiny_clinic
+from tests.support.settle import settle
 
 
 async def test_an_approval_books_every_session_at_the_plans_spacing_and_claims_its_chair_and_practitioner(settings, bus, run_id):

@@ -19,7 +19,8 @@ from shared.contracts.scheduling import (
     TreatmentPaused,
 )
 from shared.runtime.store import OUTBOX
-from tests.integration.scheduling.journey import START, Course, booked, settle, tiny_clinic
+from tests.integration.scheduling.journey import START, Course, booked, tiny_clinic
+from tests.support.settle import settle
 
 
 async def holders(service, course: Course) -> dict[str, set]:

@@ -8,7 +8,8 @@ from services.scheduling.app import create_service
 from shared.clock import ManualClock
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import PreTreatmentReminderDue
-from tests.integration.scheduling.journey import START, Course, booked, settle, tiny_clinic
+from tests.integration.scheduling.journey import START, Course, booked, tiny_clinic
+from tests.support.settle import settle
 
 FIRST_SESSION = datetime(2026, 3, 16, 9, tzinfo=UTC)
 WASHOUT_DUE = FIRST_SESSION - timedelta(days=7)

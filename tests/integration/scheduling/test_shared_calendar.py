@@ -11,7 +11,8 @@ from services.scheduling.repository import SLOTS
 from shared.clock import ManualClock
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import SessionScheduled
-from tests.integration.scheduling.journey import FIRST_DAY, START, Course, booked, settle, tiny_clinic
+from tests.integration.scheduling.journey import FIRST_DAY, START, Course, booked, tiny_clinic
+from tests.support.settle import settle
 from tests.support.polling import eventually
 
 ONE_SLOT_A_DAY = tiny_clinic(closes=time(9, 45))
