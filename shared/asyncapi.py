@@ -23,7 +23,8 @@ VERSION = "1.0.0"
 
 
 def consumed_by(service: str) -> list[type[EventData]]:
-    try:
+    try:  # the app module wires every handler module of the service
+        importlib.import_module(f"services.{service}.app")
         module = importlib.import_module(f"services.{service}.handlers")
     except ModuleNotFoundError:
         return []

@@ -5,6 +5,7 @@ integrator's Python code can use it the same way."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -54,15 +55,30 @@ class EventClient:
     async def send(self, topic: str, value: bytes | None, headers: list[tuple[str, bytes]], key: str | None = None) -> None:
         await self.producer.send_and_wait(topic, value, key=key.encode() if key else None, headers=headers)
 
-    async def records(self, topic: str) -> list[ConsumerRecord]:
-        """Every record on the topic up to its current end (read from the beginning, without a group)."""
+    async def records(self, topic: str, attempt_seconds: float = 8.0, attempts: int = 3) -> list[ConsumerRecord]:
+        """Every record on the topic up to its current end (read from the beginning, without a group).
+
+        A read that stalls (seen on a just-created topic while its partition leaders settle) is
+        abandoned and retried with a fresh reader, rather than trusted to honour cancellation."""
+        for attempt in range(1, attempts + 1):
+            task = asyncio.ensure_future(self._read(topic))
+            done, _ = await asyncio.wait({task}, timeout=attempt_seconds)
+            if task in done:
+                return task.result()
+            task.cancel()
+            self._readers.pop(topic, None)  # abandoned, not stopped: stopping may stall the same way
+            if attempt == attempts:
+                raise TimeoutError(f"reading {topic} stalled {attempts} times for {attempt_seconds:.0f}s")
+        return []
+
+    async def _read(self, topic: str) -> list[ConsumerRecord]:
         if topic not in self._readers:
             await ensure_topics(self.bootstrap, [topic], 3)
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
             await consumer.start()
             partitions = await eventually(lambda: _partitions(consumer, topic), what=f"metadata of {topic}")
-            self._readers[topic] = (consumer, [], {})
             consumer.assign([TopicPartition(topic, p) for p in partitions])
+            self._readers[topic] = (consumer, [], {})
         consumer, seen, positions = self._readers[topic]
         seen.extend(await read_more(consumer, positions))
         return list(seen)

@@ -18,10 +18,12 @@ async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 30.0
     last: T | None = None
     while True:
         remaining = deadline - time.monotonic()
-        try:
-            last = await asyncio.wait_for(probe(), max(remaining, 0.5))
-        except TimeoutError:
-            raise AssertionError(f"{what} not reached within {timeout}s: the last check itself did not return") from None
+        task = asyncio.ensure_future(probe())
+        done, _ = await asyncio.wait({task}, timeout=max(remaining, 0.5))
+        if task not in done:  # abandoned rather than awaited: a probe may not honour cancellation
+            task.cancel()
+            raise AssertionError(f"{what} not reached within {timeout}s: the last check itself did not return")
+        last = task.result()
         if last:
             return last
         if time.monotonic() > deadline:

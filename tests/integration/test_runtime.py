@@ -13,6 +13,7 @@ from shared.runtime import Rejected
 from shared.runtime.store import INBOX
 from tests.support import probe
 from tests.support.polling import eventually
+from tests.support.settle import settle
 
 
 def header(record, name: str) -> str:
@@ -79,7 +80,7 @@ async def test_the_same_event_delivered_twice_has_its_effect_once(settings, bus,
     await bus.send_event(event)
 
     async with probe.create(settings) as service:
-        await eventually(lambda: _handled(service, 2), what="both deliveries handled")
+        await settle(service, (probe.INBOUND, 2))
         published = await bus.events(probe.OUTBOUND, lambda d: d.patient_id == patient)
         inbox = await service.db[INBOX].find_one({"_id": f"{event.source}|{event.id}"})
 
@@ -161,10 +162,6 @@ async def test_an_event_its_handler_cannot_apply_is_dead_lettered_with_the_reaso
 
     assert header(dead, "dlq_reason") == reason
     assert applied == 0
-
-
-async def _handled(service, count: int) -> bool:
-    return sum(service.stats.handled.values()) >= count
 
 
 async def _at_least(records, count: int):
