@@ -6,6 +6,7 @@ import json
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 from pymongo.errors import AutoReconnect
 
 from shared.envelope import decode, encode, new_event, with_extensions
@@ -136,12 +137,15 @@ async def test_a_transient_store_failure_is_retried_not_dead_lettered(settings, 
 
     monkeypatch.setitem(probe.handlers.by_type, probe.INBOUND.event_type, (probe.INBOUND, flaky))
     patient = f"pt_FLAKY{run_id}"
+    labels = {"service": "probe", "type": probe.INBOUND.event_type, "kind": "transient"}
+    failed_before = REGISTRY.get_sample_value("clinic_events_failed_total", labels) or 0.0
     await bus.publish(probe.inbound(patient))
 
     async with probe.create(settings):
         await bus.wait_for(probe.OUTBOUND, lambda d: d.patient_id == patient)
 
     assert await bus.dead_letters(probe.INBOUND) == []
+    assert REGISTRY.get_sample_value("clinic_events_failed_total", labels) == failed_before + 2
 
 
 @pytest.mark.parametrize(
