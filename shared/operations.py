@@ -208,13 +208,16 @@ async def replay(bootstrap: str, dlq: str, *, dry_run: bool = False, group: str 
     return pending
 
 
-async def follow(bootstrap: str, names: list[str], *, from_beginning: bool = False) -> AsyncIterator[ConsumerRecord]:
-    """Records as they arrive on the topics (from their ends, or from the beginning)."""
+async def follow(bootstrap: str, names: list[str], *, from_beginning: bool = False, positioned: asyncio.Event | None = None) -> AsyncIterator[ConsumerRecord]:
+    """Records as they arrive on the topics (from their ends, or from the beginning); ``positioned``
+    is set once the starting offsets are fixed, so a caller can publish without missing anything."""
     async with reader(bootstrap) as consumer:
         ends = await end_offsets(consumer, names)
         consumer.assign(list(ends))
         for tp, end in ends.items():
             consumer.seek(tp, 0 if from_beginning else end)
+        if positioned is not None:
+            positioned.set()
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             for record in sorted((r for batch in batches.values() for r in batch), key=lambda r: r.timestamp):

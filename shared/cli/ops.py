@@ -87,14 +87,17 @@ def tail(
     _run(_tail(settings, topic, type_, patient, as_json, from_beginning, limit), settings)
 
 
-async def _tail(settings: Settings, names: list[str] | None, type_: str | None, patient: str | None, as_json: bool, from_beginning: bool, limit: int | None) -> None:
+async def _tail(
+    settings: Settings, names: list[str] | None, type_: str | None, patient: str | None, as_json: bool, from_beginning: bool, limit: int | None,
+    positioned: asyncio.Event | None = None,
+) -> None:
     prefix = settings.topic_prefix
     chosen = [_topic(n, prefix) for n in names] if names else [t for t in await operations.topics(settings.kafka_bootstrap_servers, prefix) if not t.endswith(DLQ_SUFFIX)]
     if not chosen:
         typer.echo("clinic tail: no clinic topics exist yet", err=True)
         raise typer.Exit(1)
     seen = 0
-    async for record in operations.follow(settings.kafka_bootstrap_servers, chosen, from_beginning=from_beginning):
+    async for record in operations.follow(settings.kafka_bootstrap_servers, chosen, from_beginning=from_beginning, positioned=positioned):
         line = _line(record, type_, patient, as_json)
         if line is None:
             continue

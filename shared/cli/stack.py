@@ -80,10 +80,12 @@ async def _run(settings: Settings, journey: bool) -> None:
     done = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, done.set)
-    tasks = [asyncio.create_task(tail_topics(settings, None, None, None, False, True, None))]
+    positioned = asyncio.Event()
+    tasks = [asyncio.create_task(tail_topics(settings, None, None, None, False, False, None, positioned))]
     if journey:
         from shared.journey import play
 
+        await asyncio.wait_for(positioned.wait(), 30)
         tasks.append(asyncio.create_task(play(settings, say=_say)))
     await done.wait()
     for task in tasks:
