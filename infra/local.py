@@ -227,8 +227,8 @@ def _server_properties(layout: Layout, data: Path) -> str:
 
 
 def _spawn(layout: Layout, name: str, command: list[str]) -> None:
-    log = open(layout.state / f"{name}.log", "ab")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(layout.state / f"{name}.log", "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     (layout.state / f"{name}.pid").write_text(str(process.pid))
 
 

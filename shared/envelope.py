@@ -159,6 +159,8 @@ def _event(attributes: dict[str, Any], data: Any, registry: Registry) -> CloudEv
         parsed = model.model_validate(data)
     except ValidationError as error:
         raise InvalidEvent("schema-invalid", _summarise(error)) from None
+    except (RecursionError, ValueError, TypeError) as error:
+        raise InvalidEvent("schema-invalid", f"data of {model.event_type} could not be validated ({error.__class__.__name__})") from None
     extensions = {
         str(k): str(v)
         for k, v in attributes.items()
@@ -210,6 +212,8 @@ def _json(value: bytes | None) -> Any:
         return json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidEvent("malformed", f"value is not JSON ({error.__class__.__name__} at {getattr(error, 'pos', '?')})") from None
+    except (RecursionError, ValueError) as error:  # absurdly deep nesting, numbers too long to convert
+        raise InvalidEvent("malformed", f"value is not usable JSON ({error.__class__.__name__})") from None
 
 
 def _header_map(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:

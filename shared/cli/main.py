@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -29,6 +30,9 @@ app.add_typer(ops.dlq, name="dlq")
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a usage error is one line on stderr and exit status 2, never a traceback."""
+    # the commands say in one line what failed; the client library's own connection errors would repeat it
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+    logging.getLogger("aiokafka").propagate = False
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="clinic", standalone_mode=False)

@@ -39,7 +39,7 @@ def _settings(bootstrap: str | None) -> Settings:
 def _run(coroutine: Any, settings: Settings) -> Any:
     try:
         return asyncio.run(coroutine)
-    except KafkaError as error:
+    except (KafkaError, TimeoutError) as error:
         typer.echo(f"clinic: Kafka at {settings.kafka_bootstrap_servers} did not answer ({error.__class__.__name__}); is it running? (clinic infra status)", err=True)
         raise typer.Exit(1) from None
 

@@ -33,8 +33,12 @@ def _start(base_port: int) -> tuple[local.Layout, list[stack.ServiceProcess]]:
         processes = stack.start(env, layout.state, http_ports=stack.ports(base_port))
         stack.wait_ready(processes)
     except (local.InfraError, stack.StackError) as error:
+        stack.stop(layout.state)  # leave nothing half-started behind
         typer.secho(f"clinic: {error}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        stack.stop(layout.state)
+        raise
     return layout, processes
 
 
@@ -81,14 +85,24 @@ async def _run(settings: Settings, journey: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, done.set)
     positioned = asyncio.Event()
-    tasks = [asyncio.create_task(tail_topics(settings, None, None, None, False, False, None, positioned))]
+    tasks = [asyncio.create_task(tail_topics(settings, None, None, None, False, False, None, positioned), name="stream")]
+    for task in tasks:
+        task.add_done_callback(_report)
     if journey:
         from shared.journey import play
 
-        await asyncio.wait_for(positioned.wait(), 30)
-        tasks.append(asyncio.create_task(play(settings, say=_say)))
+        await asyncio.wait({asyncio.ensure_future(positioned.wait()), tasks[0]}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        tasks.append(asyncio.create_task(play(settings, say=_say), name="journey"))
+        tasks[-1].add_done_callback(_report)
     await done.wait()
     for task in tasks:
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _report(task: asyncio.Task) -> None:
+    """A failed journey or stream is said in one line; the stack keeps running until Ctrl-C."""
+    if not task.cancelled() and task.exception() is not None:
+        error = task.exception()
+        typer.secho(f"clinic run: the {task.get_name()} stopped: {error.__class__.__name__}: {str(error)[:200]}", err=True, fg=typer.colors.RED)

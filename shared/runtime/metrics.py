@@ -14,5 +14,6 @@ HANDLER_SECONDS = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 OUTBOX_BACKLOG = Gauge("clinic_outbox_backlog", "Outbox events due and not yet published.", ["service"])
+OUTBOX_FAILED = Counter("clinic_outbox_failed_total", "Outbox events given up on after repeated refusals (see the service log).", ["service"])
 OUTBOX_PUBLISHED = Counter("clinic_outbox_published_total", "Outbox events published.", ["service"])
 CONSUMER_LAG = Gauge("clinic_consumer_lag", "Messages behind the end of each assigned partition.", ["service", "topic", "partition"])

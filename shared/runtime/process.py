@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,10 @@ def run_service(create_service: Callable[..., Any]) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as error:  # a start-up failure that retrying cannot fix (bad URL, authentication, ...)
+        message = re.sub(r"://[^@/\s]+@", "://***@", str(error))[:300]
+        logging.getLogger(f"clinic.{service.name}").error(f"cannot start: {error.__class__.__name__}: {message}")
+        sys.exit(1)
 
 
 def _env_name(field: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.clock import Clock
-from shared.runtime.metrics import OUTBOX_PUBLISHED
+from shared.runtime.metrics import OUTBOX_FAILED, OUTBOX_PUBLISHED
 from shared.runtime.retry import backoff, is_transient
 from shared.runtime.store import OUTBOX, OutboxStatus
 
@@ -84,7 +85,12 @@ class OutboxRelay:
         )
         if not rows:
             return 0
-        pending = [await self._send(row) for row in rows]
+        pending = []
+        for row in rows:
+            try:
+                pending.append(await self._send(row))
+            except Exception as error:  # refused before it was queued (too large, say): this row's result
+                pending.append(_failed_future(error))
         results = await asyncio.gather(*pending, return_exceptions=True)
         sent = [row["_id"] for row, result in zip(rows, results, strict=True) if not isinstance(result, BaseException)]
         if sent:
@@ -115,8 +121,18 @@ class OutboxRelay:
             raise error
         attempts = row.get("attempts", 0) + 1
         status = OutboxStatus.FAILED.value if attempts >= MAX_ATTEMPTS else OutboxStatus.PENDING.value
-        await self.db[OUTBOX].update_one({"_id": row["_id"]}, {"$set": {"attempts": attempts, "status": status, "error": repr(error)[:500]}})
+        retry_at = self.clock.now() + timedelta(seconds=min(self.retry_cap, 2**attempts))  # later rows go first meanwhile
+        update = {"attempts": attempts, "status": status, "error": error.__class__.__name__, "due_at": retry_at}
+        await self.db[OUTBOX].update_one({"_id": row["_id"]}, {"$set": update})
+        if status == OutboxStatus.FAILED.value:
+            OUTBOX_FAILED.labels(self.service).inc()
         log.error("outbox event %s (%s) not published: %s; attempt %d, now %s", row["_id"], row["type"], error.__class__.__name__, attempts, status)
 
     async def backlog(self) -> int:
         return await self.db[OUTBOX].count_documents({"status": OutboxStatus.PENDING.value, "due_at": {"$lte": self.clock.now()}})
+
+
+def _failed_future(error: BaseException) -> asyncio.Future[None]:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    return future

@@ -320,6 +320,11 @@ class Service(Generic[D]):
             outcome = "dead-lettered"
             fields["reason"] = error.reason
             await self._dead_letter(record, error.reason, error.detail)
+        except Exception as error:  # never let a record pass uncommitted-but-skipped: dead-letter it
+            outcome = "dead-lettered"
+            fields["reason"] = "internal-error"
+            self.log.warning("unexpected failure before handling", extra={**where, "error": error.__class__.__name__})
+            await self._dead_letter(record, "internal-error", error.__class__.__name__)
         await self._commit(message)
         event_type = fields.get("type", "undecodable")
         if outcome == "dead-lettered":
@@ -351,9 +356,12 @@ class Service(Generic[D]):
                     await self._pause(backoff(transient, self.settings.retry_max_seconds))
                     continue
                 failures += 1
-                self.log.exception("handler failed", extra={"event_id": event.id, "type": event.type, "attempt": failures})
+                # the class only: exception messages (a duplicate key's value, a validator's input) may
+                # carry clinical data; the traceback is there at DEBUG for whoever fixes the defect
+                self.log.warning("handler failed", extra={"event_id": event.id, "type": event.type, "attempt": failures, "error": error.__class__.__name__})
+                self.log.debug("handler failure detail", exc_info=error)
                 if failures >= self.settings.handler_attempts:
-                    raise Rejected("handler-error", f"{error.__class__.__name__}: {str(error)[:300]}") from error
+                    raise Rejected("handler-error", error.__class__.__name__) from error
                 await self._pause(backoff(failures, self.settings.retry_max_seconds))
 
     async def _handle(self, event: CloudEvent, handler: Handler, where: dict[str, Any]) -> str:
@@ -386,11 +394,22 @@ class Service(Generic[D]):
             }
         )
         attempt = 0
+        value = record.value or b""
         while True:
             try:
-                await self.broker.publish(record.value or b"", topic=dlq_topic(record.topic), key=record.key, headers=headers)
+                await self.broker.publish(value, topic=dlq_topic(record.topic), key=record.key, headers=headers)
                 return
             except Exception as error:
+                if not is_transient(error):
+                    if value:  # e.g. too large once the dlq headers are added: keep the facts, drop the body
+                        self.log.error("dead letter refused, sending it without its value", extra={"error": error.__class__.__name__, **_where(record)})
+                        value = b""
+                        headers = {k: v for k, v in headers.items() if k.startswith(("dlq_", "ce_id", "ce_type", "ce_source"))}
+                        headers["dlq_value_dropped"] = error.__class__.__name__
+                        continue
+                    # the record itself stays in its topic at this offset; say where, then move on
+                    self.log.error("dead letter could not be written", extra={"error": error.__class__.__name__, **_where(record)})
+                    return
                 attempt += 1
                 self.log.warning("dead-letter publish failed, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
                 await self._pause(backoff(attempt, self.settings.retry_max_seconds))
@@ -419,6 +438,10 @@ class Service(Generic[D]):
                 where = self.settings.mongodb_url if what == "store" else self.settings.kafka_bootstrap_servers
                 self.log.warning(f"{what} unreachable at {_redact(where)}, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
                 await asyncio.sleep(backoff(attempt, self.settings.retry_max_seconds, base=0.5))
+
+
+def _where(record: ConsumerRecord) -> dict[str, Any]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
 
 
 async def _raw_body(message: Any) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -11,7 +12,7 @@ from pymongo.errors import AutoReconnect
 
 from shared.envelope import decode, encode, new_event, with_extensions
 from shared.runtime import Rejected
-from shared.runtime.store import INBOX
+from shared.runtime.store import INBOX, OUTBOX
 from tests.support import probe
 from tests.support.polling import eventually
 from tests.support.settle import settle
@@ -149,10 +150,13 @@ async def test_a_transient_store_failure_is_retried_not_dead_lettered(settings, 
 
 
 @pytest.mark.parametrize(
-    ("failure", "reason"),
-    [(ValueError("a bug"), "handler-error"), (Rejected("unknown-session", "ses_NOPE0001 was never booked"), "unknown-session")],
+    ("failure", "reason", "error"),
+    [
+        (ValueError("a bug near pt_SECRET99 data"), "handler-error", "ValueError"),
+        (Rejected("unknown-session", "ses_NOPE0001 was never booked"), "unknown-session", "ses_NOPE0001 was never booked"),
+    ],
 )
-async def test_an_event_its_handler_cannot_apply_is_dead_lettered_with_the_reason(settings, bus, run_id, monkeypatch, failure, reason):
+async def test_an_event_its_handler_cannot_apply_is_dead_lettered_with_the_reason(settings, bus, run_id, monkeypatch, failure, reason, error):
     async def failing(event, deps):
         raise failure
 
@@ -165,9 +169,27 @@ async def test_an_event_its_handler_cannot_apply_is_dead_lettered_with_the_reaso
         applied = await service.db["notes"].count_documents({})
 
     assert header(dead, "dlq_reason") == reason
+    assert header(dead, "dlq_error") == error, "an exception's message may hold clinical data: only the class travels"
     assert applied == 0
 
 
 async def _at_least(records, count: int):
     found = await records
     return found if len(found) >= count else None
+
+
+async def test_an_outbox_event_the_broker_refuses_does_not_hold_back_the_ones_after_it(settings, bus, run_id):
+    patient = f"pt_BIG{run_id}"
+    giant = {
+        "_id": f"giant-{run_id}", "status": "pending", "topic": bus.topic(probe.OUTBOUND), "type": probe.OUTBOUND.event_type,
+        "key": patient, "value": b"x" * 2_000_000, "headers": {}, "correlation_id": None,
+        "due_at": datetime(2020, 1, 1, tzinfo=UTC), "created_at": datetime(2020, 1, 1, tzinfo=UTC), "seq": 0, "partition": None, "attempts": 0,
+    }
+    async with probe.create(settings) as service:
+        await service.db[OUTBOX].insert_one(giant)
+        await bus.publish(probe.inbound(patient))
+        [published] = await bus.wait_for(probe.OUTBOUND, lambda d: d.patient_id == patient)
+        refused = await eventually(lambda: service.db[OUTBOX].find_one({"_id": giant["_id"], "attempts": {"$gte": 1}}), what="refusal recorded")
+
+    assert published.data.patient_id == patient
+    assert refused["error"] == "MessageSizeTooLargeError"

@@ -45,6 +45,7 @@ def test_structured_mode_is_accepted_on_input():
         (b"[]", [("ce_id", b"1"), ("ce_source", b"/x"), ("ce_type", MODEL.event_type.encode()), ("ce_specversion", b"1.0")], "schema-invalid"),
         (b"{}", [("ce_id", b"1"), ("ce_source", b"/x"), ("ce_type", MODEL.event_type.encode()), ("ce_specversion", b"1.0")], "schema-invalid"),
         (b"<xml/>", [("content-type", b"application/xml")], "malformed"),
+        (b"[" * 200_000, [("content-type", b"application/json")], "malformed"),
     ],
 )
 def test_invalid_records_are_refused_with_a_stable_reason(value, headers, reason):
