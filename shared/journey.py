@@ -17,6 +17,7 @@ from typing import Any
 from shared.client import EventClient
 from shared.contracts import REGISTRY, EventData, examples
 from shared.envelope import CloudEvent
+from shared.polling import eventually
 from shared.settings import Settings
 
 STOCK = {  # what the supplier delivers before the first booking: ingredient -> (unit, quantity)
@@ -59,7 +60,14 @@ class Journey:
 
     async def expect(self, name: str, where: Callable[[Any], bool] = lambda d: True, count: int = 1, timeout: float | None = None) -> list[CloudEvent]:
         cls = REGISTRY.by_name(name)
-        found = await self.client.wait_for(cls, lambda d: getattr(d, "patient_id", None) == self.patient and where(d), count=count, timeout=timeout or self.timeout)
+
+        async def distinct() -> list[CloudEvent] | None:
+            # at-least-once publishing: the same event (same id) may arrive twice; count it once
+            events = await self.client.events(cls, lambda d: getattr(d, "patient_id", None) == self.patient and where(d))
+            unique = list({event.id: event for event in events}.values())
+            return unique if len(unique) >= count else None
+
+        found = await eventually(distinct, timeout=timeout or self.timeout, what=f"{count} x {name} for {self.patient}")
         self.seen[name] = found
         return found
 
