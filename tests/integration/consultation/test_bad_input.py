@@ -7,7 +7,6 @@ import json
 
 from services.consultation.app import create_service
 from shared.clock import ManualClock
-from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.consultation import (
     AllergyTestRecorded,
     ConsultationApproved,
@@ -17,7 +16,7 @@ from shared.contracts.consultation import (
     ConsultationReviewed,
 )
 from shared.envelope import encode, new_event
-from tests.integration.consultation.test_screening import decisions, handled, ids
+from tests.integration.consultation.test_screening import decisions, escalation, handled, ids
 from tests.support.polling import eventually
 from tests.unit.consultation.factories import NOW, recorded
 
@@ -75,22 +74,11 @@ async def test_a_review_never_clears_an_absolute_contraindication(settings, bus,
 
 async def test_a_sensitivity_escalated_while_a_consultation_waits_changes_its_next_decision(settings, bus, run_id):
     who = ids(run_id, "WAITING")
-    escalation = AdverseEventEscalated(
-        escalation_id=f"esc_WAITING{run_id}",
-        patient_id=who["patient_id"],
-        session_id=f"ses_WAITING{run_id}_01",
-        report_id=f"sfx_WAITING{run_id}",
-        symptom="allergic_reaction",
-        grade=3,
-        onset_at=NOW,
-        escalated_at=NOW,
-        reasons=["allergic_reaction", "grade_3_or_above"],
-        suspect_ingredients=["minoxidil"],
-    )
+    escalated = escalation(who, "WAITING", "01", 3, ["allergic_reaction", "grade_3_or_above"], ["minoxidil"])
     async with create_service(settings, ManualClock(NOW)):
         await bus.publish(recorded(**who, consent_given=False))
         [first] = await bus.wait_for(ConsultationDeferred, lambda d: d.patient_id == who["patient_id"])
-        await bus.publish(escalation)
+        await bus.publish(escalated)
         deferrals = await bus.wait_for(ConsultationDeferred, lambda d: d.patient_id == who["patient_id"], count=2)
 
     assert [m.rule_id for m in first.data.missing] == ["consent.not_given"]

@@ -23,6 +23,23 @@ from tests.unit.consultation.factories import GOOD_LABS, NOW, lab, recorded
 DECISIONS = (ConsultationApproved, ConsultationDeferred, ConsultationRejected)
 
 
+def escalation(who: dict[str, str], tag: str, session: str, grade: int, reasons: list[str], suspects: list[str]) -> AdverseEventEscalated:
+    """An AdverseEventEscalated from aftercare for this test's patient."""
+    run = who["patient_id"].removeprefix(f"pt_{tag}")
+    return AdverseEventEscalated(
+        escalation_id=f"esc_{tag}{run}",
+        patient_id=who["patient_id"],
+        session_id=f"ses_{tag}{run}_{session}",
+        report_id=f"sfx_{tag}{run}",
+        symptom="allergic_reaction",
+        grade=grade,
+        onset_at=NOW,
+        escalated_at=NOW,
+        reasons=reasons,
+        suspect_ingredients=suspects,
+    )
+
+
 def ids(run_id: str, tag: str) -> dict[str, str]:
     return {"patient_id": f"pt_{tag}{run_id}", "consultation_id": f"cons_{tag}{run_id}"}
 
@@ -104,20 +121,9 @@ async def test_a_positive_allergy_test_excludes_the_ingredient_from_the_plan(set
 
 async def test_an_escalated_adverse_event_keeps_the_suspect_ingredient_out_of_the_next_plan(settings, bus, run_id):
     who = ids(run_id, "ESCALATE")
-    escalation = AdverseEventEscalated(
-        escalation_id=f"esc_ESCALATE{run_id}",
-        patient_id=who["patient_id"],
-        session_id=f"ses_ESCALATE{run_id}_02",
-        report_id=f"sfx_ESCALATE{run_id}",
-        symptom="allergic_reaction",
-        grade=2,
-        onset_at=NOW,
-        escalated_at=NOW,
-        reasons=["allergic_reaction"],
-        suspect_ingredients=["dexpanthenol"],
-    )
+    escalated = escalation(who, "ESCALATE", "02", 2, ["allergic_reaction"], ["dexpanthenol"])
     async with create_service(settings, ManualClock(NOW)) as service:
-        await bus.publish(escalation)
+        await bus.publish(escalated)
         await eventually(lambda: service.db["patients"].find_one({"_id": who["patient_id"], "sensitivities.ingredient": "dexpanthenol"}), what="sensitivity recorded")
         await bus.publish(recorded(**who))
         [approved] = await bus.wait_for(ConsultationApproved, lambda d: d.patient_id == who["patient_id"])
