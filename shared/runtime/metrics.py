@@ -17,3 +17,8 @@ OUTBOX_BACKLOG = Gauge("clinic_outbox_backlog", "Outbox events due and not yet p
 OUTBOX_FAILED = Counter("clinic_outbox_failed_total", "Outbox events given up on after repeated refusals (see the service log).", ["service"])
 OUTBOX_PUBLISHED = Counter("clinic_outbox_published_total", "Outbox events published.", ["service"])
 CONSUMER_LAG = Gauge("clinic_consumer_lag", "Messages behind the end of each assigned partition.", ["service", "topic", "partition"])
+STORE_COMMANDS = Counter(
+    "clinic_store_commands_total",
+    "Store round trips (commands sent to MongoDB), by command name; with clinic_events_handled_total it gives round trips per event.",
+    ["service", "command"],
+)

@@ -146,7 +146,7 @@ class Service(Generic[D]):
             from shared.runtime.http import serve
 
             self._http = await serve(self, s.http_host, s.http_port)
-        self._client = store.connect(s.mongodb_url, f"clinic-{self.name}")
+        self._client = store.connect(s.mongodb_url, f"clinic-{self.name}", service=self.name)
         self.db = store.database(self._client, s.database(self.name))
         await self._until_ready("store", lambda: store.ensure_indexes(self.db))
         self.deps = await self._dependencies(Runtime(self.name, self.db, self.clock, s))

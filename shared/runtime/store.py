@@ -23,12 +23,13 @@ from decimal import Decimal
 from typing import Any
 
 from bson.codec_options import CodecOptions, TypeRegistry
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.envelope import CloudEvent, encode, new_event
 from shared.runtime.effects import Delete, Effects, Insert, Merge, Put, Write
+from shared.runtime.metrics import STORE_COMMANDS
 
 INBOX = "inbox"
 OUTBOX = "outbox"
@@ -56,9 +57,27 @@ def _fallback(value: Any) -> Any:
 CODEC = CodecOptions(tz_aware=True, tzinfo=UTC, type_registry=TypeRegistry(fallback_encoder=_fallback))
 
 
-def connect(url: str, app_name: str) -> AsyncMongoClient:
-    """One client per process; PyMongo pools connections. Short server selection so failures surface."""
-    return AsyncMongoClient(url, appname=app_name, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True)
+class CommandCounter(monitoring.CommandListener):
+    """Counts every command the client sends (one per round trip) in ``clinic_store_commands_total``."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        STORE_COMMANDS.labels(self.service, event.command_name).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def connect(url: str, app_name: str, service: str | None = None) -> AsyncMongoClient:
+    """One client per process; PyMongo pools connections. Short server selection so failures surface.
+    With ``service``, every command is counted in the metrics under that name."""
+    listeners = [CommandCounter(service)] if service else []
+    return AsyncMongoClient(url, appname=app_name, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True, event_listeners=listeners)
 
 
 def database(client: AsyncMongoClient, name: str) -> AsyncDatabase:
