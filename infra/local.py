@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 import uuid
@@ -22,6 +24,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_VERSION = "4.4.0"
 FERRETDB_VERSION = "1.24.0"
+FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
+WRAPPER_FILES = ("go.mod", "go.sum", "main.go")
+
+# FerretDB v1's SQLite backend creates the unique `_id` index on `_ferretdb_sjson->"_id"` but filters on
+# `_ferretdb_sjson->'$._id'` (same value, different text), so SQLite never uses the index and every
+# `{_id: x}` find, update and delete scans the whole table. The build spells the filter like the index.
+FERRETDB_ID_PATCH = (
+    "internal/backends/sqlite/metadata/metadata.go",
+    """IDColumn = DefaultColumn + "->'$._id'""",
+    """IDColumn = DefaultColumn + "->'_id'""",
+)
 
 
 class InfraError(RuntimeError):
@@ -98,16 +111,71 @@ def fetch_kafka(layout: Layout, say=print) -> Path:
 
 
 def build_ferretdb(layout: Layout, say=print) -> Path:
+    """Build our wrapper against a patched copy of the FerretDB module (see FERRETDB_ID_PATCH). The copy and
+    the wrapper with its `replace` directive live in a build folder next to the binary, never in git."""
     binary = layout.ferretdb_binary
     if binary.exists():
         return binary
     _need("go", "Go builds FerretDB; install Go 1.22 or newer.")
     say(f"building FerretDB {FERRETDB_VERSION} (SQLite backend) with Go into {binary.parent} (first time only) ...")
-    binary.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CGO_ENABLED": os.environ.get("CGO_ENABLED", "0"), "GOFLAGS": "-mod=mod -buildvcs=false"}
-    _run(["go", "build", "-trimpath", "-o", str(binary) + ".partial", "."], "go build of FerretDB failed", cwd=ROOT / "infra" / "ferretdb", env=env)
+    build = binary.parent / "build"
+    _remove(build)
+    wrapper = build / "wrapper"
+    wrapper.mkdir(parents=True)
+    for name in WRAPPER_FILES:
+        shutil.copy(ROOT / "infra" / "ferretdb" / name, wrapper / name)
+    _check_required_version(wrapper, env)
+    upstream = _copy_module(wrapper, build / "FerretDB", env)
+    _patch(upstream, *FERRETDB_ID_PATCH)
+    say(f"patched {FERRETDB_ID_PATCH[0]} of FerretDB (the _id lookups use the _id index) in {upstream}")
+    _run(["go", "mod", "edit", f"-replace={FERRETDB_MODULE}={upstream}"], "go mod edit of the wrapper copy failed", cwd=wrapper, env=env)
+    _run(["go", "build", "-trimpath", "-o", str(binary) + ".partial", "."], "go build of FerretDB failed", cwd=wrapper, env=env)
     os.replace(str(binary) + ".partial", binary)
     return binary
+
+
+def _check_required_version(wrapper: Path, env: dict[str, str]) -> None:
+    module = json.loads(_run(["go", "mod", "edit", "-json"], "reading infra/ferretdb/go.mod failed", cwd=wrapper, env=env))
+    required = {r["Path"]: r["Version"] for r in module.get("Require") or []}.get(FERRETDB_MODULE)
+    if required != f"v{FERRETDB_VERSION}":
+        raise InfraError(f"infra/ferretdb/go.mod requires {FERRETDB_MODULE} {required} but FERRETDB_VERSION in infra/local.py is {FERRETDB_VERSION}; make them agree")
+
+
+def _copy_module(wrapper: Path, target: Path, env: dict[str, str]) -> Path:
+    """A writable copy of the FerretDB module from Go's module cache (which is read-only and refused by -overlay)."""
+    found = json.loads(
+        _run(["go", "mod", "download", "-json", f"{FERRETDB_MODULE}@v{FERRETDB_VERSION}"], "go could not download the FerretDB module", cwd=wrapper, env=env)
+    )
+    if not found.get("Dir"):
+        raise InfraError(f"go mod download did not say where {FERRETDB_MODULE}@v{FERRETDB_VERSION} is: {found.get('Error', found)}")
+    shutil.copytree(found["Dir"], target)
+    _make_writable(target)
+    return target
+
+
+def _patch(module: Path, relative: str, old: str, new: str) -> None:
+    path = module / relative
+    text = path.read_text() if path.exists() else ""
+    if text.count(old) != 1:
+        raise InfraError(
+            f"cannot patch FerretDB {FERRETDB_VERSION}: expected the text `{old}` once in {relative} of {FERRETDB_MODULE}, "
+            f"found it {text.count(old)} times (looked in {path}). After an upgrade, check whether the SQLite backend "
+            "still filters on an `_id` expression its `_id` index does not match, then update or drop FERRETDB_ID_PATCH in infra/local.py"
+        )
+    path.write_text(text.replace(old, new))
+
+
+def _make_writable(folder: Path) -> None:
+    for path in (folder, *folder.rglob("*")):
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def _remove(folder: Path) -> None:
+    if folder.exists():
+        _make_writable(folder)
+        shutil.rmtree(folder)
 
 
 # -- start and stop --------------------------------------------------------------------------------
@@ -323,11 +391,12 @@ def _port_free(host: str, port: int, what: str, option: str) -> None:
         raise InfraError(f"port {host}:{port} for {what} is already taken by another process; stop it or pick another port with {option}")
 
 
-def _run(command: list[str], failure: str, **kwargs) -> None:
+def _run(command: list[str], failure: str, **kwargs) -> str:
     result = subprocess.run(command, capture_output=True, text=True, **kwargs)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip().splitlines()
         raise InfraError(f"{failure} (exit {result.returncode}):\n" + "\n".join(output[-20:]))
+    return result.stdout
 
 
 def _need(tool: str, hint: str) -> None:
@@ -347,7 +416,9 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def _source_hash(folder: Path) -> str:
+    """The wrapper's sources and the patch applied to FerretDB: a change to either builds a new binary."""
     digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "main.go"):
+    for name in WRAPPER_FILES:
         digest.update((folder / name).read_bytes())
+    digest.update(repr(FERRETDB_ID_PATCH).encode())
     return digest.hexdigest()[:12]

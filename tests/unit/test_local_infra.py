@@ -51,3 +51,36 @@ def test_a_stopped_process_has_no_pid(tmp_path):
     state.mkdir()
     (state / "kafka.pid").write_text("999999999")
     assert local._pid(layout(tmp_path), "kafka") is None
+
+
+def test_the_ferretdb_build_is_cached_by_the_patch_too(tmp_path, monkeypatch):
+    unpatched = layout(tmp_path).ferretdb_binary
+    monkeypatch.setattr(local, "FERRETDB_ID_PATCH", (*local.FERRETDB_ID_PATCH[:2], "something else"))
+    assert layout(tmp_path).ferretdb_binary != unpatched
+
+
+def test_the_id_patch_rewrites_the_filter_expression_once(tmp_path):
+    relative, old, new = local.FERRETDB_ID_PATCH
+    source = tmp_path / relative
+    source.parent.mkdir(parents=True)
+    source.write_text(f"const (\n\t{old}\n)\n")
+    local._patch(tmp_path, relative, old, new)
+    assert source.read_text() == f"const (\n\t{new}\n)\n"
+
+
+def test_an_upstream_source_without_the_expected_text_fails_the_build_loudly(tmp_path):
+    relative, old, new = local.FERRETDB_ID_PATCH
+    (tmp_path / relative).parent.mkdir(parents=True)
+    (tmp_path / relative).write_text("IDColumn = something new upstream\n")
+    with pytest.raises(local.InfraError, match="cannot patch FerretDB .* found it 0 times"):
+        local._patch(tmp_path, relative, old, new)
+
+
+def test_a_read_only_copy_from_the_go_module_cache_can_be_removed(tmp_path):
+    copy = tmp_path / "module" / "internal"
+    copy.mkdir(parents=True)
+    (copy / "file.go").write_text("package internal\n")
+    (copy / "file.go").chmod(0o444)
+    copy.chmod(0o555)
+    local._remove(tmp_path / "module")
+    assert not (tmp_path / "module").exists()
