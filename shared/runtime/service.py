@@ -32,7 +32,7 @@ from shared.envelope import CloudEvent, InvalidEvent, decode
 from shared.runtime import metrics, store
 from shared.runtime.effects import Effects
 from shared.runtime.kafka import ensure_topics, make_broker
-from shared.runtime.relay import OutboxRelay
+from shared.runtime.relay import OutboxRelay, publish
 from shared.runtime.retry import backoff, is_transient
 from shared.settings import Settings
 
@@ -93,6 +93,16 @@ class Runtime:
     db: AsyncDatabase
     clock: Clock
     settings: Settings
+
+
+@dataclass
+class Batch:
+    """What the records of one consumed batch did, settled together when the batch is done."""
+
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    """Inbox documents whose effects were applied and events published in this batch."""
+    keys: set[str] = field(default_factory=set)
+    lines: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -161,6 +171,9 @@ class Service(Generic[D]):
             auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),
             decoder=_raw_body,
+            batch=True,
+            max_records=s.consume_batch_size,
+            batch_timeout_ms=s.consume_wait_ms,
             title=f"{self.name}",
         )
         self._subscriber(self._consume)
@@ -175,6 +188,7 @@ class Service(Generic[D]):
             batch_size=s.relay_batch_size,
             retry_cap=s.retry_max_seconds,
         )
+        await self._until_ready("store", self.relay.load)
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         for job_name, (seconds, job) in self.handlers.jobs.items():
             self._tasks.append(asyncio.create_task(self._every(job_name, seconds, job), name=f"{self.name}-{job_name}"))
@@ -294,15 +308,36 @@ class Service(Generic[D]):
         rows = store.outgoing(None, effects, self.source, now, self.settings.topic_prefix, seed=key)
         document = await store.record(self.db, key, None, effects, rows, now, {"origin": "job"})
         if document["status"] != "applied":
-            await store.apply(self.db, document, now)
-        if self.relay is not None:
-            self.relay.nudge()
+            _, stored = await store.apply(self.db, document, now, publish_inline=False)
+            await store.mark_applied(self.db, [document], now)
+            if self.relay is not None:
+                self.relay.schedule(stored)
         return document["outcome"]
 
     # -- consuming ---------------------------------------------------------------------------------
 
-    async def _consume(self, body: bytes, message: KafkaMessage) -> None:
-        record: ConsumerRecord = message.raw_message  # type: ignore[assignment]
+    async def _consume(self, body: Any, message: KafkaMessage) -> None:
+        """One batch of records: each patient's records in order, different patients concurrently;
+        then one inbox update for the batch and one offset commit."""
+        records: tuple[ConsumerRecord, ...] = message.raw_message  # type: ignore[assignment]
+        chains: dict[Any, list[ConsumerRecord]] = {}
+        for record in records:  # the key is the patient: their events stay in order
+            chains.setdefault(record.key if record.key is not None else (record.topic, record.partition), []).append(record)
+        batch = Batch()
+        limit = asyncio.Semaphore(self.settings.consume_concurrency)
+
+        async def run(chain: list[ConsumerRecord]) -> None:
+            async with limit:
+                for record in chain:
+                    await self._consume_one(record, batch)
+
+        await asyncio.gather(*(run(chain) for chain in chains.values()))
+        await self._until_ready("store", lambda: store.mark_applied(self.db, batch.applied, self.clock.now()))
+        await self._commit(message)
+        for fields in batch.lines:
+            self._account(fields)
+
+    async def _consume_one(self, record: ConsumerRecord, batch: Batch) -> None:
         started = time.perf_counter()
         where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         fields: dict[str, Any] = {**where}
@@ -311,12 +346,8 @@ class Service(Generic[D]):
             fields.update(event_id=event.id, type=event.type, correlation=event.correlation_id, patient=event.key)
             if topic_of(event.type, self.settings.topic_prefix) != record.topic:
                 raise InvalidEvent("wrong-topic", f"{event.type} does not belong on {record.topic}")
-            outcome = await self._handle_with_retries(event, where)
-        except InvalidEvent as error:
-            outcome = "dead-lettered"
-            fields["reason"] = error.reason
-            await self._dead_letter(record, error.reason, error.detail)
-        except Rejected as error:
+            outcome = await self._handle_with_retries(event, where, batch)
+        except (InvalidEvent, Rejected) as error:
             outcome = "dead-lettered"
             fields["reason"] = error.reason
             await self._dead_letter(record, error.reason, error.detail)
@@ -325,27 +356,27 @@ class Service(Generic[D]):
             fields["reason"] = "internal-error"
             self.log.warning("unexpected failure before handling", extra={**where, "error": error.__class__.__name__})
             await self._dead_letter(record, "internal-error", error.__class__.__name__)
-        await self._commit(message)
-        event_type = fields.get("type", "undecodable")
+        batch.lines.append({**fields, "outcome": outcome, "seconds": time.perf_counter() - started})
+
+    def _account(self, fields: dict[str, Any]) -> None:
+        """Metrics and the one log line of a handled event, once its offset is committed."""
+        event_type, outcome, seconds = fields.get("type", "undecodable"), fields["outcome"], fields.pop("seconds")
         if outcome == "dead-lettered":
             self.stats.count(self.stats.dead_lettered, event_type)
-            metrics.DEAD_LETTERED.labels(self.name, record.topic, fields["reason"]).inc()
+            metrics.DEAD_LETTERED.labels(self.name, fields["topic"], fields["reason"]).inc()
         else:
             self.stats.count(self.stats.handled, event_type)
         metrics.HANDLED.labels(self.name, event_type, outcome).inc()
-        metrics.HANDLER_SECONDS.labels(self.name, event_type).observe(time.perf_counter() - started)
-        if self.relay is not None:
-            self.relay.nudge()
-        fields["ms"] = round((time.perf_counter() - started) * 1000, 1)
-        level = logging.WARNING if outcome == "dead-lettered" else logging.INFO
-        self.log.log(level, "event", extra={**fields, "outcome": outcome})
+        metrics.HANDLER_SECONDS.labels(self.name, event_type).observe(seconds)
+        fields["ms"] = round(seconds * 1000, 1)
+        self.log.log(logging.WARNING if outcome == "dead-lettered" else logging.INFO, "event", extra=fields)
 
-    async def _handle_with_retries(self, event: CloudEvent, where: dict[str, Any]) -> str:
+    async def _handle_with_retries(self, event: CloudEvent, where: dict[str, Any], batch: Batch) -> str:
         model, handler = self.handlers.by_type[event.type]
         failures = transient = 0
         while True:
             try:
-                return await self._handle(event, handler, where)
+                return await self._handle(event, handler, where, batch)
             except (Rejected, asyncio.CancelledError):
                 raise
             except Exception as error:
@@ -364,10 +395,11 @@ class Service(Generic[D]):
                     raise Rejected("handler-error", error.__class__.__name__) from error
                 await self._pause(backoff(failures, self.settings.retry_max_seconds))
 
-    async def _handle(self, event: CloudEvent, handler: Handler, where: dict[str, Any]) -> str:
+    async def _handle(self, event: CloudEvent, handler: Handler, where: dict[str, Any], batch: Batch) -> str:
         key = store.inbox_id(event)
-        inbox = self.db[store.INBOX]
-        document = await inbox.find_one({"_id": key})
+        if key in batch.keys:  # delivered twice within one batch
+            return "duplicate"
+        document = await self.db[store.INBOX].find_one({"_id": key})
         if document is not None and document["status"] == "applied":
             return "duplicate"
         now = self.clock.now()
@@ -376,8 +408,33 @@ class Service(Generic[D]):
             rows = store.outgoing(event, effects, self.source, now, self.settings.topic_prefix, partition=where.get("partition"))
             document = await store.record(self.db, key, event, effects, rows, now, where)
         if document["status"] != "applied":
-            await store.apply(self.db, document, now)
+            inline, stored = await store.apply(self.db, document, now)
+            await self._publish(inline)
+            if self.relay is not None:
+                self.relay.schedule(stored)
+            batch.keys.add(key)
+            batch.applied.append(document)
         return document["outcome"]
+
+    async def _publish(self, rows: list[dict[str, Any]]) -> None:
+        """The events due now, before the offset is committed. A broker that is away is waited for; a row
+        it refuses (too large, say) goes to the outbox, where the relay retries it and then sets it aside."""
+        attempt = 0
+        while rows:
+            results = await publish(self.broker, rows)
+            metrics.OUTBOX_PUBLISHED.labels(self.name).inc(sum(1 for error in results if error is None))
+            refused = [(row, error) for row, error in zip(rows, results, strict=True) if error is not None]
+            rows = [row for row, error in refused if is_transient(error)]
+            for row, error in refused:
+                if not is_transient(error):
+                    self.log.error("event refused by the broker, kept in the outbox", extra={"event_id": row["_id"], "error": error.__class__.__name__})
+                    await store.keep(self.db, row, error)
+                    if self.relay is not None:
+                        self.relay.schedule([row])
+            if rows:
+                attempt += 1
+                self.log.warning("publish failed, retrying", extra={"error": refused[0][1].__class__.__name__, "attempt": attempt})
+                await self._pause(backoff(attempt, self.settings.retry_max_seconds))
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str, detail: str) -> None:
         headers = {name: (value or b"").decode("utf-8", "replace") for name, value in record.headers or ()}

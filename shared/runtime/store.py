@@ -1,16 +1,24 @@
 """The service's own database: inbox (dedup and write-ahead record of effects) and outbox.
 
 Only single-document atomicity and unique ``_id``s are relied on: MongoDB without a replica set has no
-multi-document transactions, and neither does the local FerretDB stand-in.
+multi-document transactions, and neither does the local FerretDB stand-in. Every read and write here
+is addressed by ``_id`` (the one filter the local store serves from an index), so the cost of an event
+does not grow with the number of events handled before it.
 
 Life of an inbound event:
 1. ``inbox`` gets one document, ``_id`` = source + event id, holding every write and every outgoing
    event (already encoded) the handler decided on. Status ``recorded``. Atomic: one insert.
-2. The writes are applied (each idempotent), outgoing events are inserted into ``outbox`` with their
-   deterministic ids, cancelled delayed events are removed. Then the inbox document becomes ``applied``.
-3. Only then is the Kafka offset committed.
+2. The writes are applied (each idempotent), delayed events go into ``outbox`` under their
+   deterministic ids, cancelled delayed events are removed.
+3. The events due now are published by the consumer itself (idempotent producer, ``acks=all``).
+4. The inbox document becomes ``applied`` (one bulk update for a whole batch of events); only then is
+   the Kafka offset committed.
 A redelivered event whose inbox document is ``applied`` changes nothing; one that is still ``recorded``
-(the process died during step 2) has its recorded effects applied again, not recomputed.
+(the process died in steps 2-4) has its recorded effects applied and its events published again (same
+ids, so consumers drop the repeats), not recomputed.
+
+The outbox therefore holds only what is not published yet: delayed events (reminders, check-ins), the
+events of periodic jobs, and rows set aside after repeated refusals. Published rows are deleted.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from bson.codec_options import CodecOptions, TypeRegistry
-from pymongo import ASCENDING, AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, UpdateOne, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -33,13 +41,14 @@ from shared.runtime.metrics import STORE_COMMANDS
 
 INBOX = "inbox"
 OUTBOX = "outbox"
+DUPLICATE_KEY = 11000
 _NAMESPACE = uuid.UUID("0b5c3e52-7c1e-4a55-9d0f-6a1f4a8e2c10")
 
 
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"
-    PUBLISHED = "published"
     FAILED = "failed"
+    """Refused by the broker MAX_ATTEMPTS times; kept for an operator to look at and re-drive."""
 
 
 def _fallback(value: Any) -> Any:
@@ -85,8 +94,9 @@ def database(client: AsyncMongoClient, name: str) -> AsyncDatabase:
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    await db[OUTBOX].create_index([("status", ASCENDING), ("due_at", ASCENDING), ("seq", ASCENDING)], name="due")
-    await db[INBOX].create_index([("status", ASCENDING)], name="status")
+    """Nothing to create: the inbox and the outbox are only ever addressed by ``_id``. Touching the
+    store here makes start-up wait until it answers."""
+    await db.command("ping")
 
 
 def derived_id(*parts: object) -> str:
@@ -170,32 +180,76 @@ async def record(db: AsyncDatabase, key: str, event: CloudEvent | None, effects:
     return document
 
 
-async def apply(db: AsyncDatabase, document: dict[str, Any], now: datetime) -> None:
-    """Step 2: apply recorded effects; every operation is idempotent."""
-    for write in document.get("writes", []):
-        collection = db[write["c"]]
-        match write["op"]:
-            case "put":
-                await collection.replace_one({"_id": write["id"]}, {**write["doc"], "_id": write["id"]}, upsert=True)
-            case "merge":
-                await collection.update_one({"_id": write["id"]}, {"$set": write["doc"]}, upsert=True)
-            case "insert":
-                try:
-                    await collection.insert_one(dict(write["doc"]))
-                except DuplicateKeyError:
-                    pass
-            case "delete":
-                await collection.delete_one({"_id": write["id"]})
+async def apply(db: AsyncDatabase, document: dict[str, Any], now: datetime, *, publish_inline: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Step 2: apply recorded effects; every operation is idempotent. Returns the rows the caller
+    publishes itself (with ``publish_inline``, those due now) and the rows stored in the outbox."""
+    for collection, operations in _batches(document.get("writes", [])):
+        await _bulk(db[collection], operations)
     rows = document.get("outbox", [])
-    if rows:
-        try:
-            await db[OUTBOX].insert_many([dict(r) for r in rows], ordered=False)
-        except BulkWriteError as error:
-            if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
-                raise
+    inline = [r for r in rows if publish_inline and r["due_at"] <= now]
+    stored = [r for r in rows if not (publish_inline and r["due_at"] <= now)]
+    if stored:
+        await _bulk(db[OUTBOX], [InsertOne(dict(r)) for r in stored])
     if document.get("cancel"):
-        await db[OUTBOX].delete_many({"_id": {"$in": document["cancel"]}, "status": OutboxStatus.PENDING.value})
-    await db[INBOX].update_one(
-        {"_id": document["_id"]},
-        {"$set": {"status": "applied", "applied_at": now, "writes": [], "event_ids": [r["_id"] for r in rows]}, "$unset": {"outbox": ""}},
+        await db[OUTBOX].bulk_write([DeleteOne({"_id": id}) for id in document["cancel"]], ordered=False)
+    return inline, stored
+
+
+async def keep(db: AsyncDatabase, row: dict[str, Any], error: BaseException) -> None:
+    """An event the broker refused when it was due: into the outbox, counted as one failed attempt."""
+    await db[OUTBOX].replace_one({"_id": row["_id"]}, {**row, "attempts": 1, "error": error.__class__.__name__}, upsert=True)
+
+
+async def mark_applied(db: AsyncDatabase, documents: list[dict[str, Any]], now: datetime) -> None:
+    """Step 4, for several inbox documents in one round trip: effects applied, events published."""
+    if not documents:
+        return
+    await db[INBOX].bulk_write(
+        [
+            UpdateOne(
+                {"_id": d["_id"]},
+                {"$set": {"status": "applied", "applied_at": now, "writes": [], "event_ids": [r["_id"] for r in d.get("outbox", [])]}, "$unset": {"outbox": ""}},
+            )
+            for d in documents
+        ],
+        ordered=False,
     )
+
+
+def _batches(writes: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """Consecutive writes to one collection go in one bulk request, in their order."""
+    batches: list[tuple[str, list[Any]]] = []
+    for write in writes:
+        operation = _operation(write)
+        if batches and batches[-1][0] == write["c"]:
+            batches[-1][1].append(operation)
+        else:
+            batches.append((write["c"], [operation]))
+    return batches
+
+
+def _operation(write: dict[str, Any]) -> Any:
+    match write["op"]:
+        case "put":
+            return ReplaceOne({"_id": write["id"]}, {**write["doc"], "_id": write["id"]}, upsert=True)
+        case "merge":
+            return UpdateOne({"_id": write["id"]}, {"$set": write["doc"]}, upsert=True)
+        case "insert":
+            return InsertOne(dict(write["doc"]))
+        case "delete":
+            return DeleteOne({"_id": write["id"]})
+    raise ValueError(f"unknown write {write['op']!r}")
+
+
+async def _bulk(collection: Any, operations: list[Any]) -> None:
+    """Ordered, so writes to one document land in the order decided; an insert that finds its document
+    already there (a re-applied record) is skipped and the rest still run."""
+    while operations:
+        try:
+            await collection.bulk_write(operations, ordered=True)
+            return
+        except BulkWriteError as error:
+            failed = error.details.get("writeErrors", [])
+            if not failed or failed[0].get("code") != DUPLICATE_KEY or not isinstance(operations[failed[0]["index"]], InsertOne):
+                raise
+            operations = operations[failed[0]["index"] + 1 :]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
+from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
 from shared.envelope import decode, encode, new_event, with_extensions
@@ -185,11 +186,16 @@ async def test_an_outbox_event_the_broker_refuses_does_not_hold_back_the_ones_af
         "key": patient, "value": b"x" * 2_000_000, "headers": {}, "correlation_id": None,
         "due_at": datetime(2020, 1, 1, tzinfo=UTC), "created_at": datetime(2020, 1, 1, tzinfo=UTC), "seq": 0, "partition": None, "attempts": 0,
     }
-    async with probe.create(settings) as service:
-        await service.db[OUTBOX].insert_one(giant)
-        await bus.publish(probe.inbound(patient))
-        [published] = await bus.wait_for(probe.OUTBOUND, lambda d: d.patient_id == patient)
-        refused = await eventually(lambda: service.db[OUTBOX].find_one({"_id": giant["_id"], "attempts": {"$gte": 1}}), what="refusal recorded")
+    client = AsyncMongoClient(settings.mongodb_url)
+    outbox = client[settings.database("probe")][OUTBOX]
+    try:
+        await outbox.insert_one(giant)  # waiting from before this start, like a reminder due during a restart
+        async with probe.create(settings):
+            await bus.publish(probe.inbound(patient))
+            [published] = await bus.wait_for(probe.OUTBOUND, lambda d: d.patient_id == patient)
+            refused = await eventually(lambda: outbox.find_one({"_id": giant["_id"], "attempts": {"$gte": 1}}), what="refusal recorded")
+    finally:
+        await client.close()
 
     assert published.data.patient_id == patient
     assert refused["error"] == "MessageSizeTooLargeError"

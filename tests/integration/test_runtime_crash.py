@@ -9,9 +9,7 @@ import sys
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared.runtime.store import OUTBOX
 from tests.support import probe
-from tests.support.polling import eventually
 
 
 async def run_probe_until_killed(settings, crash_point: str) -> int:
@@ -41,7 +39,7 @@ async def test_an_event_decided_before_a_kill_is_published_after_restart_once(se
     db = AsyncMongoClient(settings.mongodb_url)[settings.database("probe")]
     try:
         async with probe.create(settings):
-            await eventually(lambda: db[OUTBOX].find_one({"status": "published"}), what="outbox row published")
+            await bus.wait_for(probe.OUTBOUND, lambda d: d.patient_id == patient)
             published = await bus.events(probe.OUTBOUND, lambda d: d.patient_id == patient)
             note = await db["notes"].find_one({"_id": sent.id})
     finally:

@@ -16,7 +16,6 @@ from typing import Any
 from shared.contracts import REGISTRY, EventData, examples
 from shared.envelope import CloudEvent
 from shared.runtime import Effects, Handlers, Runtime, Service, store
-from shared.runtime.relay import OutboxRelay
 
 INBOUND = REGISTRY.by_name("SideEffectReported")
 OUTBOUND = REGISTRY.by_name("AdverseEventEscalated")
@@ -53,15 +52,14 @@ def _crash_at(point: str) -> None:
     def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    if point == "before-publish":  # state written, outbox row pending, relay never gets to send it
+    if point == "before-publish":  # state written, the event it decided not sent yet
         original = store.apply
 
-        async def apply_then_die(*args: Any, **kwargs: Any) -> None:
+        async def apply_then_die(*args: Any, **kwargs: Any) -> Any:
             await original(*args, **kwargs)
             die()
 
         store.apply = apply_then_die
-        OutboxRelay.publish_due = lambda self: asyncio.sleep(0, 0)  # type: ignore[method-assign]
     elif point == "mid-apply":  # effects recorded in the inbox, not yet applied
         async def record_then_die(*args: Any, **kwargs: Any) -> dict:
             document = await original_record(*args, **kwargs)
