@@ -49,3 +49,11 @@ class Settings(BaseSettings):
 
     def group_id(self, service: str) -> str:
         return f"{self.topic_prefix}clinic.{service}"
+
+
+def redact(url: str) -> str:
+    """A connection string without its credentials, for logs and messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from shared.cli import events, infra, ops, stack
+from shared.cli import events, infra, ops, outbox, stack
 
 app = typer.Typer(
     help="Clinic workflow backbone: local infrastructure, event contracts, publishing and watching topics.",
@@ -26,6 +26,7 @@ app.command("lag")(ops.lag)
 app.command("monitor")(ops.monitor)
 app.command("stock")(ops.stock)
 app.add_typer(ops.dlq, name="dlq")
+app.add_typer(outbox.app, name="outbox")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ HANDLER_SECONDS = Histogram(
 )
 OUTBOX_BACKLOG = Gauge("clinic_outbox_backlog", "Outbox events due and not yet published.", ["service"])
 OUTBOX_FAILED = Counter("clinic_outbox_failed_total", "Outbox events given up on after repeated refusals (see the service log).", ["service"])
+OUTBOX_SET_ASIDE = Gauge("clinic_outbox_set_aside", "Outbox events refused too often and set aside (`clinic outbox list <service>`).", ["service"])
 OUTBOX_PUBLISHED = Counter("clinic_outbox_published_total", "Outbox events published.", ["service"])
 CONSUMER_LAG = Gauge("clinic_consumer_lag", "Messages behind the end of each assigned partition.", ["service", "topic", "partition"])
 STORE_COMMANDS = Counter(

@@ -34,7 +34,7 @@ from shared.runtime.effects import Effects
 from shared.runtime.kafka import ensure_topics, make_broker
 from shared.runtime.relay import OutboxRelay, publish
 from shared.runtime.retry import backoff, is_transient
-from shared.settings import Settings
+from shared.settings import Settings, redact
 
 D = TypeVar("D")
 Handler = Callable[[CloudEvent, Any], Awaitable[Effects]]
@@ -258,6 +258,7 @@ class Service(Generic[D]):
         if self.relay is not None:
             with contextlib.suppress(Exception):
                 metrics.OUTBOX_BACKLOG.labels(self.name).set(await self.relay.backlog())
+            metrics.OUTBOX_SET_ASIDE.labels(self.name).set(self.relay.set_aside)
         consumer = getattr(self._subscriber, "consumer", None)
         if consumer is None:
             return
@@ -493,7 +494,7 @@ class Service(Generic[D]):
                     raise
                 attempt += 1
                 where = self.settings.mongodb_url if what == "store" else self.settings.kafka_bootstrap_servers
-                self.log.warning(f"{what} unreachable at {_redact(where)}, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
+                self.log.warning(f"{what} unreachable at {redact(where)}, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
                 await asyncio.sleep(backoff(attempt, self.settings.retry_max_seconds, base=0.5))
 
 
@@ -510,9 +511,3 @@ def _produced(service: str) -> list[type[EventData]]:
 
     return REGISTRY.produced_by(service)
 
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
