@@ -29,31 +29,31 @@ async def on_session_completed(event: CloudEvent, deps: Deps) -> Effects:
 @handlers.on(SideEffectReported)
 async def on_side_effect_reported(event: CloudEvent, deps: Deps) -> Effects:
     report = Report.of(event.data)  # type: ignore[arg-type]
-    if await deps.repo.known_reports([report.report_id]):
+    known, session = await deps.repo.report_and_session(report.report_id, report.session_id)
+    if known:
         return ignored("duplicate-report")
-    session = await _session(deps, report.session_id, report.patient_id)
-    return await _assessed(deps, session, (report,))
+    return await _assessed(deps, _checked(session, report.session_id, report.patient_id), (report,))
 
 
 @handlers.on(CheckInAnswered)
 async def on_check_in_answered(event: CloudEvent, deps: Deps) -> Effects:
     answer: CheckInAnswered = event.data  # type: ignore[assignment]
-    known = await deps.repo.check_in(answer.check_in_id)
+    known, session = await deps.repo.check_in_and_session(answer.check_in_id, answer.session_id)
     if known is not None and known.session_id != answer.session_id:
         raise Rejected("check-in-mismatch", f"{answer.check_in_id} does not follow {answer.session_id}")
     if known is not None and known.answered_at is not None:
         return ignored("already-answered")
-    session = await _session(deps, answer.session_id, answer.patient_id)
+    session = _checked(session, answer.session_id, answer.patient_id)
     return await _assessed(deps, session, reports_from_answer(answer)) + deps.repo.record_answer(answer, known)
 
 
 @handlers.on(OutcomeRecorded)
 async def on_outcome_recorded(event: CloudEvent, deps: Deps) -> Effects:
-    return deps.repo.record_outcome(event.data)  # type: ignore[arg-type]
+    outcome: OutcomeRecorded = event.data  # type: ignore[assignment]
+    return deps.repo.record_outcome(outcome, await deps.repo.outcomes(outcome.course_id))
 
 
-async def _session(deps: Deps, session_id: str, patient_id: str) -> TreatedSession:
-    session = await deps.repo.session(session_id)
+def _checked(session: TreatedSession | None, session_id: str, patient_id: str) -> TreatedSession:
     if session is None:
         raise Rejected("unknown-session", f"{session_id} has no completed session in aftercare")
     if session.patient_id != patient_id:

@@ -1,16 +1,18 @@
 """Aftercare's documents: treated sessions, check-ins, side-effect records and outcomes.
 
 Reads return domain objects; writes are returned as Effects for the runtime to apply. Every document
-belongs to one patient, so only one instance writes it at a time (see docs/services.md).
+belongs to one patient, so only one instance writes it at a time (see docs/services.md). Every read is
+by ``_id``: the local store scans a collection for any other filter, so a course's outcomes are kept
+together in one document under the course's id.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.aftercare.domain import AftercarePlan, TreatedSession
@@ -22,7 +24,7 @@ from shared.runtime.store import derived_id
 SESSIONS = "sessions"
 CHECK_INS = "check_ins"
 SIDE_EFFECTS = "side_effects"
-OUTCOMES = "outcomes"
+OUTCOME_TRENDS = "outcome_trends"
 
 
 def instructions_event_id(session_id: str) -> str:
@@ -49,10 +51,6 @@ class AftercareRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.db = db
 
-    async def ensure_indexes(self) -> None:
-        await self.db[SIDE_EFFECTS].create_index([("session_id", ASCENDING)], name="session")
-        await self.db[OUTCOMES].create_index([("course_id", ASCENDING), ("measured_at", ASCENDING)], name="course_trend")
-
     async def session(self, session_id: str) -> TreatedSession | None:
         doc = await self.db[SESSIONS].find_one({"_id": session_id})
         if doc is None:
@@ -66,15 +64,26 @@ class AftercareRepository:
             escalated={Symptom(symptom): grade for symptom, grade in (doc.get("escalated") or {}).items()},
         )
 
-    async def known_reports(self, report_ids: list[str]) -> set[str]:
-        found = await self.db[SIDE_EFFECTS].find({"_id": {"$in": report_ids}}, {"_id": 1}).to_list()
-        return {doc["_id"] for doc in found}
+    async def known_report(self, report_id: str) -> bool:
+        return await self.db[SIDE_EFFECTS].find_one({"_id": report_id}, {"_id": 1}) is not None
 
     async def check_in(self, check_in_id: str) -> CheckIn | None:
         doc = await self.db[CHECK_INS].find_one({"_id": check_in_id})
         if doc is None:
             return None
         return CheckIn(doc["_id"], doc["session_id"], doc.get("hours_after_session"), doc.get("answered_at"))
+
+    async def report_and_session(self, report_id: str, session_id: str) -> tuple[bool, TreatedSession | None]:
+        """Whether the report is already recorded, and its session: both reads at once."""
+        return await asyncio.gather(self.known_report(report_id), self.session(session_id))
+
+    async def check_in_and_session(self, check_in_id: str, session_id: str) -> tuple[CheckIn | None, TreatedSession | None]:
+        return await asyncio.gather(self.check_in(check_in_id), self.session(session_id))
+
+    async def outcomes(self, course_id: str) -> list[dict[str, Any]]:
+        """The course's recorded measurements, oldest first (a handful per course)."""
+        doc = await self.db[OUTCOME_TRENDS].find_one({"_id": course_id})
+        return [] if doc is None else list(doc["points"])
 
     def save_plan(self, plan: AftercarePlan) -> Effects:
         session = plan.session
@@ -151,25 +160,22 @@ class AftercareRepository:
             effects.cancel.append(check_in_event_id(known.session_id, known.hours_after_session))
         return effects
 
-    def record_outcome(self, outcome: OutcomeRecorded) -> Effects:
+    def record_outcome(self, outcome: OutcomeRecorded, recorded: list[dict[str, Any]]) -> Effects:
         measured_at = outcome.measured_at.astimezone(UTC)
+        point = {
+            "key": measured_at.isoformat(),  # identity to the microsecond; a stored date keeps milliseconds
+            "session_id": outcome.session_id,
+            "clinician_id": outcome.clinician_id,
+            "measured_at": measured_at,
+            "density_per_cm2": outcome.density_per_cm2,
+            "shaft_diameter_um": outcome.shaft_diameter_um,
+            "satisfaction": outcome.satisfaction,
+            "photo_views": list(outcome.photo_views),
+            "clinician_decision": outcome.clinician_decision,
+        }
         # A re-sent measurement of the same course at the same moment is a correction: it replaces.
-        return Effects().put(
-            OUTCOMES,
-            f"{outcome.course_id}|{measured_at.isoformat()}",
-            {
-                "patient_id": outcome.patient_id,
-                "course_id": outcome.course_id,
-                "session_id": outcome.session_id,
-                "clinician_id": outcome.clinician_id,
-                "measured_at": measured_at,
-                "density_per_cm2": outcome.density_per_cm2,
-                "shaft_diameter_um": outcome.shaft_diameter_um,
-                "satisfaction": outcome.satisfaction,
-                "photo_views": list(outcome.photo_views),
-                "clinician_decision": outcome.clinician_decision,
-            },
-        )
+        points = sorted([p for p in recorded if p["key"] != point["key"]] + [point], key=lambda p: (p["measured_at"], p["key"]))
+        return Effects().put(OUTCOME_TRENDS, outcome.course_id, {"patient_id": outcome.patient_id, "course_id": outcome.course_id, "points": points})
 
 
 @dataclass(frozen=True)
@@ -184,15 +190,14 @@ class OutcomePoint:
 
 async def outcome_trend(db: AsyncDatabase, course_id: str) -> list[OutcomePoint]:
     """A course's outcomes, oldest first: what the clinician looks at to decide whether to continue."""
-    docs: list[dict[str, Any]] = await db[OUTCOMES].find({"course_id": course_id}).sort([("measured_at", ASCENDING)]).to_list()
     return [
         OutcomePoint(
-            measured_at=doc["measured_at"],
-            session_id=doc.get("session_id"),
-            density_per_cm2=doc.get("density_per_cm2"),
-            shaft_diameter_um=doc.get("shaft_diameter_um"),
-            satisfaction=doc.get("satisfaction"),
-            clinician_decision=doc.get("clinician_decision"),
+            measured_at=point["measured_at"],
+            session_id=point.get("session_id"),
+            density_per_cm2=point.get("density_per_cm2"),
+            shaft_diameter_um=point.get("shaft_diameter_um"),
+            satisfaction=point.get("satisfaction"),
+            clinician_decision=point.get("clinician_decision"),
         )
-        for doc in docs
+        for point in await AftercareRepository(db).outcomes(course_id)
     ]

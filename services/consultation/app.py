@@ -14,8 +14,6 @@ def create_service(settings: Settings | None = None, clock: Clock | None = None,
     chosen = config or load_config()
 
     async def dependencies(runtime: Runtime) -> Deps:
-        repo = Repository(runtime.db)
-        await repo.ensure_indexes()
-        return Deps(repo=repo, config=chosen, clock=runtime.clock)
+        return Deps(repo=Repository(runtime.db), config=chosen, clock=runtime.clock)
 
     return Service(handlers, dependencies, settings=settings, clock=clock)

@@ -30,11 +30,10 @@ async def on_consultation_recorded(event: CloudEvent, deps: Deps) -> Effects:
     facts: ConsultationRecorded = event.data  # type: ignore[assignment]
     if problem := assessment_problem(facts):
         raise Rejected(problem, facts.consultation_id)
-    file = await _consultation(deps, facts.consultation_id, facts.patient_id)
+    file, patient = await _consultation(deps, facts.consultation_id, facts.patient_id)
     if not file.is_open:
         return ignored("already-decided")
-    patient = await deps.repo.patient(facts.patient_id)
-    return _decisions(deps, [rescreen(file.model_copy(update={"facts": facts}), patient, deps.config, deps.clock.now())])
+    return _decisions(deps, patient, [rescreen(file.model_copy(update={"facts": facts}), patient, deps.config, deps.clock.now())])
 
 
 @handlers.on(ConsultationReviewed)
@@ -42,20 +41,18 @@ async def on_consultation_reviewed(event: CloudEvent, deps: Deps) -> Effects:
     review: ConsultationReviewed = event.data  # type: ignore[assignment]
     if unknown := [r for r in review.rule_ids if r not in deps.config.rule_set.rules]:
         raise Rejected("unknown-rule", f"{review.consultation_id} {','.join(unknown)}")
-    file = await _consultation(deps, review.consultation_id, review.patient_id)
+    file, patient = await _consultation(deps, review.consultation_id, review.patient_id)
     reviewed = file.model_copy(update={"reviews": (*file.reviews, Review.of(review))})
     if not file.is_open:  # recorded for the audit trail; a final decision stays final
         return deps.repo.save_consultation(reviewed) + ignored("already-decided")
-    patient = await deps.repo.patient(review.patient_id)
-    return _decisions(deps, [rescreen(reviewed, patient, deps.config, deps.clock.now())])
+    return _decisions(deps, patient, [rescreen(reviewed, patient, deps.config, deps.clock.now())])
 
 
 @handlers.on(LabResultsRecorded)
 async def on_lab_results_recorded(event: CloudEvent, deps: Deps) -> Effects:
     labs: LabResultsRecorded = event.data  # type: ignore[assignment]
-    await _consultation(deps, labs.consultation_id, labs.patient_id)  # refuses results filed under another patient
-    patient = (await deps.repo.patient(labs.patient_id)).with_labs(labs.results)
-    return await _patient_changed(deps, patient)
+    file, patient = await _consultation(deps, labs.consultation_id, labs.patient_id)  # refuses results filed under another patient
+    return await _patient_changed(deps, patient.with_labs(labs.results), file)
 
 
 @handlers.on(AllergyTestRecorded)
@@ -63,9 +60,8 @@ async def on_allergy_test_recorded(event: CloudEvent, deps: Deps) -> Effects:
     test: AllergyTestRecorded = event.data  # type: ignore[assignment]
     if unknown := sorted({r.ingredient for r in test.results if deps.config.formulary.ingredient(r.ingredient) is None}):
         raise Rejected("unknown-ingredient", f"{test.consultation_id} {','.join(unknown)}")
-    await _consultation(deps, test.consultation_id, test.patient_id)
-    patient = (await deps.repo.patient(test.patient_id)).with_allergy_tests(test)
-    return await _patient_changed(deps, patient)
+    file, patient = await _consultation(deps, test.consultation_id, test.patient_id)
+    return await _patient_changed(deps, patient.with_allergy_tests(test), file)
 
 
 @handlers.on(AdverseEventEscalated)
@@ -78,22 +74,32 @@ async def on_adverse_event_escalated(event: CloudEvent, deps: Deps) -> Effects:
     return await _patient_changed(deps, patient)
 
 
-async def _consultation(deps: Deps, consultation_id: str, patient_id: str) -> ConsultationFile:
-    file = await deps.repo.consultation(consultation_id, patient_id)
+async def _consultation(deps: Deps, consultation_id: str, patient_id: str) -> tuple[ConsultationFile, PatientFile]:
+    """The consultation and its patient's file, read together (the patient's is nearly always needed)."""
+    file, patient = await deps.repo.consultation_and_patient(consultation_id, patient_id)
     if file.patient_id != patient_id:
         raise Rejected("patient-mismatch", f"{consultation_id} belongs to another patient")
-    return file
+    return file, patient
 
 
-async def _patient_changed(deps: Deps, patient: PatientFile) -> Effects:
+async def _patient_changed(deps: Deps, patient: PatientFile, named: ConsultationFile | None = None) -> Effects:
     """New patient facts apply to every open consultation of the patient, without the EHR resending."""
     now = deps.clock.now()
-    screens = [rescreen(file, patient, deps.config, now) for file in await deps.repo.open_consultations(patient.patient_id)]
-    return deps.repo.save_patient(patient) + _decisions(deps, screens, changed_only=True)
+    files = await deps.repo.open_consultations(patient, held=[named] if named else [])
+    screens = [rescreen(file, patient, deps.config, now) for file in files]
+    return _decisions(deps, patient, screens, changed_only=True, patient_changed=True)
 
 
-def _decisions(deps: Deps, screens: list[Rescreen], *, changed_only: bool = False) -> Effects:
-    effects = Effects()
+def _decisions(deps: Deps, patient: PatientFile, screens: list[Rescreen], *, changed_only: bool = False, patient_changed: bool = False) -> Effects:
+    """Saves the screened files and publishes new decisions; the patient's open list follows the files."""
+    saved = [s.file for s in screens if s.event is not None or not changed_only]
+    indexed = patient.with_saved(saved)
+    if patient_changed:
+        effects = deps.repo.save_patient(indexed)
+    elif indexed.open_consultations != patient.open_consultations:
+        effects = deps.repo.save_open_consultations(indexed)
+    else:
+        effects = Effects()
     for screen in screens:
         if screen.event is None and changed_only:
             continue

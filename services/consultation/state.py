@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -52,6 +53,9 @@ class PatientFile(Record):
     lab_results: tuple[LabResult, ...] = ()
     allergy_tests: tuple[AllergyTest, ...] = ()
     sensitivities: tuple[Sensitivity, ...] = ()
+    open_consultations: tuple[str, ...] = ()
+    """Ids of the patient's consultations not decided for good, sorted: what new facts re-screen. Kept
+    here so that finding them is a read by ``_id``, never a query over every consultation ever."""
 
     def with_labs(self, results: tuple[LabResult, ...]) -> PatientFile:
         known = set(self.lab_results)
@@ -66,6 +70,16 @@ class PatientFile(Record):
         new = [Sensitivity(ingredient=i, escalation_id=event.escalation_id, escalated_at=event.escalated_at) for i in event.suspect_ingredients]
         known = set(self.sensitivities)
         return self.model_copy(update={"sensitivities": (*self.sensitivities, *(s for s in new if s not in known))})
+
+    def with_saved(self, files: Iterable[ConsultationFile]) -> PatientFile:
+        """The open list after these consultation files are saved."""
+        open_ids = set(self.open_consultations)
+        for file in files:
+            if file.is_open:
+                open_ids.add(file.consultation_id)
+            else:
+                open_ids.discard(file.consultation_id)
+        return self.model_copy(update={"open_consultations": tuple(sorted(open_ids))})
 
     def positive_tests(self) -> set[str]:
         # A positive result stays: a later negative test does not make an allergy safe to ignore.

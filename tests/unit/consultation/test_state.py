@@ -50,5 +50,13 @@ def test_every_suspect_ingredient_of_an_escalation_becomes_a_sensitivity():
 def test_files_round_trip_through_their_json_documents():
     file = consultation(reviews=(review("review.anticoagulant", plan_adjustments={"sessions": 4}),))
     assert ConsultationFile.model_validate(file.model_dump(mode="json")) == file
-    pat = patient().with_allergy_tests(allergy_test(("zinc", "positive")))
+    pat = patient(open_consultations=("cons_FACTORY02",)).with_allergy_tests(allergy_test(("zinc", "positive")))
     assert PatientFile.model_validate(pat.model_dump(mode="json")) == pat
+
+
+def test_the_open_list_gains_an_undecided_consultation_and_loses_a_decided_one():
+    waiting = consultation(recorded(consultation_id="cons_FACTORY03"), status="deferred")
+    decided = consultation(status="approved")
+    file = patient(open_consultations=("cons_FACTORY01", "cons_FACTORY02")).with_saved([waiting, decided])
+    assert file.open_consultations == ("cons_FACTORY02", "cons_FACTORY03")
+    assert file.with_saved([waiting]) == file
