@@ -5,9 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ENDPOINTS := .local/endpoints.env
 PYTEST_ARGS ?=
+NODE_TOOLS := tools/asyncapi
+NODE_STAMP := $(NODE_TOOLS)/node_modules/.installed-stamp
 WITH_INFRA = mkdir -p .local && $(BIN)/clinic infra up > $(ENDPOINTS) && set -a && . ./$(ENDPOINTS) && set +a &&
 
-.PHONY: setup infra-up infra-down infra-status test test-unit test-contract test-integration test-e2e schemas asyncapi run up down bench clean
+.PHONY: setup infra-up infra-down infra-status test test-unit test-contract test-integration test-e2e schemas asyncapi lint-asyncapi run up down bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +28,8 @@ infra-down: setup
 infra-status: setup
 	$(BIN)/clinic infra status
 
-## Every tier against the real broker and store (what CI runs).
-test: setup
+## Every tier against the real broker and store, after the official AsyncAPI parser (what CI runs).
+test: setup lint-asyncapi
 	$(WITH_INFRA) $(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: setup
@@ -59,6 +61,15 @@ schemas: setup
 ## Regenerate the system's AsyncAPI document under asyncapi/.
 asyncapi: setup
 	$(BIN)/python -m shared.asyncapi
+
+## Validate the AsyncAPI document with the official parser (@asyncapi/parser, pinned in tools/asyncapi/);
+## any error or warning fails.
+$(NODE_STAMP): $(NODE_TOOLS)/package.json $(NODE_TOOLS)/package-lock.json
+	cd $(NODE_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+lint-asyncapi: $(NODE_STAMP)
+	node $(NODE_TOOLS)/validate.mjs asyncapi/clinic.asyncapi.json
 
 ## Throughput and latency of the runtime against the real broker and store (measured, not asserted).
 bench: setup
