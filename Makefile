@@ -3,19 +3,32 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+LOCK := requirements/dev.txt
+UV_COMPILE := --quiet --universal --python-version 3.11 --generate-hashes
+LOCK_ARGS ?=
 ENDPOINTS := .local/endpoints.env
 PYTEST_ARGS ?=
+NODE_TOOLS := tools/asyncapi
+NODE_STAMP := $(NODE_TOOLS)/node_modules/.installed-stamp
 WITH_INFRA = mkdir -p .local && $(BIN)/clinic infra up > $(ENDPOINTS) && set -a && . ./$(ENDPOINTS) && set +a &&
 
-.PHONY: setup infra-up infra-down infra-status test test-unit test-contract test-integration test-e2e schemas asyncapi run up down bench clean
+.PHONY: setup lock infra-up infra-down infra-status test test-unit test-contract test-integration test-e2e schemas asyncapi lint-asyncapi run up down bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+## The environment is installed from the lock (exact versions, every file checked against its hash),
+## then the project itself without resolving anything; a changed lock or pyproject.toml re-installs.
+$(STAMP): $(LOCK) pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK)
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+## Re-resolve the locks from pyproject.toml (after changing a dependency there). LOCK_ARGS passes options
+## through, e.g. LOCK_ARGS=--upgrade (everything) or LOCK_ARGS='--upgrade-package pydantic'.
+lock: setup
+	$(BIN)/uv pip compile $(UV_COMPILE) $(LOCK_ARGS) --extra dev pyproject.toml requirements/build.in -o $(LOCK)
+	$(BIN)/uv pip compile $(UV_COMPILE) pyproject.toml requirements/build.in -c $(LOCK) -o requirements/runtime.txt
 
 infra-up: setup
 	@mkdir -p .local && $(BIN)/clinic infra up | tee $(ENDPOINTS)
@@ -26,8 +39,8 @@ infra-down: setup
 infra-status: setup
 	$(BIN)/clinic infra status
 
-## Every tier against the real broker and store (what CI runs).
-test: setup
+## Every tier against the real broker and store, after the official AsyncAPI parser (what CI runs).
+test: setup lint-asyncapi
 	$(WITH_INFRA) $(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: setup
@@ -59,6 +72,15 @@ schemas: setup
 ## Regenerate the system's AsyncAPI document under asyncapi/.
 asyncapi: setup
 	$(BIN)/python -m shared.asyncapi
+
+## Validate the AsyncAPI document with the official parser (@asyncapi/parser, pinned in tools/asyncapi/);
+## any error or warning fails.
+$(NODE_STAMP): $(NODE_TOOLS)/package.json $(NODE_TOOLS)/package-lock.json
+	cd $(NODE_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+lint-asyncapi: $(NODE_STAMP)
+	node $(NODE_TOOLS)/validate.mjs asyncapi/clinic.asyncapi.json
 
 ## Throughput and latency of the runtime against the real broker and store (measured, not asserted).
 bench: setup

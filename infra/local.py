@@ -26,6 +26,7 @@ KAFKA_VERSION = "4.4.0"
 FERRETDB_VERSION = "1.24.0"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 WRAPPER_FILES = ("go.mod", "go.sum", "main.go")
+PROGRESS_SECONDS = 5.0
 
 # FerretDB v1's SQLite backend creates the unique `_id` index on `_ferretdb_sjson->"_id"` but filters on
 # `_ferretdb_sjson->'$._id'` (same value, different text), so SQLite never uses the index and every
@@ -92,6 +93,7 @@ def fetch_kafka(layout: Layout, say=print) -> Path:
         return libs
     _need("mvn", "Maven fetches the Kafka jars; install Maven (Debian package 'maven').")
     say(f"fetching Apache Kafka {KAFKA_VERSION} jars from Maven Central into {libs} (first time only) ...")
+    started = time.monotonic()
     tmp = libs.with_name("libs.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     _run(
@@ -101,12 +103,14 @@ def fetch_kafka(layout: Layout, say=print) -> Path:
             f"-Dkafka.version={KAFKA_VERSION}",
         ],
         "Maven could not fetch the Kafka jars",
+        progress=_ticker(say, "Maven is fetching the Kafka jars"),
     )
     if not (tmp / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
         raise InfraError(f"Maven finished but kafka_2.13-{KAFKA_VERSION}.jar is not in {tmp}")
     shutil.rmtree(libs, ignore_errors=True)
     tmp.rename(libs)
     marker.write_text(KAFKA_VERSION)
+    say(f"fetched Apache Kafka {KAFKA_VERSION} in {time.monotonic() - started:.0f}s")
     return libs
 
 
@@ -118,6 +122,7 @@ def build_ferretdb(layout: Layout, say=print) -> Path:
         return binary
     _need("go", "Go builds FerretDB; install Go 1.22 or newer.")
     say(f"building FerretDB {FERRETDB_VERSION} (SQLite backend) with Go into {binary.parent} (first time only) ...")
+    started = time.monotonic()
     env = {**os.environ, "CGO_ENABLED": os.environ.get("CGO_ENABLED", "0"), "GOFLAGS": "-mod=mod -buildvcs=false"}
     build = binary.parent / "build"
     _remove(build)
@@ -126,12 +131,14 @@ def build_ferretdb(layout: Layout, say=print) -> Path:
     for name in WRAPPER_FILES:
         shutil.copy(ROOT / "infra" / "ferretdb" / name, wrapper / name)
     _check_required_version(wrapper, env)
-    upstream = _copy_module(wrapper, build / "FerretDB", env)
+    upstream = _copy_module(wrapper, build / "FerretDB", env, _ticker(say, "Go is downloading the FerretDB module"))
     _patch(upstream, *FERRETDB_ID_PATCH)
     say(f"patched {FERRETDB_ID_PATCH[0]} of FerretDB (the _id lookups use the _id index) in {upstream}")
     _run(["go", "mod", "edit", f"-replace={FERRETDB_MODULE}={upstream}"], "go mod edit of the wrapper copy failed", cwd=wrapper, env=env)
-    _run(["go", "build", "-trimpath", "-o", str(binary) + ".partial", "."], "go build of FerretDB failed", cwd=wrapper, env=env)
+    _run(["go", "build", "-trimpath", "-o", str(binary) + ".partial", "."], "go build of FerretDB failed",
+         progress=_ticker(say, "Go is building FerretDB"), cwd=wrapper, env=env)
     os.replace(str(binary) + ".partial", binary)
+    say(f"built FerretDB {FERRETDB_VERSION} in {time.monotonic() - started:.0f}s")
     return binary
 
 
@@ -142,10 +149,11 @@ def _check_required_version(wrapper: Path, env: dict[str, str]) -> None:
         raise InfraError(f"infra/ferretdb/go.mod requires {FERRETDB_MODULE} {required} but FERRETDB_VERSION in infra/local.py is {FERRETDB_VERSION}; make them agree")
 
 
-def _copy_module(wrapper: Path, target: Path, env: dict[str, str]) -> Path:
+def _copy_module(wrapper: Path, target: Path, env: dict[str, str], progress=None) -> Path:
     """A writable copy of the FerretDB module from Go's module cache (which is read-only and refused by -overlay)."""
     found = json.loads(
-        _run(["go", "mod", "download", "-json", f"{FERRETDB_MODULE}@v{FERRETDB_VERSION}"], "go could not download the FerretDB module", cwd=wrapper, env=env)
+        _run(["go", "mod", "download", "-json", f"{FERRETDB_MODULE}@v{FERRETDB_VERSION}"], "go could not download the FerretDB module",
+             progress=progress, cwd=wrapper, env=env)
     )
     if not found.get("Dir"):
         raise InfraError(f"go mod download did not say where {FERRETDB_MODULE}@v{FERRETDB_VERSION} is: {found.get('Error', found)}")
@@ -391,12 +399,31 @@ def _port_free(host: str, port: int, what: str, option: str) -> None:
         raise InfraError(f"port {host}:{port} for {what} is already taken by another process; stop it or pick another port with {option}")
 
 
-def _run(command: list[str], failure: str, **kwargs) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip().splitlines()
-        raise InfraError(f"{failure} (exit {result.returncode}):\n" + "\n".join(output[-20:]))
-    return result.stdout
+def _run(command: list[str], failure: str, progress=None, **kwargs) -> str:
+    """Run a tool and return its output; ``progress(seconds)`` is called every PROGRESS_SECONDS while it runs."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    try:
+        while True:
+            try:
+                stdout, stderr = process.communicate(timeout=PROGRESS_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                if progress is not None:
+                    progress(time.monotonic() - started)
+    except BaseException:  # Ctrl-C included: leave no Maven or Go behind
+        process.kill()
+        process.wait()
+        raise
+    if process.returncode != 0:
+        output = (stdout + stderr).strip().splitlines()
+        raise InfraError(f"{failure} (exit {process.returncode}):\n" + "\n".join(output[-20:]))
+    return stdout
+
+
+def _ticker(say, doing: str):
+    """For a step of the first run that takes minutes: a line every few seconds with the time so far."""
+    return lambda seconds: say(f"  ... {doing} ({seconds:.0f}s so far)")
 
 
 def _need(tool: str, hint: str) -> None:

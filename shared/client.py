@@ -26,7 +26,11 @@ class EventClient:
         self._readers: dict[str, tuple[AIOKafkaConsumer, list[ConsumerRecord], dict[TopicPartition, int]]] = {}
 
     async def start(self) -> None:
-        await self.producer.start()
+        try:
+            await self.producer.start()
+        except Exception:  # a broker that does not answer: close what was opened, then say so
+            await self.producer.stop()
+            raise
 
     async def stop(self) -> None:
         await self.producer.stop()
@@ -75,8 +79,12 @@ class EventClient:
         if topic not in self._readers:
             await ensure_topics(self.bootstrap, [topic], 3)
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-            await consumer.start()
-            partitions = await eventually(lambda: _partitions(consumer, topic), what=f"metadata of {topic}")
+            try:
+                await consumer.start()
+                partitions = await eventually(lambda: _partitions(consumer, topic), what=f"metadata of {topic}")
+            except Exception:
+                await consumer.stop()
+                raise
             consumer.assign([TopicPartition(topic, p) for p in partitions])
             self._readers[topic] = (consumer, [], {})
         consumer, seen, positions = self._readers[topic]

@@ -131,7 +131,7 @@ def decode(value: bytes | None, headers: Headers, registry: Registry = REGISTRY)
     """
     header_map = _header_map(headers)
     content_type = header_map.get("content-type", "")
-    if content_type.startswith(STRUCTURED):
+    if content_type.startswith(STRUCTURED) or _unlabelled_structured(header_map, value):
         attributes, data = _structured(value)
     else:
         attributes = {k[3:]: v for k, v in header_map.items() if k.startswith("ce_")}
@@ -203,6 +203,19 @@ def _structured(value: bytes | None) -> tuple[dict[str, Any], Any]:
     if data is None and "data_base64" in document:
         raise InvalidEvent("malformed", "data_base64 is not supported; send JSON data")
     return document, data
+
+
+def _unlabelled_structured(header_map: dict[str, str], value: bytes | None) -> bool:
+    """A structured event sent with its data's content type, or none (what the CloudEvents SDK for Python
+    1.x, and its ``cloudevents.v1`` layer, does): no ``ce_specversion`` header, so it cannot be binary mode,
+    and a JSON object value that names a ``specversion``."""
+    if "ce_specversion" in header_map or not value or not value.lstrip().startswith(b"{") or b'"specversion"' not in value:
+        return False
+    try:
+        document = json.loads(value)
+    except (UnicodeDecodeError, RecursionError, ValueError):
+        return False
+    return isinstance(document, dict) and "specversion" in document
 
 
 def _json(value: bytes | None) -> Any:

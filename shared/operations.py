@@ -79,8 +79,8 @@ class DeadLetter:
 @contextlib.asynccontextmanager
 async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="clinic-cli", request_timeout_ms=10000)
-    await client.start()
-    try:
+    try:  # a failed start is closed too, so nothing is left for the garbage collector to warn about
+        await client.start()
         yield client
     finally:
         await client.close()
@@ -89,11 +89,21 @@ async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
 @contextlib.asynccontextmanager
 async def reader(bootstrap: str, group_id: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, client_id="clinic-cli", request_timeout_ms=10000)
-    await consumer.start()
     try:
+        await consumer.start()
         yield consumer
     finally:
         await _stop(consumer)
+
+
+@contextlib.asynccontextmanager
+async def writer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", client_id="clinic-cli", request_timeout_ms=10000)
+    try:
+        await producer.start()
+        yield producer
+    finally:
+        await producer.stop()
 
 
 async def topics(bootstrap: str, prefix: str = "") -> list[str]:
@@ -175,54 +185,135 @@ async def dead_letters(bootstrap: str, prefix: str = "", topic: str | None = Non
     return [DeadLetter.of(r) for r in sorted(records, key=lambda r: (r.topic, r.timestamp, r.partition, r.offset))]
 
 
-async def replay(bootstrap: str, dlq: str, *, dry_run: bool = False, group: str = REPLAY_GROUP) -> list[DeadLetter]:
-    """Re-publish the dead letters of one DLQ topic not replayed before to their original topic.
+@dataclass(frozen=True)
+class Selection:
+    """Which dead letters a replay takes; every given criterion must match. Empty: all of them."""
 
-    Progress is a committed offset of the replay consumer group on the DLQ topic, so running replay
-    twice publishes each dead letter once. The original headers travel back (so does the CloudEvents
-    id, which the consumer's inbox deduplicates), minus the dlq_* ones, plus where it was replayed from.
+    reasons: frozenset[str] = frozenset()
+    event_ids: frozenset[str] = frozenset()
+    partition: int | None = None
+    from_offset: int | None = None
+    to_offset: int | None = None
+
+    def matches(self, letter: DeadLetter) -> bool:
+        return (
+            (not self.reasons or letter.reason in self.reasons)
+            and (not self.event_ids or letter.event_id in self.event_ids)
+            and (self.partition is None or letter.partition == self.partition)
+            and (self.from_offset is None or letter.offset >= self.from_offset)
+            and (self.to_offset is None or letter.offset <= self.to_offset)
+        )
+
+
+async def replay(
+    bootstrap: str, dlq: str, *, dry_run: bool = False, selection: Selection = Selection(), again: bool = False, group: str = REPLAY_GROUP,
+) -> list[DeadLetter]:
+    """Re-publish the selected dead letters of one DLQ topic not replayed before to their original topic.
+
+    Progress is the replay group's committed offset on the DLQ topic: everything before it was replayed.
+    Letters replayed beyond a letter left behind (a narrower selection) are named in the commit's
+    metadata, so no run replays a dead letter twice unless ``again`` asks to. The original headers
+    travel back (so does the CloudEvents id, which the consumer's inbox deduplicates), minus the dlq_*
+    ones, plus where it was replayed from.
     """
+    async with admin(bootstrap) as client:
+        progress = await client.list_consumer_group_offsets(group)
     async with reader(bootstrap, group_id=group) as consumer:
         ends = await end_offsets(consumer, [dlq])
-        starts = {}
-        for tp in ends:
-            committed = await consumer.committed(tp)
-            starts[tp] = committed if committed is not None and committed >= 0 else 0
-        pending = [DeadLetter.of(r) for r in await read_to_end(consumer, starts)]
-        if dry_run or not pending:
-            return pending
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", client_id="clinic-cli")
-        await producer.start()
-        try:
-            for letter in pending:
+        committed = {tp: _progress(progress.get(tp)) for tp in ends}
+        letters = [DeadLetter.of(r) for r in await read_to_end(consumer, {tp: 0 if again else committed[tp][0] for tp in ends})]
+        done = {tp: set(replayed) for tp, (_, replayed) in committed.items()}
+        chosen = [letter for letter in letters if selection.matches(letter) and (again or letter.offset not in done[_tp(letter)])]
+        if dry_run or not chosen:
+            return chosen
+        async with writer(bootstrap) as producer:
+            for letter in chosen:
                 headers = [(k, v) for k, v in letter.record.headers if k not in DLQ_HEADERS]
                 headers.append(("dlq_replayed_from", f"{letter.topic}:{letter.partition}:{letter.offset}".encode()))
                 await producer.send_and_wait(letter.original_topic, letter.record.value, key=letter.record.key, headers=headers)
-        finally:
-            await producer.stop()
-        last: dict[TopicPartition, int] = {}
-        for letter in pending:
-            tp = TopicPartition(letter.topic, letter.partition)
-            last[tp] = max(last.get(tp, -1), letter.offset)
-        await consumer.commit({tp: OffsetAndMetadata(offset + 1, f"replayed {datetime.now(UTC).isoformat()}") for tp, offset in last.items()})
-    return pending
+                done[_tp(letter)].add(letter.offset)
+        commits = {}
+        for tp, (offset, _) in committed.items():
+            for position in sorted(letter.offset for letter in letters if _tp(letter) == tp and letter.offset >= offset):
+                if position not in done[tp]:  # the offset moves over replayed letters up to the first one left behind
+                    break
+                offset = position + 1
+            commits[tp] = OffsetAndMetadata(offset, _metadata(sorted(o for o in done[tp] if o >= offset)))
+        await consumer.commit(commits)
+    return chosen
 
 
-async def follow(bootstrap: str, names: list[str], *, from_beginning: bool = False, positioned: asyncio.Event | None = None) -> AsyncIterator[ConsumerRecord]:
-    """Records as they arrive on the topics (from their ends, or from the beginning); ``positioned``
-    is set once the starting offsets are fixed, so a caller can publish without missing anything."""
+def _tp(letter: DeadLetter) -> TopicPartition:
+    return TopicPartition(letter.topic, letter.partition)
+
+
+_REPLAYED = "replayed-offsets:"
+
+
+def _progress(committed: OffsetAndMetadata | None) -> tuple[int, frozenset[int]]:
+    if committed is None or committed.offset < 0:
+        return 0, frozenset()
+    listed = committed.metadata[len(_REPLAYED):] if committed.metadata.startswith(_REPLAYED) else ""
+    return committed.offset, frozenset(int(o) for o in listed.split(",") if o.isdigit())
+
+
+def _metadata(replayed_beyond: list[int]) -> str:
+    text = _REPLAYED + ",".join(map(str, replayed_beyond))
+    # the broker keeps at most offset.metadata.max.bytes (4096 by default); past that, those letters may be
+    # replayed once more by a later run, which the consumers' inboxes absorb (same CloudEvents id)
+    return text if len(text) <= 3500 else f"replayed {datetime.now(UTC).isoformat()}"
+
+
+class NotFound(LookupError):
+    """A topic or partition the broker does not have."""
+
+
+async def follow(
+    bootstrap: str, names: list[str], *, start: str | int = "latest", partition: int | None = None, to_end: bool = False,
+    positioned: asyncio.Event | None = None,
+) -> AsyncIterator[ConsumerRecord]:
+    """Records of the topics (or of one partition of each) from ``start`` ("earliest", "latest" or an
+    offset) as they arrive; with ``to_end``, only up to the ends as they were when it started.
+    ``positioned`` is set once the starting offsets are fixed, so a caller can publish without missing anything."""
     async with reader(bootstrap) as consumer:
-        ends = await end_offsets(consumer, names)
-        consumer.assign(list(ends))
-        for tp, end in ends.items():
-            consumer.seek(tp, 0 if from_beginning else end)
+        partitions = await _existing_partitions(consumer, names, partition)
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+        begins = await consumer.beginning_offsets(partitions) if partitions else {}
+        positions = {}
+        for tp in partitions:
+            wanted = {"earliest": begins[tp], "latest": ends[tp]}.get(start, start) if isinstance(start, str) else start
+            positions[tp] = max(begins[tp], wanted)
+            consumer.seek(tp, positions[tp])
         if positioned is not None:
             positioned.set()
-        while True:
+        while not (to_end and all(positions[tp] >= ends[tp] for tp in partitions)):
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
-            for record in sorted((r for batch in batches.values() for r in batch), key=lambda r: r.timestamp):
+            if to_end and not batches:  # past the last record there may be markers no record stands for
+                for tp in partitions:
+                    positions[tp] = max(positions[tp], await consumer.position(tp))
+            ready = []
+            for tp, batch in batches.items():
+                positions[tp] = batch[-1].offset + 1
+                ready.extend(r for r in batch if not to_end or r.offset < ends[tp])
+            for record in sorted(ready, key=lambda r: r.timestamp):
                 yield record
             await asyncio.sleep(0)
+
+
+async def _existing_partitions(consumer: AIOKafkaConsumer, names: list[str], partition: int | None) -> list[TopicPartition]:
+    chosen = []
+    for topic in names:
+        found = consumer.partitions_for_topic(topic)
+        if found is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 (aiokafka has no public refresh)
+            found = consumer.partitions_for_topic(topic)
+        if not found:
+            raise NotFound(f"topic {topic} does not exist (nothing was ever published to it)")
+        if partition is not None and partition not in found:
+            raise NotFound(f"topic {topic} has no partition {partition} (it has {len(found)}: 0-{max(found)})")
+        chosen.extend(TopicPartition(topic, p) for p in sorted(found) if partition in (None, p))
+    return chosen
 
 
 async def _stop(consumer: AIOKafkaConsumer) -> None:

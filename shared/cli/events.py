@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from aiokafka.structs import RecordMetadata
 from pydantic import ValidationError
 
+from shared.cli import common
+from shared.cli.common import Bootstrap, Json
 from shared.contracts import REGISTRY, UnknownEventType, topic_of
-from shared.envelope import encode, new_event
+from shared.envelope import CloudEvent, encode, new_event
+from shared.operations import writer
 from shared.settings import Settings
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
 
-def events(producer: Annotated[str | None, typer.Option(help="Only events published by this service, or 'external'.")] = None) -> None:
+def events(
+    producer: Annotated[str | None, typer.Option(help="Only events published by this service, or 'external'.", show_default="all")] = None,
+    as_json: Json = False,
+) -> None:
     """List every event: CLI name, CloudEvents type (= topic), producer and schema file."""
-    rows = [m for m in REGISTRY if producer is None or m.producer == producer]
+    rows = sorted((m for m in REGISTRY if producer is None or m.producer == producer), key=lambda m: (m.producer, m.event_type))
     if not rows:
         raise typer.BadParameter(f"no events are produced by {producer!r}", param_hint="--producer")
+    if as_json:
+        common.echo_json([
+            {"name": m.event_name(), "class": m.__name__, "type": m.event_type, "topic": topic_of(m), "producer": m.producer,
+             "key": m.key_field, "subject": m.subject_field, "schema": f"schemas/{m.event_type}.json"}
+            for m in rows
+        ])
+        return
     width = max(len(m.event_name()) for m in rows)
-    for model in sorted(rows, key=lambda m: (m.producer, m.event_type)):
+    for model in rows:
         typer.echo(f"{model.event_name():<{width}}  {model.event_type:<44} {model.producer:<13} schemas/{model.event_type}.json")
 
 
@@ -34,6 +47,8 @@ def publish(
     source: Annotated[str, typer.Option(help="CloudEvents source: the system publishing.")] = "/clinic/cli",
     correlation_id: Annotated[str | None, typer.Option(help="Correlation id of the flow this event belongs to.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the CloudEvent, do not send it.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Say what was published (topic, partition, offset, id, key) as JSON.")] = False,
+    bootstrap: Bootstrap = None,
 ) -> None:
     """Validate event data against its contract, wrap it in a CloudEvent and publish it to its topic."""
     try:
@@ -49,14 +64,17 @@ def publish(
         more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
         raise typer.BadParameter(f"{model.__name__} is invalid at {where}: {first['msg']}{more}", param_hint="FILE") from None
     cloud_event = new_event(data, source=source, correlation_id=correlation_id)
-    settings = Settings()
+    settings = common.settings(bootstrap)
     topic = topic_of(model, settings.topic_prefix)
     if dry_run:
         value, headers = encode(cloud_event)
-        typer.echo(json.dumps({"topic": topic, "key": cloud_event.key, "headers": {k: v.decode() for k, v in headers}, "data": json.loads(value)}, indent=2))
+        common.echo_json({"topic": topic, "key": cloud_event.key, "headers": {k: v.decode() for k, v in headers}, "data": json.loads(value)})
         return
-    asyncio.run(_send(settings, topic, cloud_event))
-    typer.echo(f"published {model.event_type} id={cloud_event.id} key={cloud_event.key} to {topic}")
+    sent = common.run("publish", _send(settings, topic, cloud_event), settings)
+    if as_json:
+        common.echo_json({"topic": topic, "partition": sent.partition, "offset": sent.offset, "id": cloud_event.id, "type": model.event_type, "key": cloud_event.key})
+    else:
+        typer.echo(f"published {model.event_type} id={cloud_event.id} key={cloud_event.key} to {topic}")
 
 
 def _read(file: str) -> str:
@@ -66,17 +84,7 @@ def _read(file: str) -> str:
         raise typer.BadParameter(f"cannot read {file}: {error.strerror}", param_hint="FILE") from None
 
 
-async def _send(settings: Settings, topic: str, event) -> None:
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.errors import KafkaError
-
+async def _send(settings: Settings, topic: str, event: CloudEvent) -> RecordMetadata:
     value, headers = encode(event)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all", request_timeout_ms=10000)
-    try:
-        await producer.start()
-        await producer.send_and_wait(topic, value, key=event.key.encode() if event.key else None, headers=headers)
-    except KafkaError as error:
-        typer.echo(f"clinic publish: Kafka at {settings.kafka_bootstrap_servers} did not take the event: {error.__class__.__name__}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        await producer.stop()
+    async with writer(settings.kafka_bootstrap_servers) as producer:
+        return await producer.send_and_wait(topic, value, key=event.key.encode() if event.key else None, headers=headers)

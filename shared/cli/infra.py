@@ -7,12 +7,13 @@ from typing import Annotated
 import typer
 
 from infra import local
+from shared.cli.common import EXIT_CODES, Json, echo_json
 
-app = typer.Typer(help="Local Kafka and MongoDB-compatible store (no Docker needed).", no_args_is_help=True)
+app = typer.Typer(help="Local Kafka and MongoDB-compatible store (no Docker needed).", no_args_is_help=True, epilog=EXIT_CODES)
 
-KafkaPort = Annotated[int | None, typer.Option("--kafka-port", min=1, max=65535, help="Kafka listener port [default: 9092].")]
-MongoPort = Annotated[int | None, typer.Option("--mongo-port", min=1, max=65535, help="FerretDB port [default: 27017].")]
-ControllerPort = Annotated[int | None, typer.Option("--controller-port", min=1, max=65535, help="KRaft controller port [default: Kafka port + 1].")]
+KafkaPort = Annotated[int | None, typer.Option("--kafka-port", min=1, max=65535, show_default="9092 or $CLINIC_KAFKA_PORT", help="Kafka listener port.")]
+MongoPort = Annotated[int | None, typer.Option("--mongo-port", min=1, max=65535, show_default="27017 or $CLINIC_MONGO_PORT", help="FerretDB port.")]
+ControllerPort = Annotated[int | None, typer.Option("--controller-port", min=1, max=65535, show_default="Kafka port + 1", help="KRaft controller port.")]
 
 
 def _err(message: str) -> None:
@@ -38,11 +39,14 @@ def down(wipe: Annotated[bool, typer.Option("--wipe", help="Also delete the brok
 
 
 @app.command()
-def status(kafka_port: KafkaPort = None, mongo_port: MongoPort = None) -> None:
-    """Say whether the local Kafka and FerretDB are running; exit 1 when either is not."""
+def status(kafka_port: KafkaPort = None, mongo_port: MongoPort = None, as_json: Json = False) -> None:
+    """Say whether the local Kafka and FerretDB are running; exit status 1 when either is not."""
     layout = local.Layout.from_env(kafka_port=kafka_port, mongo_port=mongo_port)
     states = local.status(layout)
-    for name, state in states.items():
-        typer.echo(f"{name:<9} {state}")
+    if as_json:
+        echo_json({name: {"running": state.startswith("running"), "status": state} for name, state in states.items()})
+    else:
+        for name, state in states.items():
+            typer.echo(f"{name:<9} {state}")
     if not all(s.startswith("running") for s in states.values()):
         raise typer.Exit(1)

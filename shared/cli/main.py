@@ -4,29 +4,52 @@ from __future__ import annotations
 
 import logging
 import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
 
 import typer
 
 from shared.cli import events, infra, ops, outbox, stack
+from shared.cli.common import EXIT_CODES, INTERRUPTED
 
 app = typer.Typer(
-    help="Clinic workflow backbone: local infrastructure, event contracts, publishing and watching topics.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    rich_markup_mode=None,  # plain help: defaults show as [default: ...] and nothing is cut at the terminal's edge
+    epilog=EXIT_CODES + " Shell completion: clinic --install-completion.",
 )
-app.command("run")(stack.run)
-app.command("up")(stack.up)
-app.command("down")(stack.down)
+app.command("run", epilog=EXIT_CODES)(stack.run)
+app.command("up", epilog=EXIT_CODES)(stack.up)
+app.command("down", epilog=EXIT_CODES)(stack.down)
 app.add_typer(infra.app, name="infra")
-app.command("events")(events.events)
-app.command("publish")(events.publish)
-app.command("tail")(ops.tail)
-app.command("lag")(ops.lag)
-app.command("monitor")(ops.monitor)
-app.command("stock")(ops.stock)
+app.command("events", epilog=EXIT_CODES)(events.events)
+app.command("publish", epilog=EXIT_CODES)(events.publish)
+app.command("tail", epilog=EXIT_CODES)(ops.tail)
+app.command("lag", epilog=ops.LAG_EXITS)(ops.lag)
+app.command("monitor", epilog=EXIT_CODES)(ops.monitor)
+app.command("stock", epilog=EXIT_CODES)(ops.stock)
 app.add_typer(ops.dlq, name="dlq")
 app.add_typer(outbox.app, name="outbox")
+
+
+def _version() -> str:
+    try:
+        return version("clinic-backbone")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"clinic {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def clinic(
+    show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Clinic workflow backbone: local infrastructure, event contracts, publishing and watching topics."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,15 +62,22 @@ def main(argv: list[str] | None = None) -> int:
         result = command.main(args=argv, prog_name="clinic", standalone_mode=False)
     except typer.TyperException as error:  # usage errors and bad parameters
         ctx = getattr(error, "ctx", None)
+        message = error.format_message().strip()
+        if error.__class__.__name__ == "NoArgsIsHelpError":  # `clinic`, `clinic dlq`: the help says it all
+            if message:
+                typer.echo(message, err=True)
+            return error.exit_code
         where = ctx.command_path if ctx is not None else "clinic"
         hint = f" (see '{where} --help')" if error.exit_code == 2 else ""
-        typer.echo(f"{where}: {error.format_message()}{hint}", err=True)
+        typer.echo(f"{where}: {message}{hint}", err=True)
         return error.exit_code
     except typer.Exit as error:
         return error.exit_code
+    except SystemExit as error:  # shell completion ends this way
+        return error.code if isinstance(error.code, int) else 0 if error.code is None else 1
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("clinic: interrupted", err=True)
-        return 130
+        return INTERRUPTED
     return result if isinstance(result, int) else 0
 
 

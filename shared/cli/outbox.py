@@ -2,54 +2,51 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Annotated, Any
 
 import typer
-from aiokafka.errors import KafkaError
-from pymongo.errors import PyMongoError
 from rich.table import Table
 
 from shared import outbox_ops
-from shared.cli.ops import Bootstrap, _console, _settings
 from shared.asyncapi import SERVICES
+from shared.cli import common
+from shared.cli.common import EXIT_CODES, Bootstrap, Json
 from shared.runtime import store
-from shared.settings import Settings, redact
+from shared.settings import Settings
 
-app = typer.Typer(help="Events a service set aside after the broker refused them: list them, send them again.", no_args_is_help=True)
+app = typer.Typer(help="Events a service set aside after the broker refused them: list them, send them again.", no_args_is_help=True, epilog=EXIT_CODES)
 Service = Annotated[str, typer.Argument(help=f"The service whose outbox to read: {', '.join(SERVICES)}.")]
 
 
 @app.command("list")
 def list_(
     service: Service,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Json = False,
 ) -> None:
     """The set-aside events of SERVICE: type, key, attempts and the broker's last refusal."""
     settings = Settings()
-    rows = _run(settings, service, lambda db: outbox_ops.set_aside(db))
+    rows = _run("outbox list", settings, service, lambda db: outbox_ops.set_aside(db))
     if as_json:
-        typer.echo(json.dumps([{**vars(r), "due_at": r.due_at.isoformat()} for r in rows], indent=2))
+        common.echo_json([{**vars(r), "due_at": r.due_at.isoformat()} for r in rows])
         return
     table = Table(title=f"{len(rows)} set-aside event(s) in {service}'s outbox", title_justify="left")
     for column in ("event id", "type", "key", "attempts", "last error", "bytes"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row.id, row.type, row.key or "-", str(row.attempts), row.error, str(row.size))
-    _console().print(table)
+    common.console().print(table)
 
 
 @app.command("redrive")
 def redrive(
     service: Service,
-    event_id: Annotated[list[str] | None, typer.Option("--id", help="Only this event id (repeatable); all set-aside events when omitted.")] = None,
+    event_id: Annotated[list[str] | None, typer.Option("--id", help="Only this event id (repeatable).", show_default="every set-aside event")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be sent; send nothing.")] = False,
     bootstrap: Bootstrap = None,
 ) -> None:
     """Publish SERVICE's set-aside events again (same ids) after the cause is fixed; exit 1 if any is refused again."""
-    settings = _settings(bootstrap)
-    results = _run(settings, service, lambda db: outbox_ops.redrive(db, settings.kafka_bootstrap_servers, event_id, dry_run=dry_run))
+    settings = common.settings(bootstrap)
+    results = _run("outbox redrive", settings, service, lambda db: outbox_ops.redrive(db, settings.kafka_bootstrap_servers, event_id, dry_run=dry_run))
     refused = 0
     for row, error in results:
         verb = "would send" if dry_run else ("sent" if error is None else f"refused again ({error})")
@@ -60,7 +57,7 @@ def redrive(
         raise typer.Exit(1)
 
 
-def _run(settings: Settings, service: str, action: Any) -> Any:
+def _run(command: str, settings: Settings, service: str, action: Any) -> Any:
     if service not in SERVICES:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}", param_hint="SERVICE")
 
@@ -71,12 +68,4 @@ def _run(settings: Settings, service: str, action: Any) -> Any:
         finally:
             await client.close()
 
-    try:
-        return asyncio.run(go())
-    except PyMongoError as error:
-        typer.echo(f"clinic outbox: the store at {redact(settings.mongodb_url)} did not answer ({error.__class__.__name__})", err=True)
-        raise typer.Exit(1) from None
-    except (KafkaError, TimeoutError) as error:
-        typer.echo(f"clinic outbox: Kafka at {settings.kafka_bootstrap_servers} did not answer ({error.__class__.__name__})", err=True)
-        raise typer.Exit(1) from None
-
+    return common.run(command, go(), settings)

@@ -85,7 +85,7 @@ async def _run(settings: Settings, journey: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, done.set)
     positioned = asyncio.Event()
-    tasks = [asyncio.create_task(tail_topics(settings, None, None, None, False, False, None, positioned), name="stream")]
+    tasks = [asyncio.create_task(tail_topics(settings, None, None, None, False, "latest", None, positioned), name="stream")]
     for task in tasks:
         task.add_done_callback(_report)
     if journey:

@@ -34,6 +34,8 @@ async def test_lag_is_reported_for_a_stopped_consumer_and_is_zero_once_it_catche
     code, out, err = await clinic(settings, "lag", "--threshold", "2", "--json")
     assert code == 1 and json.loads(out)["groups"] == {settings.group_id("probe"): 3}
     assert "lag above threshold" in err
+    code, _, err = await clinic(settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:1"}), "lag", "--threshold", "2")
+    assert code == 3 and "did not answer" in err, "an unreachable broker is not a lag alert"
 
     async with probe.create(settings):
         await eventually(lambda: _equals(group_lag(settings), 0), what="caught up")
@@ -41,37 +43,64 @@ async def test_lag_is_reported_for_a_stopped_consumer_and_is_zero_once_it_catche
     assert code == 0
 
 
-async def test_a_dead_letter_is_listed_and_replayed_exactly_once_after_the_fix(settings, bus, run_id, monkeypatch):
-    patient = f"pt_REPLAY{run_id}"
+async def test_dead_letters_are_listed_and_replayed_once_each_as_selected_after_the_fix(settings, bus, run_id, monkeypatch):
+    first, second = f"pt_REPLAYA{run_id}", f"pt_REPLAYB{run_id}"
 
     async def broken(event, deps):
         raise Rejected("handler-error", "simulated defect")
 
     monkeypatch.setitem(probe.handlers.by_type, probe.INBOUND.event_type, (probe.INBOUND, broken))
-    sent = await bus.publish(probe.inbound(patient))
+    sent = {patient: await bus.publish(probe.inbound(patient)) for patient in (first, second)}
+    await bus.send(bus.topic(probe.INBOUND), b"not json", [], key=f"pt_BROKEN{run_id}")
     async with probe.create(settings):
-        await eventually(lambda: bus.dead_letters(probe.INBOUND), what="dead letter")
+        await eventually(lambda: _at_least(bus.dead_letters(probe.INBOUND), 3), what="three dead letters")
 
+    headers_schema = asyncapi_validator("DeadLetterHeaders")
+    for record in await bus.dead_letters(probe.INBOUND):
+        headers_schema.validate({k: v.decode() for k, v in record.headers})  # what the runtime writes is what the AsyncAPI says
     code, out, _ = await clinic(settings, "dlq", "list", "--json")
-    [listed] = json.loads(out)
-    assert code == 0 and listed["event_id"] == sent.id and listed["reason"] == "handler-error"
+    listed = json.loads(out)
+    assert code == 0 and sorted(letter["reason"] for letter in listed) == ["handler-error", "handler-error", "malformed"]
+    assert {letter["event_id"] for letter in listed if letter["reason"] == "handler-error"} == {e.id for e in sent.values()}
 
     monkeypatch.undo()  # the fix is deployed
-    code, out, _ = await clinic(settings, "dlq", "replay", "side-effect-reported", "--dry-run")
-    assert code == 0 and "would replay 1 dead letter" in out
-    code, out, _ = await clinic(settings, "dlq", "replay", "side-effect-reported")
-    assert code == 0 and "replayed 1 dead letter" in out
-    code, out, _ = await clinic(settings, "dlq", "replay", "side-effect-reported")
-    assert code == 0 and "replayed 0 dead letter" in out
+    replay = ("dlq", "replay", "side-effect-reported", "--json")
+    assert await replayed(settings, *replay, "--reason", "handler-error", "--dry-run") == sorted(e.id for e in sent.values())
+    assert await replayed(settings, *replay, "--event-id", sent[first].id) == [sent[first].id]
+    assert await replayed(settings, *replay, "--event-id", sent[first].id) == [], "replayed once, even beyond the progress offset"
+    assert await replayed(settings, *replay, "--reason", "handler-error") == [sent[second].id]
+    assert await replayed(settings, *replay) == [None], "only the malformed one is left"
+    assert await replayed(settings, *replay) == []
+    assert await replayed(settings, *replay, "--event-id", sent[first].id, "--again", "--dry-run") == [sent[first].id]
 
     async with probe.create(settings) as service:
-        await bus.wait_for(probe.OUTBOUND, lambda d: d.patient_id == patient)
-        await eventually(lambda: _equals(group_lag(settings), 0), what="replayed event handled")
-        published = await bus.events(probe.OUTBOUND, lambda d: d.patient_id == patient)
-        inbound = await bus.events(probe.INBOUND, lambda d: d.patient_id == patient)
-    assert len(published) == 1
-    assert len(inbound) == 2, "the original and exactly one replay"
-    assert service.stats.handled == {probe.INBOUND.event_type: 1}
+        for patient in (first, second):
+            await bus.wait_for(probe.OUTBOUND, lambda d, patient=patient: d.patient_id == patient)
+        await eventually(lambda: _equals(group_lag(settings), 0), what="replayed events handled")
+        published = await bus.events(probe.OUTBOUND, lambda d: d.patient_id in (first, second))
+        inbound = [r for r in await bus.records(bus.topic(probe.INBOUND)) if r.key and r.key.decode() in (first, second)]
+    assert len(published) == 2
+    assert len(inbound) == 4, "the originals and exactly one replay each"
+    assert service.stats.handled == {probe.INBOUND.event_type: 2}
+
+
+async def replayed(settings, *args: str) -> list[str | None]:
+    code, out, err = await clinic(settings, *args)
+    assert code == 0, err
+    return sorted((letter["event_id"] for letter in json.loads(out)["replayed"]), key=str)
+
+
+def asyncapi_validator(schema: str):
+    import jsonschema
+
+    from shared.asyncapi import DOCUMENT
+
+    return jsonschema.Draft202012Validator(json.loads(DOCUMENT.read_text())["components"]["schemas"][schema])
+
+
+async def _at_least(awaitable, count: int):
+    found = await awaitable
+    return found if len(found) >= count else None
 
 
 async def test_health_endpoints_answer_and_readiness_turns_false_when_the_store_is_unreachable(settings, bus):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from importlib.metadata import version
 
 import pytest
+import typer
 
-from shared.cli.main import main
+from shared.cli.main import app, main
 from shared.contracts import REGISTRY, examples
 
 
@@ -68,3 +71,124 @@ def test_malformed_json_is_refused_with_its_position(capsys, tmp_path):
     path.write_text("{not json")
     code, _, err = run(capsys, "publish", "stock-received", str(path))
     assert code == 2 and "StockReceived is invalid" in err
+
+
+def command_paths(command=None, path=()) -> list[tuple[str, ...]]:
+    command = command or typer.main.get_command(app)
+    found = []
+    for name, sub in getattr(command, "commands", {}).items():
+        found += command_paths(sub, (*path, name)) if getattr(sub, "commands", None) else [(*path, name)]
+    return found
+
+
+COMMANDS = command_paths()
+READ_COMMANDS = [("events",), ("publish",), ("tail",), ("lag",), ("monitor",), ("stock",), ("dlq", "list"), ("dlq", "replay"), ("outbox", "list"), ("infra", "status")]
+
+
+def option_names(path: tuple[str, ...]) -> set[str]:
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+
+
+def test_every_command_is_known_to_these_tests():
+    assert len(COMMANDS) == 16 and ("dlq", "replay") in COMMANDS and ("infra", "status") in COMMANDS
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_command_refuses_an_unknown_flag_in_one_line(capsys, path):
+    code, out, err = run(capsys, *path, "--no-such-flag")
+    assert code == 2 and out == ""
+    assert err.strip() == f"clinic {' '.join(path)}: No such option: --no-such-flag (see 'clinic {' '.join(path)} --help')"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("tail", "session-finished"), ("tail", "clinic.session.finished.v1"), ("dlq", "list", "nosuch"), ("dlq", "replay", "nosuch.dlq"),
+     ("publish", "clinic.session.finished.v1", "-")],
+    ids=" ".join,
+)
+def test_an_unknown_topic_is_refused_in_one_line_before_anything_connects(capsys, args):
+    code, _, err = run(capsys, *args, "--bootstrap-server", "127.0.0.1:1")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "unknown" in err and "clinic events" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("tail", "session-completed", "--offset", "5"), "give --partition too"),
+        (("tail", "session-completed", "--partition", "0", "--offset", "soon"), "'soon' is not an offset"),
+        (("tail", "session-completed", "--partition", "0", "--offset", "3", "--from-beginning"), "not both"),
+        (("tail", "--max-messages", "0"), "--max-messages"),
+        (("dlq", "replay", "session-completed", "--from-offset", "9", "--to-offset", "2"), "--from-offset 9 is after --to-offset 2"),
+        (("outbox", "list", "pharmacy"), "unknown service 'pharmacy'"),
+    ],
+)
+def test_contradicting_or_impossible_options_are_refused_in_one_line(capsys, args, message):
+    code, _, err = run(capsys, *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_kafkas_flag_names_are_accepted_and_the_old_ones_kept_as_aliases():
+    assert {"--bootstrap-server", "--bootstrap", "--max-messages", "--max", "--from-beginning", "--partition", "--offset", "--exit-at-end"} <= option_names(("tail",))
+    for path in [("lag",), ("monitor",), ("publish",), ("dlq", "list"), ("dlq", "replay"), ("outbox", "redrive")]:
+        assert {"--bootstrap-server", "--bootstrap"} <= option_names(path), path
+
+
+@pytest.mark.parametrize("path", READ_COMMANDS, ids=" ".join)
+def test_every_read_command_has_json_output(path):
+    assert "--json" in option_names(path)
+
+
+def test_version_is_printed(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == f"clinic {version('clinic-backbone')}"
+
+
+@pytest.mark.parametrize("args", [(), ("dlq",), ("infra",), ("outbox",)])
+def test_a_bare_command_group_shows_its_help_without_an_empty_error_line(capsys, args):
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert "Usage: clinic" in out + err and "Commands:" in out + err
+    assert not re.search(r"^clinic.*:\s+\(see", out + err, re.M)
+
+
+def test_help_renders_defaults_and_the_exit_codes(capsys):
+    _, monitor, _ = run(capsys, "monitor", "--help")
+    assert "[default: 2.0;" in monitor and "$KAFKA_BOOTSTRAP_SERVERS" in monitor
+    _, infra_up, _ = run(capsys, "infra", "up", "--help")
+    assert "[default: (9092" in infra_up and "[default: (27017" in infra_up
+    _, lag, _ = run(capsys, "lag", "--help")
+    assert "1 a group's lag is above it; 3" in " ".join(lag.split()) and "Kafka did not answer" in lag
+    _, tail, _ = run(capsys, "tail", "--help")
+    assert "3 Kafka or the store did not answer" in " ".join(tail.split())
+
+
+def test_shell_completion_is_offered(capsys, monkeypatch):
+    code, out, _ = run(capsys, "--show-completion", "bash")
+    assert code == 0 and "_CLINIC_COMPLETE" in out
+    monkeypatch.setenv("_CLINIC_COMPLETE", "complete_bash")
+    monkeypatch.setenv("COMP_WORDS", "clinic tail --bootstrap-s")
+    monkeypatch.setenv("COMP_CWORD", "2")
+    code, out, _ = run(capsys)
+    assert code == 0 and out.split() == ["--bootstrap-server"]
+
+
+def test_events_and_infra_status_speak_json(capsys):
+    code, out, _ = run(capsys, "events", "--json", "--producer", "inventory")
+    listed = json.loads(out)
+    assert code == 0 and {e["name"] for e in listed} == {m.event_name() for m in REGISTRY.produced_by("inventory")}
+    assert all(e["topic"] == e["type"] and e["schema"] == f"schemas/{e['type']}.json" for e in listed)
+    code, out, _ = run(capsys, "infra", "status", "--kafka-port", "1", "--mongo-port", "2", "--json")
+    assert code == 1 and json.loads(out) == {"kafka": {"running": False, "status": "stopped"}, "ferretdb": {"running": False, "status": "stopped"}}
+
+
+def test_a_long_first_run_step_reports_its_elapsed_time(monkeypatch):
+    from infra import local
+
+    monkeypatch.setattr(local, "PROGRESS_SECONDS", 0.1)
+    said: list[str] = []
+    assert local._run(["sh", "-c", "sleep 0.45; echo done"], "never", progress=local._ticker(said.append, "building")) == "done\n"
+    assert len(said) >= 3 and said[0] == "  ... building (0s so far)" and all("so far" in line for line in said)
