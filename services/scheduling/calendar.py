@@ -7,15 +7,29 @@ under exactly these ids, so two bookings can never hold the same resource at the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from services.scheduling.config import CalendarConfig
 
 
 def cell_id(resource: str, start: datetime) -> str:
     return f"{resource}|{start.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
+
+
+def day_of(cell: str) -> str:
+    """The UTC date (``YYYY-MM-DD``) a cell lies on: the store keeps one calendar document per such day."""
+    return cell.partition("|")[2][:10]
+
+
+class Busy(Protocol):
+    """Cells already held by other bookings: a plain frozenset, or a view of the stored calendar."""
+
+    def isdisjoint(self, cells: Iterable[str], /) -> bool: ...
+
+    def __or__(self, cells: Set[str], /) -> Busy: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +85,7 @@ class Calendar:
     def find(
         self,
         day: date,
-        busy: frozenset[str],
+        busy: Busy,
         *,
         minutes: int,
         with_chair: bool,
@@ -80,7 +94,7 @@ class Calendar:
     ) -> Booking | None:
         """The earliest free appointment on ``day``; ``keep`` is tried first (a session that need not move)."""
         if keep is not None and self.local_day(keep.start) == day and (not_before is None or keep.start >= not_before):
-            if not busy.intersection(keep.cells(self.step)) and keep.start in set(self.starts(day, keep.minutes)):
+            if busy.isdisjoint(keep.cells(self.step)) and keep.start in set(self.starts(day, keep.minutes)):
                 return keep
         practitioners = self._preferring(self.config.practitioners, keep.practitioner_id if keep else None)
         chairs: tuple[str | None, ...] = self._preferring(self.config.chairs, keep.chair_id if keep else None) if with_chair else (None,)

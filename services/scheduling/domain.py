@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from services.scheduling.calendar import Booking, Calendar
+from services.scheduling.calendar import Booking, Busy, Calendar
 from services.scheduling.config import SchedulingConfig
 from services.scheduling.placement import place_series, search_window
 from services.scheduling.reminders import reminders_for
@@ -76,6 +76,12 @@ def session_id_for(course_id: str, sequence: int) -> str:
     return f"ses_{course_id.removeprefix('crs_')}_{sequence:02d}"
 
 
+def course_id_of(session_id: str) -> str | None:
+    """The course a session id names: every session is booked here as ``ses_<course suffix>_<sequence>``."""
+    suffix, _, sequence = session_id.removeprefix("ses_").rpartition("_")
+    return f"crs_{suffix}" if session_id.startswith("ses_") and suffix and sequence.isdigit() else None
+
+
 def plan_problems(plan: TreatmentPlan, config: SchedulingConfig) -> list[Reason]:
     rules = config.series
     if not rules.min_interval_days <= plan.interval_days <= rules.max_interval_days:
@@ -89,7 +95,7 @@ def first_possible(plan: TreatmentPlan, calendar: Calendar, config: SchedulingCo
     return max(calendar.day_start(plan.earliest_start), now + timedelta(hours=config.series.booking_notice_hours))
 
 
-def book_course(approved: ConsultationApproved, busy: frozenset[str], calendar: Calendar, config: SchedulingConfig, now: datetime) -> Decision:
+def book_course(approved: ConsultationApproved, busy: Busy, calendar: Calendar, config: SchedulingConfig, now: datetime) -> Decision:
     plan = approved.plan
     course = Course(approved.course_id, approved.patient_id, approved.consultation_id, plan, "active")
     not_before = first_possible(plan, calendar, config, now)
@@ -163,6 +169,38 @@ def due_reminders(course: Course, session: Session, config: SchedulingConfig, no
         )
         found.append(DueReminder(reminder.kind, due_at, event))
     return found
+
+
+ReminderKey = tuple[str, str, datetime]
+"""(session id, kind, session start): what identifies one reminder of one booking."""
+
+
+@dataclass(frozen=True)
+class ReminderChanges:
+    cancelled: tuple[ReminderKey, ...]
+    """Reminders given when a session was booked that no longer apply (it moved, ended or was released)."""
+    scheduled: tuple[DueReminder, ...]
+    """Reminders a session should have that it was not given yet."""
+
+
+def reminder_changes(before: Course | None, after: Course, config: SchedulingConfig, now: datetime) -> ReminderChanges:
+    cancelled: list[ReminderKey] = []
+    scheduled: list[DueReminder] = []
+    for session in after.sessions:
+        earlier = before.session(session.session_id) if before else None
+        given = _given(before, earlier, config) if before and earlier else set()
+        wanted = {(session.session_id, r.kind, r.event.scheduled_for): r for r in due_reminders(after, session, config, now)}
+        cancelled.extend(sorted(given - wanted.keys()))
+        scheduled.extend(reminder for key, reminder in wanted.items() if key not in given)
+    return ReminderChanges(tuple(cancelled), tuple(scheduled))
+
+
+def _given(course: Course, session: Session, config: SchedulingConfig) -> set[ReminderKey]:
+    """The reminders a session was given when it was booked (which kinds depends on the plan alone)."""
+    if session.status != "scheduled" or session.booking is None:
+        return set()
+    start = session.booking.start
+    return {(session.session_id, r.kind, start) for r in reminders_for(start, course.plan.precautions, config.reminders)}
 
 
 def _booked(session: Session) -> Booking:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from services.scheduling.app import Deps
+    from services.scheduling.calendar import Busy
 
 handlers = Handlers("scheduling")
 
@@ -100,10 +101,9 @@ async def _moved(deps: Deps, course: Course, session: Session, reason: Reschedul
     return await _decided(deps, course, course.course_id, lambda busy: rebook(course, session, reason, next_day, busy, deps.calendar, deps.config, now))
 
 
-async def _decided(deps: Deps, before: Course | None, course_id: str, decide: Callable[[frozenset[str]], Decision]) -> Effects:
-    now = deps.clock.now()
-    decision, claim = await claimed(deps, course_id, now, decide)
-    return deps.repo.save(before, decision, claim, deps.config, now)
+async def _decided(deps: Deps, before: Course | None, course_id: str, decide: Callable[[Busy], Decision]) -> Effects:
+    decision, claim = await claimed(deps, before, course_id, decide)
+    return deps.repo.save(before, decision, claim, deps.config, deps.clock.now())
 
 
 async def _session(deps: Deps, course_id: str, session_id: str, patient_id: str) -> tuple[Course, Session]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from services.scheduling.calendar import Calendar
+from services.scheduling.calendar import Busy, Calendar
 from services.scheduling.config import SchedulingConfig
 from services.scheduling.domain import Course, Decision, FollowUp
 from services.scheduling.placement import place_follow_up
@@ -17,7 +17,7 @@ FINISHED = ("completed", "cancelled")
 
 
 def complete_session(
-    course: Course, completed: SessionCompleted, busy: frozenset[str], calendar: Calendar, config: SchedulingConfig
+    course: Course, completed: SessionCompleted, busy: Busy, calendar: Calendar, config: SchedulingConfig
 ) -> Decision:
     session = course.session(completed.session_id)
     assert session is not None
@@ -44,7 +44,7 @@ def maintenance_ids(course: Course, config: SchedulingConfig) -> list[str]:
     return [f"fu_{course.suffix}_M{number}" for number in range(1, config.follow_ups.maintenance_visits + 1)]
 
 
-def maintenance(course: Course, completed_at: datetime, busy: frozenset[str], calendar: Calendar, config: SchedulingConfig) -> tuple[FollowUp, ...]:
+def maintenance(course: Course, completed_at: datetime, busy: Busy, calendar: Calendar, config: SchedulingConfig) -> tuple[FollowUp, ...]:
     """Visits every maintenance interval after the last session; a visit with no room in its window is left out."""
     rules, interval = config.follow_ups, timedelta(weeks=course.plan.maintenance_interval_weeks)
     visits: list[FollowUp] = []
@@ -58,7 +58,7 @@ def maintenance(course: Course, completed_at: datetime, busy: frozenset[str], ca
 
 
 def pause(
-    course: Course, escalation: AdverseEventEscalated, busy: frozenset[str], calendar: Calendar, config: SchedulingConfig, now: datetime
+    course: Course, escalation: AdverseEventEscalated, busy: Busy, calendar: Calendar, config: SchedulingConfig, now: datetime
 ) -> Decision:
     """Release every session still ahead and book a clinical review of the escalation."""
     rules = config.follow_ups

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from services.scheduling.calendar import Booking, Calendar
+from services.scheduling.calendar import Booking, Busy, Calendar
 from services.scheduling.config import SchedulingConfig
 
 
@@ -66,7 +66,7 @@ def search_window(not_before: datetime, calendar: Calendar, config: SchedulingCo
 
 
 def place_series(
-    sessions: int, interval_days: int, not_before: datetime, busy: frozenset[str], calendar: Calendar, config: SchedulingConfig
+    sessions: int, interval_days: int, not_before: datetime, busy: Busy, calendar: Calendar, config: SchedulingConfig
 ) -> list[Booking] | None:
     """The whole series, first session as early as possible, each next one as near the plan's interval as fits."""
     rules, window = config.series, search_window(not_before, calendar, config)
@@ -85,7 +85,7 @@ def replace_chain(
     current: list[Booking],
     not_before: datetime,
     latest_first_day: date | None,
-    busy: frozenset[str],
+    busy: Busy,
     calendar: Calendar,
     config: SchedulingConfig,
     notice: datetime,
@@ -109,7 +109,7 @@ def replace_chain(
     return solve(len(current), days_between(window.first, last_first), next_days, slot_on)
 
 
-def place_follow_up(target: datetime, search_days: int, busy: frozenset[str], calendar: Calendar) -> Booking | None:
+def place_follow_up(target: datetime, search_days: int, busy: Busy, calendar: Calendar) -> Booking | None:
     """A practitioner-only appointment (no chair) on the first day from ``target`` on that has room."""
     first = calendar.local_day(target)
     for day in days_between(first, first + timedelta(days=search_days)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from services.scheduling.calendar import Calendar
+from services.scheduling.calendar import Busy, Calendar
 from services.scheduling.config import SchedulingConfig
 from services.scheduling.domain import Course, Decision, Session
 from services.scheduling.placement import replace_chain, search_window
@@ -28,7 +28,7 @@ def rebook(
     session: Session,
     reason: RescheduleReason,
     not_before: datetime,
-    busy: frozenset[str],
+    busy: Busy,
     calendar: Calendar,
     config: SchedulingConfig,
     now: datetime,
@@ -63,7 +63,7 @@ def rebook(
 
 
 def answer_shortage(
-    course: Course, session: Session, shortage: IngredientShortage, busy: frozenset[str], calendar: Calendar, config: SchedulingConfig, now: datetime
+    course: Course, session: Session, shortage: IngredientShortage, busy: Busy, calendar: Calendar, config: SchedulingConfig, now: datetime
 ) -> Decision:
     """At risk while restocking can still make it; moved to when it can otherwise."""
     assert session.booking is not None

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from aiokafka.partitioner import murmur2
 
 from services.scheduling.app import create_service
-from services.scheduling.repository import SLOTS
+from services.scheduling.claims import DAYS, SLOTS, SlotTaken
 from shared.clock import ManualClock
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import SessionScheduled
@@ -64,14 +64,14 @@ async def test_a_slot_taken_between_reading_the_calendar_and_claiming_it_is_left
     rival = {"_id": f"chair_01|{FIRST_DAY}T09:00Z", "holder": "ses_RIVAL0001_01", "course_id": "crs_RIVAL0001", "start": datetime.combine(FIRST_DAY, time(9), UTC)}
     async with create_service(settings, ManualClock(START), tiny_clinic()) as service:
         reads = []
-        real_busy = service.deps.repo.busy
+        real_days = service.deps.claims.days
 
-        async def stale_once(course_id, since):
-            reads.append(course_id)
-            return frozenset() if len(reads) == 1 else await real_busy(course_id, since)
+        async def stale_once(days):
+            reads.append(days)
+            return {day: {} for day in days} if len(reads) == 1 else await real_days(days)
 
-        monkeypatch.setattr(service.deps.repo, "busy", stale_once)
-        await service.db[SLOTS].insert_one(dict(rival))
+        monkeypatch.setattr(service.deps.claims, "days", stale_once)
+        await service.db[SLOTS].insert_one(dict(rival))  # the claim only: the calendar's day documents lag behind it
         await bus.publish(course.approved())
         sessions = await booked(bus, course)
         await settle(service, (ConsultationApproved, 1))
@@ -92,3 +92,53 @@ async def _both_assigned(*services) -> bool:
 async def _handled(*services_and_count) -> bool:
     *services, count = services_and_count
     return sum(s.stats.handled.get(ConsultationApproved.event_type, 0) for s in services) >= count
+
+
+async def test_a_slot_the_calendar_shows_taken_is_placed_around_without_a_lost_claim(settings, bus, run_id, monkeypatch):
+    course = Course(run_id)
+    rival = {"_id": f"chair_01|{FIRST_DAY}T09:00Z", "holder": "ses_RIVAL0002_01", "course_id": "crs_RIVAL0002", "start": datetime.combine(FIRST_DAY, time(9), UTC)}
+    async with create_service(settings, ManualClock(START), tiny_clinic()) as service:
+        await service.db[SLOTS].insert_one(dict(rival))
+        await service.db[DAYS].update_one({"_id": str(FIRST_DAY)}, {"$set": {f"cells.{rival['_id']}": {"course_id": "crs_RIVAL0002", "holder": "ses_RIVAL0002_01"}}}, upsert=True)
+        lost = []
+        real_claim = service.deps.claims.claim
+
+        async def claim(*args):
+            try:
+                return await real_claim(*args)
+            except SlotTaken as taken:
+                lost.append(taken.cells)
+                raise
+
+        monkeypatch.setattr(service.deps.claims, "claim", claim)
+        await bus.publish(course.approved())
+        sessions = await booked(bus, course)
+        await settle(service, (ConsultationApproved, 1))
+        day = await service.db[DAYS].find_one({"_id": str(FIRST_DAY)})
+
+    assert sessions[0].scheduled_for == datetime.combine(FIRST_DAY, time(9, 15), UTC)
+    assert lost == []
+    assert {cell: h["holder"] for cell, h in day["cells"].items() if cell.startswith("chair_01")} == {
+        rival["_id"]: "ses_RIVAL0002_01",
+        **{f"chair_01|{FIRST_DAY}T{t}Z": course.session_id(1) for t in ("09:15", "09:30", "09:45")},
+    }
+
+
+async def test_claims_left_by_an_attempt_that_died_before_recording_are_given_back(settings, bus, run_id):
+    course = Course(run_id)
+    first = course.session_id(1)
+    left = [f"{resource}|{FIRST_DAY}T{t}Z" for resource in ("chair_01", "clin_0107") for t in ("10:00", "10:15")]
+    async with create_service(settings, ManualClock(START), tiny_clinic()) as service:
+        for cell in left:  # as an earlier attempt at this approval claimed them, then the process died
+            at = datetime.fromisoformat(cell.split("|")[1].replace("Z", "+00:00"))
+            await service.db[SLOTS].insert_one({"_id": cell, "holder": first, "course_id": course.course_id, "patient_id": course.patient_id, "start": at})
+            await service.db[DAYS].update_one({"_id": str(FIRST_DAY)}, {"$set": {f"cells.{cell}": {"course_id": course.course_id, "holder": first}}}, upsert=True)
+        await bus.publish(course.approved())
+        sessions = await booked(bus, course)
+        await settle(service, (ConsultationApproved, 1))
+        held = await service.db[SLOTS].find({"holder": first}).to_list()
+        day = await service.db[DAYS].find_one({"_id": str(FIRST_DAY)})
+
+    assert sessions[0].scheduled_for == datetime.combine(FIRST_DAY, time(9), UTC)
+    assert sorted(c["start"].time() for c in held) == sorted([time(9), time(9, 15), time(9, 30)] * 2)
+    assert not set(left) & set(day["cells"])

@@ -16,7 +16,7 @@ NO_CLAIMS = Claim({}, frozenset())
 
 
 def repository(config) -> SchedulingRepository:
-    return SchedulingRepository(None, config.calendar.step)  # save() does no I/O
+    return SchedulingRepository(None)  # save() does no I/O
 
 
 def delayed(effects):

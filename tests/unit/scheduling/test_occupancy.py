@@ -1,0 +1,74 @@
+"""Deciding against the calendar days read so far: a day not read yet counts as free and is noted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from services.scheduling.calendar import Booking, Calendar, day_of
+from services.scheduling.domain import book_course, course_id_of
+from services.scheduling.occupancy import Occupancy, days_to_read
+from tests.unit.scheduling.factories import MONDAY, NOW, approval, at, clinic, whole_days
+
+
+def decide_until_settled(calendar, config, stored: dict[str, frozenset[str]]):
+    """What booking.placed does, with the stored calendar as a dict: returns the decision and the days read."""
+    read: dict[str, frozenset[str]] = {}
+    for round in range(50):
+        occupancy = Occupancy(read)
+        decision = book_course(approval(sessions=3, interval_days=14), occupancy, calendar, config, NOW)
+        if not occupancy.unread:
+            return decision, read
+        read.update({day: stored.get(day, frozenset()) for day in days_to_read(occupancy.unread, read.keys(), round)})
+    raise AssertionError("never settled")
+
+
+def test_a_cell_on_a_day_not_read_counts_as_free_and_its_day_is_noted():
+    cell = Booking(at(MONDAY, 9), 15, "chair_01").cells(timedelta(minutes=15))[0]
+    occupancy = Occupancy({})
+
+    assert occupancy.isdisjoint([cell])
+    assert occupancy.unread == {MONDAY.isoformat()} == {day_of(cell)}
+
+
+def test_a_cell_held_on_a_day_read_or_known_taken_is_busy_without_noting_anything():
+    cell = Booking(at(MONDAY, 9), 15, "chair_01").cells(timedelta(minutes=15))[0]
+
+    assert not Occupancy({MONDAY.isoformat(): frozenset({cell})}).isdisjoint([cell])
+    known = Occupancy({}) | {cell}
+    assert not known.isdisjoint([cell]) and known.unread == set()
+
+
+def test_a_series_reads_one_day_per_session_when_those_days_are_free():
+    config = clinic()
+    calendar = Calendar(config.calendar)
+
+    decision, read = decide_until_settled(calendar, config, {})
+
+    assert [s.booking.start for s in decision.course.sessions] == [at(MONDAY + timedelta(days=14 * i), 9) for i in range(3)]
+    assert sorted(read) == [(MONDAY + timedelta(days=14 * i)).isoformat() for i in range(3)]
+
+
+def test_a_series_decided_day_by_day_lands_where_one_decided_on_the_whole_calendar_does():
+    config = clinic()
+    calendar = Calendar(config.calendar)
+    full = whole_days(calendar, *(MONDAY + timedelta(days=i) for i in range(20)))
+    stored = {day: frozenset(c for c in full if day_of(c) == day) for day in {day_of(c) for c in full}}
+
+    decision, read = decide_until_settled(calendar, config, stored)
+
+    whole = book_course(approval(sessions=3, interval_days=14), full, calendar, config, NOW)
+    assert decision.course.sessions == whole.course.sessions
+    assert decision.course.sessions[0].booking.start.date() == MONDAY + timedelta(days=21)
+    assert len(read) < 80, "a full stretch is read ahead in growing runs, not one day per decision"
+
+
+def test_after_the_first_round_the_days_after_the_earliest_unread_one_are_read_too():
+    assert days_to_read({"2026-03-09", "2026-03-23"}, set(), 0) == ["2026-03-09", "2026-03-23"]
+    assert days_to_read({"2026-03-09"}, {"2026-03-10"}, 1) == ["2026-03-09", *(f"2026-03-{d}" for d in range(11, 18))]
+
+
+def test_the_course_of_a_session_is_named_by_its_id():
+    assert course_id_of("ses_5D0B7E11_01") == "crs_5D0B7E11"
+    assert course_id_of("ses_5D0B7E11_12") == "crs_5D0B7E11"
+    assert course_id_of("ses_5D0B7E11") is None
+    assert course_id_of("fu_5D0B7E11_M1") is None
