@@ -82,9 +82,11 @@ $(NODE_STAMP): $(NODE_TOOLS)/package.json $(NODE_TOOLS)/package-lock.json
 lint-asyncapi: $(NODE_STAMP)
 	node $(NODE_TOOLS)/validate.mjs asyncapi/clinic.asyncapi.json
 
-## Throughput and latency of the runtime against the real broker and store (measured, not asserted).
+## Whole-system journey benchmark (measured, not asserted): the four services as processes, journeys/s,
+## p50/p95/p99, round trips and CPU per event. Options: make bench BENCH_ARGS="--journeys 20 --concurrency 5"
+## (python -m bench.journeys --help). The runtime-only benchmark: python -m bench.runtime_bench.
 bench: setup
-	$(WITH_INFRA) $(BIN)/python -m bench.runtime_bench $(BENCH_ARGS)
+	$(WITH_INFRA) $(BIN)/python -m bench.journeys $(BENCH_ARGS)
 
 clean:
 	rm -rf .pytest_cache build *.egg-info
