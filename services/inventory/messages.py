@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from services.inventory.domain import Holding
 from services.inventory.ledger import SessionRef
+from services.inventory.reservations import Consumed
 from services.inventory.withdrawal import Withdrawal
 from shared.contracts.inventory import (
     AffectedSession,
@@ -50,16 +50,15 @@ def released(ref: SessionRef, lines: Iterable[Holding], cause: str, now: datetim
     )
 
 
-def consumed(ref: SessionRef, entries: list[dict[str, Any]], now: datetime) -> StockConsumed:
-    used = [e for e in entries if e["amount"] > 0]
-    returned = [e for e in entries if e["amount"] <= 0 and e["held_delta"] < 0]
+def consumed(ref: SessionRef, lines: list[Consumed], now: datetime) -> StockConsumed:
+    used = [line for line in lines if line.amount > 0]
+    returned = [line for line in lines if line.amount <= 0 and line.reserved > 0]
     return StockConsumed(
         patient_id=ref.patient_id, course_id=ref.course_id, session_id=ref.session_id, consumed_at=now,
         consumed=tuple(
-            ConsumedLine(ingredient=e["ingredient"], lot_number=e["lot"], amount=e["amount"], reserved_amount=-e["held_delta"], unit=e["unit"])
-            for e in used
+            ConsumedLine(ingredient=c.ingredient, lot_number=c.lot_number, amount=c.amount, reserved_amount=c.reserved, unit=c.unit) for c in used
         ),
-        returned=tuple(LotLine(ingredient=e["ingredient"], lot_number=e["lot"], amount=-e["held_delta"], unit=e["unit"]) for e in returned),
+        returned=tuple(LotLine(ingredient=c.ingredient, lot_number=c.lot_number, amount=c.reserved, unit=c.unit) for c in returned),
     )
 
 

@@ -7,12 +7,16 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from services.inventory.deliveries import receive_stock
+from services.inventory.domain import LotMeta
+from services.inventory.repository import Repository
 from services.inventory.stock import LotStock, stock_levels
 from shared.contracts import examples
 from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.inventory import LotRecalled, StockReceived
 from shared.contracts.scheduling import SessionCancelled, SessionCompleted, SessionRescheduled, SessionScheduled, TreatmentPaused
 from shared.envelope import CloudEvent
+from shared.runtime.effects import Delete, Effects, Insert, Merge, Put
 from shared.runtime.store import INBOX, inbox_id
 from shared.settings import Settings
 from tests.support.polling import eventually
@@ -127,3 +131,66 @@ async def stocked(settings: Settings, count: int) -> dict[str, LotStock]:
         return found if len(found) >= count else None
 
     return await eventually(probe, what=f"{count} lots in stock")
+
+
+async def stock_lot(repo: Repository, number: str, quantity: float, expires_on: date, ingredient: str = "biotin") -> LotMeta:
+    """A delivery taken in the way the StockReceived handler does, without the broker."""
+    meta = LotMeta(number, ingredient, "mg", expires_on)
+    delivery_id = f"dlv_{number.replace('-', '')}"
+    await repo.claim_lot(meta, delivery_id, NOW)
+    await receive_stock(repo, repo.shelf(), meta, quantity, delivery_id, NOW.date(), NOW)
+    return meta
+
+
+async def apply(repo: Repository, effects: Effects) -> None:
+    """A handler's state writes, applied as the runtime does after recording them."""
+    for write in effects.writes:
+        match write:
+            case Put(collection, id, document):
+                await repo.db[collection].replace_one({"_id": id}, {**document, "_id": id}, upsert=True)
+            case Merge(collection, id, fields):
+                await repo.db[collection].update_one({"_id": id}, {"$set": fields}, upsert=True)
+            case Insert(collection, document):
+                await repo.db[collection].insert_one(document)
+            case Delete(collection, id):
+                await repo.db[collection].delete_one({"_id": id})
+
+
+class Crash(Exception):
+    """The process died here."""
+
+
+class CrashingLedger:
+    """The ledger's collections, for a process that dies once ``inserts`` entries are in: the next entry
+    or head written fails (a batch may be cut short: the store had applied part of it)."""
+
+    def __init__(self, collection: Any, budget: list[int]) -> None:
+        self._collection = collection
+        self._budget = budget
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+    async def insert_one(self, document: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if self._budget[0] == 0:
+            raise Crash(document.get("cause"))
+        self._budget[0] -= 1
+        return await self._collection.insert_one(document, *args, **kwargs)
+
+    async def insert_many(self, documents: list[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
+        for document in documents:
+            await self.insert_one(document)
+
+    async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
+        if self._budget[0] == 0:
+            raise Crash("heads")
+        return await self._collection.bulk_write(*args, **kwargs)
+
+
+def dying(repo: Repository, inserts: int) -> Repository:
+    """The same store, seen by a process that dies after ``inserts`` ledger entries."""
+    doomed = Repository(repo.db)
+    budget = [inserts]
+    doomed.ledger.entries = CrashingLedger(doomed.ledger.entries, budget)  # type: ignore[assignment]
+    doomed.ledger.heads = CrashingLedger(doomed.ledger.heads, budget)  # type: ignore[assignment]
+    return doomed

@@ -8,15 +8,13 @@ from datetime import date
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.inventory import balance
 from services.inventory.app import create_service
-from services.inventory.domain import LotMeta
 from services.inventory.ledger import SessionRef
 from services.inventory.repository import Repository
 from services.inventory.reservations import reserve_session
 from shared.clock import ManualClock
 from shared.contracts.inventory import IngredientShortage, IngredientsReserved
-from tests.integration.inventory.stockroom import NOW, SESSION_AT, Stockroom, levels, stocked
+from tests.integration.inventory.stockroom import NOW, SESSION_AT, Crash, Stockroom, dying, levels, stock_lot, stocked
 from tests.support.polling import eventually
 
 
@@ -52,11 +50,11 @@ async def test_many_tasks_reserving_from_one_lot_at_once_take_exactly_what_it_ho
     try:
         repos = [Repository(client[settings.database("inventory")]) for client in clients]
         await repos[0].ensure_indexes()
-        meta = await _lot(repos[0], f"BIO-{run_id.upper()}", 10, date(2026, 12, 31))
+        meta = await stock_lot(repos[0], f"BIO-{run_id.upper()}", 10, date(2026, 12, 31))
 
         async def book(n: int):
             ref = SessionRef(f"ses_RACE{run_id}_{n}", f"pt_RACE{n}X{run_id}", f"crs_RACE{n}X{run_id}", SESSION_AT)
-            return await reserve_session(repos[n % 2], ref, {"biotin": 1.0}, f"r{n}", NOW.date(), NOW)
+            return await reserve_session(repos[n % 2], repos[n % 2].shelf(), ref, {"biotin": 1.0}, f"r{n}", NOW.date(), NOW, None)
 
         outcomes = await asyncio.gather(*(book(n) for n in range(40)))
         state = await repos[1].ledger.state(meta.lot_number)
@@ -69,6 +67,8 @@ async def test_many_tasks_reserving_from_one_lot_at_once_take_exactly_what_it_ho
     assert (state.on_hand, state.reserved, state.available) == (10, 10, 0)
     assert [e["seq"] for e in entries] == list(range(len(entries)))  # no gap, no double sequence number
     assert sum(e["amount"] for e in entries if e["kind"] == "reserve") == 10
+    held = {e["session_id"]: e["held"] for e in entries if e["session_id"]}  # the latest entry of each session
+    assert held == {f"ses_RACE{run_id}_{n}": 1.0 for n, o in enumerate(outcomes) if not o.short}
 
 
 async def test_a_round_run_again_after_a_crash_continues_where_it_stopped_and_takes_nothing_twice(settings, run_id):
@@ -76,17 +76,22 @@ async def test_a_round_run_again_after_a_crash_continues_where_it_stopped_and_ta
     try:
         repo = Repository(client[settings.database("inventory")])
         await repo.ensure_indexes()
-        first = await _lot(repo, f"BIO-A{run_id.upper()}", 3, date(2026, 6, 30))
-        second = await _lot(repo, f"BIO-B{run_id.upper()}", 10, date(2026, 12, 31))
+        first = await stock_lot(repo, f"BIO-A{run_id.upper()}", 3, date(2026, 6, 30))
+        second = await stock_lot(repo, f"BIO-B{run_id.upper()}", 10, date(2026, 12, 31))
         ref = SessionRef(f"ses_CRASH{run_id}_1", f"pt_CRASH{run_id}", f"crs_CRASH{run_id}", SESSION_AT)
-        # the process died after its first ledger insert of round r1
-        await repo.ledger.append(first, f"reserve|{ref.session_id}|r1|{first.lot_number}", lambda s, h: balance.reserve(s, 5), NOW, ref, round="r1")
 
-        resumed = await reserve_session(repo, ref, {"biotin": 5.0}, "r1", NOW.date(), NOW)
-        again = await reserve_session(repo, ref, {"biotin": 5.0}, "r1", NOW.date(), NOW)
+        async def reserve(repo: Repository, needs: dict[str, float], round_id: str):
+            return await reserve_session(repo, repo.shelf(), ref, needs, round_id, NOW.date(), NOW, await repo.session(ref.session_id))
+
+        # the process dies after the first ledger entry of round r1 is in (3 from the first lot, not the 2 from the second)
+        with pytest.raises(Crash):
+            await reserve(dying(repo, inserts=1), {"biotin": 5.0}, "r1")
+
+        resumed = await reserve(repo, {"biotin": 5.0}, "r1")
+        again = await reserve(repo, {"biotin": 5.0}, "r1")
         # a later round that cannot be covered gives everything back; run twice, it decides the same
-        short = await reserve_session(repo, ref, {"biotin": 50.0}, "r2", NOW.date(), NOW)
-        short_again = await reserve_session(repo, ref, {"biotin": 50.0}, "r2", NOW.date(), NOW)
+        short = await reserve(repo, {"biotin": 50.0}, "r2")
+        short_again = await reserve(repo, {"biotin": 50.0}, "r2")
         states = [await repo.ledger.state(lot.lot_number) for lot in (first, second)]
         entries = await repo.ledger.session_entries(ref.session_id)
     finally:
@@ -98,13 +103,6 @@ async def test_a_round_run_again_after_a_crash_continues_where_it_stopped_and_ta
     assert sorted((h.lot_number, h.amount) for h in short_again.released) == [(first.lot_number, 3), (second.lot_number, 2)]
     assert [s.reserved for s in states] == [0, 0]
     assert sorted(e["kind"] for e in entries) == ["release", "release", "reserve", "reserve"]
-
-
-async def _lot(repo: Repository, number: str, quantity: float, expires_on: date) -> LotMeta:
-    meta = LotMeta(number, "biotin", "mg", expires_on)
-    await repo.claim_lot(meta, f"dlv_{number.replace('-', '')}", NOW)
-    await repo.ledger.append(meta, f"receive|{number}", lambda state, held: balance.receive(state, quantity), NOW)
-    return meta
 
 
 async def _sessions(bus, model, count: int) -> set[str] | None:

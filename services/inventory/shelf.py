@@ -1,0 +1,259 @@
+"""What one event sees of the stock, and the movements it makes (the compare-and-set of ledger.py).
+
+A ``Shelf`` lives for one event. It reads the stock book once and each lot it touches once by ``_id``
+(the lot's head, or on to its real last entry where a decision needs it), knows what the sessions it
+moves hold (from their documents, or from the ledger itself when that record may be behind), decides
+each movement from all that and inserts the entry. When the insert is refused:
+- the slot ``L|seq`` is taken: the lot moved meanwhile; read that entry and decide again;
+- the slot is free: the cause was used, or the session's holding moved on (its ``key``). That happens
+  only after a crash or when a withdrawal moved the session, so the session's entries are then read back
+  from the ledger (a search, on this rare path only), and the decision is made again from them.
+At the end the heads of the lots it moved are saved in one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.inventory.balance import EPS
+from services.inventory.book import Book, Edit, Version
+from services.inventory.domain import Holding, LotMeta
+from services.inventory.ledger import Decide, Hold, Ledger, SessionRef, hold_of, holding_of, new_entry, state_of
+
+MAX_ATTEMPTS = 200
+
+
+class LedgerContention(RuntimeError):
+    """Gave up appending after MAX_ATTEMPTS lost races (the runtime retries the event)."""
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """The movement's cause was used by an earlier run of the same handler: this is its entry (not looked
+    up for a lot's own movements: a receipt needs nothing from it, a withdrawal finds it from the lot)."""
+
+    entry: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Request:
+    """One movement for ``Shelf.append_many``: the arguments of ``Shelf.append``."""
+
+    meta: LotMeta
+    cause: str
+    decide: Decide
+    session: SessionRef | None = None
+    repeatable: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Made = dict[str, Any] | Earlier | None
+
+
+class Shelf:
+    def __init__(self, ledger: Ledger, book: Book) -> None:
+        self.ledger = ledger
+        self._books = book
+        self._book: Version | None = None
+        self._latest: dict[str, dict[str, Any] | None] = {}
+        self._exact: set[str] = set()
+        self._moved: dict[str, dict[str, Any]] = {}
+        self._holds: dict[str, dict[str, Hold]] = {}
+        self._entries: dict[str, dict[str, dict[str, Any]]] = {}
+        """The entries of each session this event made, or read back from the ledger, by ``_id``."""
+        self.searched: set[str] = set()
+        """Sessions whose entries were read back from the ledger (their holdings are then exact)."""
+
+    # -- the book ---------------------------------------------------------------------------------
+
+    async def book(self) -> Version:
+        """The stock book, read once per event."""
+        if self._book is None:
+            self._book = await self._books.read()
+        return self._book
+
+    async def change_book(self, edit: Edit) -> Version:
+        self._book = await self._books.change(edit, await self.book())
+        return self._book
+
+    # -- lots ---------------------------------------------------------------------------------------
+
+    async def load(self, lot_numbers: Iterable[str], exact: bool = False) -> None:
+        """Read the lots not read yet, concurrently; ``exact`` follows each past its head to the end."""
+        wanted = [n for n in dict.fromkeys(lot_numbers) if n not in self._latest or (exact and n not in self._exact)]
+        found = await asyncio.gather(*(self._read(n, exact) for n in wanted))
+        for lot_number, entry in zip(wanted, found, strict=True):
+            self._know(entry, lot_number)
+            if exact:
+                self._exact.add(lot_number)
+
+    async def _read(self, lot_number: str, exact: bool) -> dict[str, Any] | None:
+        if exact:
+            return await self.ledger.latest(lot_number, self._latest.get(lot_number))
+        return await self.ledger.hint(lot_number)
+
+    async def entry(self, lot_number: str, exact: bool = False) -> dict[str, Any] | None:
+        await self.load([lot_number], exact)
+        return self._latest[lot_number]
+
+    def known(self, lot_number: str) -> dict[str, Any] | None:
+        return self._latest.get(lot_number)
+
+    def _know(self, entry: dict[str, Any] | None, lot_number: str) -> None:
+        current = self._latest.get(lot_number)
+        if entry is not None and (current is None or entry["seq"] > current["seq"]):
+            self._latest[lot_number] = entry
+        else:
+            self._latest.setdefault(lot_number, entry)
+
+    # -- what sessions hold -----------------------------------------------------------------------
+
+    def seed(self, session_id: str, holds: dict[str, Hold]) -> None:
+        """What the session's document says it holds (it may be behind only after a crash or a withdrawal)."""
+        if session_id not in self.searched:
+            self._holds[session_id] = dict(holds)
+
+    async def search(self, session_id: str) -> None:
+        """Read the session's entries back from the ledger: what it holds is then exact. A search of the
+        whole ledger, for the rare paths only (module docstring)."""
+        entries = await self.ledger.session_entries(session_id)
+        holds: dict[str, Hold] = {}
+        for entry in entries:
+            if entry["lot"] not in holds or entry["hold"] > holds[entry["lot"]].version:
+                holds[entry["lot"]] = hold_of(entry)
+        self._holds[session_id] = holds
+        self._entries.setdefault(session_id, {}).update((e["_id"], e) for e in entries)
+        self.searched.add(session_id)
+
+    def hold(self, session_id: str, meta: LotMeta) -> Hold:
+        return self._holds.get(session_id, {}).get(meta.lot_number) or Hold(meta)
+
+    def holds(self, session_id: str) -> dict[str, Hold]:
+        """Every lot the session has moved stock of, held now or not (the versions matter)."""
+        return dict(self._holds.get(session_id, {}))
+
+    def holdings(self, session_id: str) -> dict[str, Holding]:
+        return {n: holding_of(h) for n, h in sorted(self._holds.get(session_id, {}).items()) if h.amount > EPS}
+
+    def entries_of(self, session_id: str, **where: Any) -> list[dict[str, Any]]:
+        """The session's entries this event made or read back, in ledger order."""
+        found = sorted(self._entries.get(session_id, {}).values(), key=lambda e: e["_id"])
+        return [e for e in found if all(e.get(k) == v for k, v in where.items())]
+
+    def _made(self, session_id: str, cause: str) -> dict[str, Any] | None:
+        return next((e for e in self._entries.get(session_id, {}).values() if e["cause"] == cause), None)
+
+    def _learn(self, entry: dict[str, Any]) -> None:
+        self._know(entry, entry["lot"])
+        self._moved[entry["lot"]] = self._latest[entry["lot"]]  # type: ignore[assignment]
+        if (session_id := entry.get("session_id")) is not None:
+            self._entries.setdefault(session_id, {})[entry["_id"]] = entry
+            known = self._holds.setdefault(session_id, {}).get(entry["lot"])
+            if known is None or entry["hold"] > known.version:
+                self._holds[session_id][entry["lot"]] = hold_of(entry)
+
+    # -- movements --------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        meta: LotMeta,
+        cause: str,
+        decide: Decide,
+        now: datetime,
+        session: SessionRef | None = None,
+        repeatable: bool = False,
+        **extra: Any,
+    ) -> Made:
+        """Make one movement on the lot. Returns its entry (maybe made by an earlier run that this event
+        did not know of), None when there is nothing to move, or ``Earlier`` when the cause was used
+        before and what the session holds already counts it. A ``repeatable`` movement (a reservation or
+        a release, decided from what the session holds) whose cause is used that way is a further one:
+        it gets the cause with ``|2``, ``|3`` ..."""
+        current = await self.entry(meta.lot_number)
+        suffix = 1
+        for _ in range(MAX_ATTEMPTS):
+            hold = self.hold(session.session_id, meta) if session else None
+            movement = decide(state_of(current), hold.amount if hold else 0.0)
+            if movement is None:
+                return None
+            named = cause if suffix == 1 else f"{cause}|{suffix}"
+            seq = 0 if current is None else current["seq"] + 1
+            entry = new_entry(meta, current, seq, named, movement, now, session, hold, extra)
+            try:
+                await self.ledger.entries.insert_one(entry)
+            except DuplicateKeyError:
+                # FerretDB does not say which unique index refused it: the slot tells
+                taken = await self.ledger.entry(meta.lot_number, seq)
+                if taken is not None:  # the lot moved meanwhile
+                    self._learn(taken)
+                    current = taken
+                    if taken["cause"] != named:
+                        continue
+                    made = taken  # made by an earlier run whose head was never saved
+                elif session is None:  # a lot's own movement (a receipt, a withdrawal) made earlier
+                    return Earlier(None)
+                else:
+                    if (made := self._made(session.session_id, named)) is None:
+                        await self.search(session.session_id)
+                        made = self._made(session.session_id, named)
+                    if made is None:  # only the session's holding had moved on: decide again from it
+                        continue
+                if hold is None or made["hold"] > hold.version:  # news to this event: that run's movement
+                    return made
+                if not repeatable:
+                    return Earlier(made)
+                suffix += 1
+                continue
+            self._learn(entry)
+            return entry
+        raise LedgerContention(f"{meta.lot_number}: {MAX_ATTEMPTS} lost races")
+
+    async def append_many(self, requests: list[Request], now: datetime) -> list[Made]:
+        """``append`` for movements on different lots, in one insert when every lot's known entry is its
+        latest (the usual case); a movement whose insert is refused is made again on its own."""
+        assert len({r.meta.lot_number for r in requests}) == len(requests), "one movement per lot"
+        await self.load(r.meta.lot_number for r in requests)
+        results: list[Made] = [None] * len(requests)
+        batch: dict[int, dict[str, Any]] = {}
+        for index, r in enumerate(requests):
+            current = self._latest[r.meta.lot_number]
+            hold = self.hold(r.session.session_id, r.meta) if r.session else None
+            movement = r.decide(state_of(current), hold.amount if hold else 0.0)
+            if movement is not None:
+                seq = 0 if current is None else current["seq"] + 1
+                batch[index] = new_entry(r.meta, current, seq, r.cause, movement, now, r.session, hold, r.extra)
+        refused: set[int] = set()
+        if len(batch) == 1:
+            [(index, entry)] = batch.items()
+            try:
+                await self.ledger.entries.insert_one(entry)
+            except DuplicateKeyError:
+                refused.add(index)
+        elif batch:
+            indexes = list(batch)
+            try:
+                await self.ledger.entries.insert_many([batch[i] for i in indexes], ordered=False)
+            except BulkWriteError as error:
+                for problem in error.details.get("writeErrors", []):
+                    if problem.get("code") != 11000:
+                        raise
+                    refused.add(indexes[problem["index"]])
+        for index, entry in batch.items():
+            r = requests[index]
+            if index in refused:
+                results[index] = await self.append(r.meta, r.cause, r.decide, now, r.session, r.repeatable, **r.extra)
+            else:
+                self._learn(entry)
+                results[index] = entry
+        return results
+
+    async def flush(self) -> None:
+        """Save the heads of the lots moved (or found further along) since the last flush."""
+        moved, self._moved = list(self._moved.values()), {}
+        await self.ledger.save_heads(moved)

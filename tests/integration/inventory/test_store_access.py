@@ -1,0 +1,139 @@
+"""What inventory asks of the store per event: only ``_id`` lookups, as many whatever the history.
+
+On the embedded store only a filter that is exactly ``{_id: value}`` is served by an index; anything else
+reads the whole collection. So every command the handlers send is checked here, and the commands of a
+booking made after many others are the same as those of an early one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+from typing import Any
+
+from pymongo import AsyncMongoClient, monitoring
+
+from services.inventory.app import Deps
+from services.inventory.config import load_config
+from services.inventory.handlers import handlers
+from services.inventory.repository import Repository
+from shared.clock import ManualClock
+from shared.envelope import new_event
+from shared.runtime.effects import Effects
+from shared.runtime.store import database
+from tests.integration.inventory.stockroom import NOW, Stockroom, apply
+
+COCKTAIL = {"hyaluronic_acid": 20.0, "biotin": 5.0, "minoxidil": 2.0}
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        command = event.command
+        name = event.command_name
+        if name in ("find", "insert", "update", "delete"):
+            filters = [command.get("filter")] if name == "find" else [s.get("q") for s in command.get("updates", command.get("deletes", []))]
+            self.seen.append((name, command[name], filters))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+class Inventory:
+    """The handlers on a real store, without a broker: each event's effects applied as the runtime would."""
+
+    def __init__(self, client: AsyncMongoClient, name: str, listener: Commands) -> None:
+        self.db = database(client, name)
+        self.repo = Repository(self.db)
+        self.deps = Deps(repo=self.repo, config=load_config(), clock=ManualClock(NOW))
+        self.listener = listener
+
+    async def handle(self, data: Any) -> tuple[Effects, list[tuple[str, str, Any]]]:
+        event = new_event(data, source="/clinic/test", time=NOW)
+        _, handler = handlers.by_type[event.type]
+        self.listener.seen.clear()
+        effects = await handler(event, self.deps)
+        sent = list(self.listener.seen)
+        await apply(self.repo, effects)
+        return effects, sent
+
+
+def by_id_only(sent: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+    """The commands whose filter is anything but ``{_id: <value>}``."""
+    return [
+        (name, collection, filters)
+        for name, collection, filters in sent
+        if name != "insert" and not all(isinstance(f, dict) and list(f) == ["_id"] and not isinstance(f["_id"], dict) for f in filters)
+    ]
+
+
+def shape(sent: list[tuple[str, str, Any]]) -> Counter[tuple[str, str]]:
+    return Counter((name, collection) for name, collection, _ in sent)
+
+
+async def test_every_command_of_a_session_event_is_an_id_lookup_and_a_late_booking_costs_what_an_early_one_did(settings, run_id):
+    listener = Commands()
+    client = AsyncMongoClient(settings.mongodb_url, tz_aware=True, event_listeners=[listener])
+    room = Stockroom(run_id)
+    try:
+        inventory = Inventory(client, settings.database("inventory"), listener)
+        await inventory.repo.ensure_indexes()
+        lots = {"hyaluronic_acid": room.lot("HA"), "biotin": room.lot("BIO"), "minoxidil": room.lot("MNX")}
+        deliveries = [await inventory.handle(room.received(i, lot, 5000, date(2026, 12, 31))) for i, lot in lots.items()]
+        early, late = [], []
+        for n in range(40):
+            effects, sent = await inventory.handle(room.scheduled(n, COCKTAIL))
+            assert effects.outcome == "reserved"
+            (early if n < 5 else late).append(sent)
+        completed = await inventory.handle(room.completed(39, [(i, lots[i], a) for i, a in COCKTAIL.items()]))
+        cancelled = await inventory.handle(room.cancelled(38))
+        moved = await inventory.handle(room.rescheduled(37, NOW + timedelta(days=20)))
+    finally:
+        await client.close()
+
+    for effects, sent in [*deliveries, completed, cancelled, moved]:
+        assert by_id_only(sent) == [], effects.outcome
+    for sent in early + late:
+        assert by_id_only(sent) == []
+    assert {frozenset(shape(s).items()) for s in early[1:] + late} == {frozenset(shape(early[1]).items())}
+    assert sum(shape(early[1]).values()) <= 10, shape(early[1])
+    assert completed[0].outcome == "consumed" and cancelled[0].outcome == "released" and moved[0].outcome == "reserved"
+
+
+async def test_withdrawing_a_lot_is_the_one_path_that_searches_the_ledger(settings, run_id):
+    """A recall or a quarantine is rare and reads the ledger back (the lot's holders, each one's entries);
+    flagging a lot and the expiry scan do not."""
+    listener = Commands()
+    client = AsyncMongoClient(settings.mongodb_url, tz_aware=True, event_listeners=[listener])
+    room = Stockroom(run_id)
+    bad, spare, suspect = room.lot("BIO-BAD"), room.lot("BIO-SPARE"), room.lot("MNX-SUSPECT")
+    try:
+        inventory = Inventory(client, settings.database("inventory"), listener)
+        await inventory.repo.ensure_indexes()
+        await inventory.handle(room.received("biotin", bad, 20, date(2026, 6, 30)))
+        await inventory.handle(room.received("biotin", spare, 5, date(2026, 12, 31)))
+        await inventory.handle(room.received("minoxidil", suspect, 10, date(2026, 6, 30)))
+        for n in (1, 2, 3):
+            await inventory.handle(room.scheduled(n, {"biotin": 5.0, "minoxidil": 2.0}))
+        await inventory.handle(room.completed(1, [("biotin", bad, 5.0), ("minoxidil", suspect, 2.0)]))
+        recall = await inventory.handle(room.recalled(bad, "biotin"))
+        flagged, quarantined = [await inventory.handle(room.escalated(1, letter, [])) for letter in "AB"]
+        after = await inventory.handle(room.cancelled(2))  # moved, then left short by the withdrawals: its record is behind
+        listener.seen.clear()
+        await handlers.jobs["scan_lots"][1](inventory.deps, NOW)
+        scan = list(listener.seen)
+    finally:
+        await client.close()
+
+    # the escalations name no lot: the lots used in that session are flagged, and quarantined on the second
+    outcomes = (recall[0].outcome, flagged[0].outcome, quarantined[0].outcome, after[0].outcome)
+    assert outcomes == ("quarantined", "flagged", "quarantined", "nothing-reserved")
+    assert [type(e.data).__name__ for e in recall[0].events] == ["LotQuarantined", "IngredientsReserved", "IngredientShortage", "ReservationReleased"]
+    assert by_id_only(flagged[1]) == by_id_only(scan) == []
+    for _, sent in (recall, quarantined, after):
+        assert {(name, collection) for name, collection, _ in by_id_only(sent)} == {("find", "ledger")}

@@ -1,0 +1,136 @@
+"""The ledger's compare-and-set on ``<lot>|<seq>`` and on each session's holding: stale heads, causes used
+before, a session's record behind its entries, batches."""
+
+from datetime import UTC, date, datetime
+
+from services.inventory import balance
+from services.inventory.book import Book
+from services.inventory.domain import LotMeta
+from services.inventory.ledger import HEADS, Ledger, SessionRef, entry_id
+from services.inventory.shelf import Earlier, Request, Shelf
+from tests.unit.inventory.fakes import Database
+
+NOW = datetime(2026, 3, 2, 8, tzinfo=UTC)
+BIO = LotMeta("BIO-1", "biotin", "mg", date(2026, 12, 31))
+MNX = LotMeta("MNX-1", "minoxidil", "mg", date(2026, 12, 31))
+
+
+def ref(n: int) -> SessionRef:
+    return SessionRef(f"ses_UNIT_{n}", f"pt_UNIT{n:05d}", f"crs_UNIT{n:04d}", NOW)
+
+
+def shelf(db: Database, *knowing: Shelf) -> Shelf:
+    """A shelf for the next event; it knows what the sessions hold as ``knowing`` left it (their records)."""
+    fresh = Shelf(Ledger(db), Book(db))  # type: ignore[arg-type]
+    for earlier in knowing:
+        for session_id in earlier._holds:
+            fresh.seed(session_id, earlier.holds(session_id))
+    return fresh
+
+
+async def stocked(db: Database, *lots: LotMeta, quantity: float = 10) -> None:
+    s = shelf(db)
+    for lot in lots:
+        await s.append(lot, f"receive|{lot.lot_number}", lambda state, held: balance.receive(state, quantity), NOW)
+    await s.flush()
+
+
+async def reserve(s: Shelf, n: int, amount: float, lot: LotMeta = BIO, cause: str | None = None):
+    made = await s.append(lot, cause or f"reserve|{n}", lambda state, held: balance.reserve(state, amount), NOW, ref(n), repeatable=True)
+    await s.flush()
+    return made
+
+
+async def test_a_movement_decided_from_a_head_left_behind_is_made_after_the_real_last_entry():
+    db = Database()
+    await stocked(db, BIO)
+    await reserve(shelf(db), 1, 6)
+    db[HEADS].docs["BIO-1"] = {**db["ledger"].docs[entry_id("BIO-1", 0)], "_id": "BIO-1"}  # back to the receipt
+
+    made = await reserve(shelf(db), 2, 6)
+
+    assert made["seq"] == 2 and made["amount"] == 4  # 10 on hand, 6 already held
+    assert db[HEADS].docs["BIO-1"]["seq"] == 2 and db["ledger"].searches == 0
+
+
+async def test_a_consumption_decided_from_a_record_behind_the_ledger_is_made_from_what_the_session_holds():
+    db = Database()
+    await stocked(db, BIO)
+    await reserve(shelf(db), 1, 3)  # its record (the session's document) never got this
+
+    used = await shelf(db).append(BIO, "consume|1", lambda state, held: balance.consume(state, held, 2), NOW, ref(1))
+
+    assert (used["held_delta"], used["held"], used["hold"], used["reserved"], used["on_hand"]) == (-3, 0, 2, 0, 8)
+    assert db["ledger"].searches == 1
+
+
+async def test_a_movement_whose_cause_was_used_is_not_made_again():
+    db = Database()
+    await stocked(db, BIO)
+    first = shelf(db)
+    await reserve(first, 1, 3)
+    consume = lambda state, held: balance.consume(state, held, 3)  # noqa: E731
+    done = shelf(db, first)
+    used = await done.append(BIO, "consume|1", consume, NOW, ref(1))
+    await done.flush()
+
+    again = await shelf(db, done).append(BIO, "consume|1", consume, NOW, ref(1))
+
+    assert used["on_hand"] == 7 and again == Earlier(used)
+    assert len(db["ledger"].docs) == 3
+
+
+async def test_an_entry_made_by_an_earlier_run_whose_head_was_never_saved_is_that_runs_movement():
+    db = Database()
+    await stocked(db, BIO)
+    crashed = shelf(db)
+    await crashed.append(BIO, "reserve|1", lambda state, held: balance.reserve(state, 4), NOW, ref(1), repeatable=True)  # no flush
+
+    again = await reserve(shelf(db), 1, 4)
+
+    assert again["seq"] == 1 and (again["held"], again["hold"]) == (4, 1)
+    assert len(db["ledger"].docs) == 2
+
+
+async def test_a_further_reservation_under_a_used_cause_gets_the_next_name():
+    db = Database()
+    await stocked(db, BIO)
+    first = shelf(db)
+    await reserve(first, 1, 2)
+
+    further = await reserve(shelf(db, first), 1, 3)
+
+    assert further["cause"] == "reserve|1|2" and (further["held"], further["hold"]) == (5, 2)
+
+
+async def test_each_consumption_points_to_the_one_before_and_a_withdrawal_says_where_it_is():
+    db = Database()
+    await stocked(db, BIO)
+    s = shelf(db)
+    await reserve(s, 1, 3)
+    await reserve(s, 2, 2)
+    used = await s.append(BIO, "consume|1", lambda state, held: balance.consume(state, held, 3), NOW, ref(1))
+    second = await s.append(BIO, "consume|2", lambda state, held: balance.consume(state, held, 1), NOW, ref(2))
+    withdrawn = await s.append(BIO, "withdraw|BIO-1|recall", lambda state, held: balance.withdraw(state), NOW, withdrawal="recall")
+
+    assert (used["held"], used["hold"], second["held"], second["hold"]) == (0, 2, 0, 2)
+    assert (used["prev_consume"], second["prev_consume"], withdrawn["last_consume"]) == (None, used["seq"], second["seq"])
+    assert withdrawn["withdrawals"] == {"recall": withdrawn["seq"]} and withdrawn["on_hand"] == 6
+
+
+async def test_a_batch_makes_its_movements_in_one_insert_and_remakes_only_the_lot_that_moved_meanwhile():
+    db = Database()
+    await stocked(db, BIO, MNX)
+    s = shelf(db)
+    await s.load(["BIO-1", "MNX-1"])
+    await reserve(shelf(db), 9, 8, MNX)  # another instance takes minoxidil after we read it
+
+    made = await s.append_many(
+        [
+            Request(BIO, "reserve|1|BIO", lambda state, held: balance.reserve(state, 5), ref(1), repeatable=True),
+            Request(MNX, "reserve|1|MNX", lambda state, held: balance.reserve(state, 5), ref(1), repeatable=True),
+        ],
+        NOW,
+    )
+
+    assert [(m["lot"], m["seq"], m["amount"]) for m in made] == [("BIO-1", 1, 5), ("MNX-1", 2, 2)]
