@@ -288,7 +288,12 @@ def _server_properties(layout: Layout, data: Path) -> str:
             "share.coordinator.state.topic.replication.factor=1",
             "share.coordinator.state.topic.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=true",
+            # Topics exist only because a deployment created them, with its partition count, before any
+            # consumer subscribes (see docs/liveness.md). With automatic creation on, every client's
+            # metadata request for a topic the broker has not heard of yet creates it with the broker's
+            # defaults, racing the services' own creation ("Auto topic creation failed ...
+            # TOPIC_ALREADY_EXISTS" in the broker log) and hiding a missing create.
+            "auto.create.topics.enable=false",
             "",
         ]
     )

@@ -19,11 +19,17 @@ from shared.polling import eventually
 
 
 class EventClient:
-    def __init__(self, bootstrap: str, prefix: str) -> None:
+    """Publishes to and reads topics it creates first when they do not exist (with ``partitions``): the
+    broker does not create topics on demand, and the topics a service consumes may not exist yet when
+    another clinic system publishes its first event."""
+
+    def __init__(self, bootstrap: str, prefix: str, partitions: int = 3) -> None:
         self.bootstrap = bootstrap
         self.prefix = prefix
+        self.partitions = partitions
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
         self._readers: dict[str, tuple[AIOKafkaConsumer, list[ConsumerRecord], dict[TopicPartition, int]]] = {}
+        self._topics: set[str] = set()
 
     async def start(self) -> None:
         await self.producer.start()
@@ -53,7 +59,15 @@ class EventClient:
         await self.send(self.topic(event.type), value, headers, key=event.key)
 
     async def send(self, topic: str, value: bytes | None, headers: list[tuple[str, bytes]], key: str | None = None) -> None:
+        await self.ensure(topic)
         await self.producer.send_and_wait(topic, value, key=key.encode() if key else None, headers=headers)
+
+    async def ensure(self, *topics: str) -> None:
+        """Create the topics that do not exist yet (once per client and topic)."""
+        new = [t for t in topics if t not in self._topics]
+        if new:
+            await ensure_topics(self.bootstrap, new, self.partitions)
+            self._topics.update(new)
 
     async def records(self, topic: str, attempt_seconds: float = 8.0, attempts: int = 3) -> list[ConsumerRecord]:
         """Every record on the topic up to its current end (read from the beginning, without a group).
@@ -73,7 +87,7 @@ class EventClient:
 
     async def _read(self, topic: str) -> list[ConsumerRecord]:
         if topic not in self._readers:
-            await ensure_topics(self.bootstrap, [topic], 3)
+            await self.ensure(topic)
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
             await consumer.start()
             partitions = await eventually(lambda: _partitions(consumer, topic), what=f"metadata of {topic}")

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     consume_batch_size: int = Field(200, ge=1, description="Records taken from Kafka at once; their inbox updates and offset commit are shared.")
     consume_wait_ms: int = Field(20, ge=1, description="How long the consumer waits for a batch to fill when records trickle in.")
     consume_concurrency: int = Field(16, ge=1, description="Patients handled at once within a batch (one patient's events stay in order).")
+    kafka_metadata_max_age_ms: int = Field(
+        30_000, ge=1000, description="How often Kafka clients refresh topic metadata even when nothing forces it (aiokafka's default is 5 minutes)."
+    )
     retry_max_seconds: float = Field(30.0, gt=0, description="Cap of the backoff between retries of transient failures.")
     handler_attempts: int = Field(3, ge=1, description="Attempts for a non-transient handler error before it is dead-lettered.")
     http_host: str = Field("127.0.0.1", description="Address of the health and metrics endpoints.")

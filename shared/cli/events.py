@@ -70,9 +70,13 @@ async def _send(settings: Settings, topic: str, event) -> None:
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
+    from shared.runtime.kafka import ensure_topics
+
     value, headers = encode(event)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all", request_timeout_ms=10000)
     try:
+        # the broker creates no topic on demand: the first event of a type creates its topic, as the services would
+        await ensure_topics(settings.kafka_bootstrap_servers, [topic], settings.topic_partitions, settings.topic_replication, timeout=10.0)
         await producer.start()
         await producer.send_and_wait(topic, value, key=event.key.encode() if event.key else None, headers=headers)
     except KafkaError as error:

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from aiokafka import ConsumerRecord
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -31,7 +31,7 @@ from shared.contracts import EventData, dlq_topic, topic_of
 from shared.envelope import CloudEvent, InvalidEvent, decode
 from shared.runtime import metrics, store
 from shared.runtime.effects import Effects
-from shared.runtime.kafka import ensure_topics, make_broker
+from shared.runtime.kafka import Topics, make_broker
 from shared.runtime.relay import OutboxRelay, publish
 from shared.runtime.retry import backoff, is_transient
 from shared.settings import Settings
@@ -140,6 +140,7 @@ class Service(Generic[D]):
         self.db: AsyncDatabase | None = None
         self._subscriber: Any = None
         self._http: Any = None
+        self._topics = Topics(self.settings)
 
     @property
     def topics(self) -> list[str]:
@@ -162,10 +163,12 @@ class Service(Generic[D]):
         self.deps = await self._dependencies(Runtime(self.name, self.db, self.clock, s))
         own_topics = [topic_of(m, s.topic_prefix) for m in _produced(self.name)]
         every_topic = sorted({*self.topics, *map(dlq_topic, self.topics), *own_topics})
-        await self._until_ready("broker", lambda: ensure_topics(s.kafka_bootstrap_servers, every_topic, s.topic_partitions, s.topic_replication))
+        # every topic, served with its leaders, before the consumer subscribes (docs/liveness.md)
+        await self._until_ready("broker", lambda: self._topics.ensure(every_topic))
         self.broker = make_broker(s, client_id=f"clinic-{self.name}-{s.instance_id}")
         self._subscriber = self.broker.subscriber(
-            *self.topics,
+            # created above with the deployment's partitions; FastStream would create missing ones with 1
+            *(Topic(t, declare=False) for t in self.topics),
             group_id=self.group_id,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
@@ -187,6 +190,7 @@ class Service(Generic[D]):
             poll_seconds=s.relay_poll_seconds,
             batch_size=s.relay_batch_size,
             retry_cap=s.retry_max_seconds,
+            ensure_topics=self._topics.ensure,
         )
         await self._until_ready("store", self.relay.load)
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
@@ -421,6 +425,15 @@ class Service(Generic[D]):
         it refuses (too large, say) goes to the outbox, where the relay retries it and then sets it aside."""
         attempt = 0
         while rows:
+            try:
+                await self._topics.ensure(row["topic"] for row in rows)
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                attempt += 1
+                self.log.warning("topic check failed, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
+                await self._pause(backoff(attempt, self.settings.retry_max_seconds))
+                continue
             results = await publish(self.broker, rows)
             metrics.OUTBOX_PUBLISHED.labels(self.name).inc(sum(1 for error in results if error is None))
             refused = [(row, error) for row, error in zip(rows, results, strict=True) if error is not None]
