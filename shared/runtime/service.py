@@ -276,16 +276,38 @@ class Service(Generic[D]):
         return {tp.partition for tp in consumer.assignment() if tp not in self._revoking}
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready = store and broker answer and this instance's consumer has partitions assigned."""
+        """Ready = this instance can make progress: the store and the broker answer, its consumer owns
+        partitions (not in the middle of a rebalance), and its consume loop runs with no batch and no
+        rebalance taking longer than ``consumer_stall_seconds``."""
+        store_ok, broker_ok = await asyncio.gather(self._store_answers(), self._broker_answers())
+        consumer = self._consumer()
+        assigned = bool(consumer is not None and consumer.assignment()) and self._rebalance_since is None
+        return {"store": store_ok, "broker": broker_ok, "consumer_assigned": assigned, "consumer_progressing": self._progressing()}
+
+    async def _store_answers(self) -> bool:
+        if self.db is None:
+            return False
         try:
             await asyncio.wait_for(self.db.command("ping"), 2)
-            store_ok = True
+            return True
         except Exception:
-            store_ok = False
-        broker_ok = self.broker is not None and await self.broker.ping(timeout=2)
-        consumer = self._consumer()
-        assigned = bool(consumer is not None and consumer.assignment())
-        return {"store": store_ok, "broker": bool(broker_ok), "consumer_assigned": assigned}
+            return False
+
+    async def _broker_answers(self) -> bool:
+        if self.broker is None:
+            return False
+        try:
+            return bool(await self.broker.ping(timeout=2))
+        except Exception:
+            return False
+
+    def _progressing(self) -> bool:
+        """The consume loop runs, and neither the batch in hand nor a rebalance has stalled it."""
+        tasks = getattr(self._subscriber, "tasks", None) or []
+        if not any(not task.done() for task in tasks):
+            return False
+        limit, now = self.settings.consumer_stall_seconds, time.monotonic()
+        return all(since is None or now - since <= limit for since in (self._batch_since, self._rebalance_since))
 
     async def refresh_gauges(self) -> None:
         if self.relay is not None:
