@@ -19,9 +19,9 @@ from shared.polling import eventually
 
 
 class EventClient:
-    """Publishes to and reads topics it creates first when they do not exist (with ``partitions``): the
-    broker does not create topics on demand, and the topics a service consumes may not exist yet when
-    another clinic system publishes its first event."""
+    """Before it first publishes to or reads a topic, it creates the topic (with ``partitions``) if it
+    does not exist: the broker creates none on demand, and another clinic system may publish its first
+    event before the service that consumes it has started."""
 
     def __init__(self, bootstrap: str, prefix: str, partitions: int = 3) -> None:
         self.bootstrap = bootstrap
