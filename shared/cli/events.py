@@ -85,6 +85,10 @@ def _read(file: str) -> str:
 
 
 async def _send(settings: Settings, topic: str, event: CloudEvent) -> RecordMetadata:
+    from shared.runtime.kafka import ensure_topics
+
     value, headers = encode(event)
+    # the broker creates no topic on demand: the first event of a type creates its topic, as the services would
+    await ensure_topics(settings.kafka_bootstrap_servers, [topic], settings.topic_partitions, settings.topic_replication, timeout=10.0)
     async with writer(settings.kafka_bootstrap_servers) as producer:
         return await producer.send_and_wait(topic, value, key=event.key.encode() if event.key else None, headers=headers)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Iterable
 
+from aiokafka import errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
@@ -24,6 +27,8 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
+        # a topic or partition change reaches the group within this, not aiokafka's default 5 minutes
+        metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
         enable_idempotence=True,
         acks="all",
         ack_policy=AckPolicy.MANUAL,
@@ -34,19 +39,75 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     )
 
 
-async def ensure_topics(bootstrap: str, topics: list[str], partitions: int, replication: int = 1) -> list[str]:
-    """Create the topics that do not exist yet. Returns those created."""
+async def ensure_topics(bootstrap: str, topics: list[str], partitions: int, replication: int = 1, *, timeout: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet, then wait until the broker serves metadata for every one
+    of them with a leader for each partition. Returns those created here.
+
+    The broker runs without automatic topic creation, so whoever needs a topic creates it first (the
+    services their inbound, dead-letter and outbound topics; the event client and the CLI what they
+    publish to or read). Waiting until the topics are served matters as much as creating them: the
+    controller confirms a creation before the broker's metadata cache has it, and a consumer group
+    leader that computes the assignment in that window leaves the missing topic unassigned until its
+    next metadata refresh (``metadata_max_age_ms``) -- the stall docs/liveness.md describes.
+
+    A topic another process created in the meantime counts as existing; any other refusal (replication
+    factor too high, an invalid name) is raised. A broker that does not serve them in ``timeout``
+    raises ``KafkaTimeoutError``, which callers treat as transient.
+    """
+    wanted = list(dict.fromkeys(topics))
+    if not wanted:
+        return []
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="clinic-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
+        missing = [t for t in wanted if t not in existing]
+        created: list[str] = []
         if missing:
-            try:
-                await admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
-            except TopicAlreadyExistsError:
-                pass
-            log.debug("created topics", extra={"count": len(missing)})
-        return missing
+            response = await admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
+            for topic, code, *message in response.topic_errors:
+                error = errors.for_code(code)
+                if error is errors.NoError:
+                    created.append(topic)
+                elif error is not errors.TopicAlreadyExistsError:  # created by someone else meanwhile: fine
+                    raise error(f"creating topic {topic}: {message[0] if message and message[0] else error.__name__}")
+            log.debug("created topics", extra={"count": len(created)})
+        await _until_served(admin, wanted, timeout)
+        return created
     finally:
         await admin.close()
+
+
+async def _until_served(admin: AIOKafkaAdminClient, topics: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = list(topics)
+    while True:
+        described = await admin.describe_topics(waiting)
+        waiting = [t["topic"] for t in described if not _served(t)]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise errors.KafkaTimeoutError(f"{len(waiting)} topics not served with a leader for every partition after {timeout:.0f}s, e.g. {waiting[0]}")
+        await asyncio.sleep(0.1)
+
+
+def _served(topic: dict) -> bool:
+    partitions = topic.get("partitions") or []
+    return topic.get("error_code") == 0 and bool(partitions) and all(p.get("error_code") == 0 and p.get("leader", -1) >= 0 for p in partitions)
+
+
+class Topics:
+    """The topics one process has made sure exist. Any other topic it is about to publish to is created
+    first, once (the broker creates none on demand): an event type its service does not declare, a
+    deployment whose topics were deleted. After the first time it costs nothing."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.known: set[str] = set()
+
+    async def ensure(self, topics: Iterable[str]) -> None:
+        missing = sorted(set(topics) - self.known)
+        if missing:
+            s = self.settings
+            await ensure_topics(s.kafka_bootstrap_servers, missing, s.topic_partitions, s.topic_replication)
+            self.known.update(missing)

@@ -56,6 +56,7 @@ async def test_a_structured_mode_event_from_a_plain_producer_is_decoded_and_hand
         "datacontenttype": "application/json",
         "data": json.loads(probe.inbound(patient).model_dump_json()),
     }
+    await bus.ensure(bus.topic(probe.INBOUND))
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:
