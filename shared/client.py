@@ -9,20 +9,23 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.contracts import EventData, dlq_topic, topic_of
 from shared.envelope import CloudEvent, decode, encode, new_event
 from shared.operations import read_more
 from shared.runtime.kafka import ensure_topics
+from shared.runtime.kafka_client import Kafka
 from shared.polling import eventually
 
 
 class EventClient:
-    def __init__(self, bootstrap: str, prefix: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: Kafka | str, prefix: str) -> None:
+        """``kafka``: ``Kafka.of(settings)`` (a bare bootstrap string connects with PLAINTEXT)."""
+        self.kafka = kafka if isinstance(kafka, Kafka) else Kafka.of(kafka)
+        self.bootstrap = self.kafka.bootstrap
         self.prefix = prefix
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+        self.producer = self.kafka.producer(enable_idempotence=True, acks="all")
         self._readers: dict[str, tuple[AIOKafkaConsumer, list[ConsumerRecord], dict[TopicPartition, int]]] = {}
 
     async def start(self) -> None:
@@ -77,8 +80,8 @@ class EventClient:
 
     async def _read(self, topic: str) -> list[ConsumerRecord]:
         if topic not in self._readers:
-            await ensure_topics(self.bootstrap, [topic], 3)
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            await ensure_topics(self.bootstrap, [topic], 3, options=self.kafka.options)
+            consumer = self.kafka.consumer(enable_auto_commit=False)
             try:
                 await consumer.start()
                 partitions = await eventually(lambda: _partitions(consumer, topic), what=f"metadata of {topic}")

@@ -16,6 +16,7 @@ from shared.cli.common import Bootstrap, Json
 from shared.contracts import REGISTRY, UnknownEventType, topic_of
 from shared.envelope import CloudEvent, encode, new_event
 from shared.operations import writer
+from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -86,5 +87,5 @@ def _read(file: str) -> str:
 
 async def _send(settings: Settings, topic: str, event: CloudEvent) -> RecordMetadata:
     value, headers = encode(event)
-    async with writer(settings.kafka_bootstrap_servers) as producer:
+    async with writer(Kafka.of(settings)) as producer:
         return await producer.send_and_wait(topic, value, key=event.key.encode() if event.key else None, headers=headers)

@@ -8,9 +8,11 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from shared.cli import events, infra, ops, outbox, stack
-from shared.cli.common import EXIT_CODES, INTERRUPTED
+from shared.cli.common import EXIT_CODES, INTERRUPTED, USAGE
+from shared.settings import explain
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -75,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
     except SystemExit as error:  # shell completion ends this way
         return error.code if isinstance(error.code, int) else 0 if error.code is None else 1
+    except ValidationError as error:  # settings from the environment: which one, never its value
+        typer.echo(f"clinic: {explain(error)}", err=True)
+        return USAGE
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("clinic: interrupted", err=True)
         return INTERRUPTED

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka import errors
+from aiokafka.admin import NewTopic
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
+from shared.runtime.kafka_client import Kafka, broker_security
 from shared.settings import Settings
 
 log = logging.getLogger("clinic.kafka")
@@ -31,21 +34,28 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         graceful_timeout=15.0,
         logger=logging.getLogger("faststream"),
         log_level=logging.DEBUG,
+        security=broker_security(settings),
     )
 
 
-async def ensure_topics(bootstrap: str, topics: list[str], partitions: int, replication: int = 1) -> list[str]:
-    """Create the topics that do not exist yet. Returns those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="clinic-admin")
-    await admin.start()
-    try:
+async def ensure_topics(
+    bootstrap: str, topics: list[str], partitions: int, replication: int = 1, *,
+    options: Mapping[str, Any] | None = None, configs: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[str]:
+    """Create the topics that do not exist yet (with ``configs[topic]``, see ``topic_configs``). Returns
+    those created. ``options`` are the client's security options (``Kafka.options``). A refusal (no
+    CREATE grant on a topic, an invalid config) is raised as the broker's error, naming the topic."""
+    admin = Kafka(bootstrap, options or {}).admin(client_id="clinic-admin")
+    try:  # a failed start is closed too
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            try:
-                await admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
-            except TopicAlreadyExistsError:
-                pass
+            response = await admin.create_topics([NewTopic(t, partitions, replication, topic_configs=dict((configs or {}).get(t, {}))) for t in missing])
+            for topic, code, *_ in response.topic_errors:
+                error = errors.for_code(code)
+                if error is not errors.NoError and error is not errors.TopicAlreadyExistsError:  # created meanwhile: fine
+                    raise error(topic)
             log.debug("created topics", extra={"count": len(missing)})
         return missing
     finally:

@@ -32,6 +32,7 @@ from shared.envelope import CloudEvent, InvalidEvent, decode
 from shared.runtime import metrics, store
 from shared.runtime.effects import Effects
 from shared.runtime.kafka import ensure_topics, make_broker
+from shared.runtime.kafka_client import Kafka, refusal, topic_configs
 from shared.runtime.relay import OutboxRelay, publish
 from shared.runtime.retry import backoff, is_transient
 from shared.settings import Settings, redact
@@ -156,13 +157,16 @@ class Service(Generic[D]):
             from shared.runtime.http import serve
 
             self._http = await serve(self, s.http_host, s.http_port)
-        self._client = store.connect(s.mongodb_url, f"clinic-{self.name}", service=self.name)
+        self._client = store.connect(s.mongodb_url.get_secret_value(), f"clinic-{self.name}", service=self.name)
         self.db = store.database(self._client, s.database(self.name))
         await self._until_ready("store", lambda: store.ensure_indexes(self.db))
         self.deps = await self._dependencies(Runtime(self.name, self.db, self.clock, s))
         own_topics = [topic_of(m, s.topic_prefix) for m in _produced(self.name)]
         every_topic = sorted({*self.topics, *map(dlq_topic, self.topics), *own_topics})
-        await self._until_ready("broker", lambda: ensure_topics(s.kafka_bootstrap_servers, every_topic, s.topic_partitions, s.topic_replication))
+        kafka = Kafka.of(s)
+        await self._until_ready("broker", lambda: ensure_topics(
+            kafka.bootstrap, every_topic, s.topic_partitions, s.topic_replication, options=kafka.options, configs=topic_configs(s, every_topic),
+        ))
         self.broker = make_broker(s, client_id=f"clinic-{self.name}-{s.instance_id}")
         self._subscriber = self.broker.subscriber(
             *self.topics,
@@ -490,11 +494,14 @@ class Service(Generic[D]):
                 await action()
                 return
             except Exception as error:
-                if not is_transient(error):
+                # refused credentials or a missing grant: not ready, and retrying until an operator fixes it
+                denied = store.refusal(error, self.settings.database(self.name)) if what == "store" else refusal(error, self.settings)
+                if not (denied or is_transient(error)):
                     raise
                 attempt += 1
-                where = self.settings.mongodb_url if what == "store" else self.settings.kafka_bootstrap_servers
-                self.log.warning(f"{what} unreachable at {redact(where)}, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
+                where = redact(self.settings.mongodb_url if what == "store" else self.settings.kafka_bootstrap_servers)
+                message = f"{denied}, retrying" if denied else f"{what} unreachable at {where}, retrying"
+                self.log.warning(message, extra={"error": error.__class__.__name__, "attempt": attempt})
                 await asyncio.sleep(backoff(attempt, self.settings.retry_max_seconds, base=0.5))
 
 

@@ -11,7 +11,7 @@ async def clinic(settings, *args: str, stdin: bytes | None = None) -> tuple[int,
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MONGODB_URL": settings.mongodb_url,
+        "MONGODB_URL": settings.mongodb_url.get_secret_value(),
         "CLINIC_TOPIC_PREFIX": settings.topic_prefix,
         "CLINIC_DATABASE_PREFIX": settings.database_prefix,
     }

@@ -192,3 +192,12 @@ def test_a_long_first_run_step_reports_its_elapsed_time(monkeypatch):
     said: list[str] = []
     assert local._run(["sh", "-c", "sleep 0.45; echo done"], "never", progress=local._ticker(said.append, "building")) == "done\n"
     assert len(said) >= 3 and said[0] == "  ... building (0s so far)" and all("so far" in line for line in said)
+
+
+def test_incomplete_kafka_security_settings_are_one_line_naming_the_missing_one(capsys, monkeypatch):
+    monkeypatch.setenv("CLINIC_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("CLINIC_KAFKA_PASSWORD", "never-shown-7e1d")
+    code, out, err = run(capsys, "lag")
+    assert code == 2
+    assert err.strip() == "clinic: invalid settings: CLINIC_KAFKA_USERNAME is required with CLINIC_KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+    assert "never-shown-7e1d" not in out + err
