@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import TopicAuthorizationFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 from shared.contracts import DLQ_SUFFIX
@@ -309,8 +310,11 @@ async def _existing_partitions(consumer: AIOKafkaConsumer, names: list[str], par
     for topic in names:
         found = consumer.partitions_for_topic(topic)
         if found is None:
+            consumer._client.add_topic(topic)  # noqa: SLF001 (asked by name, a topic we may not read is reported as such)
             await consumer._client.force_metadata_update()  # noqa: SLF001 (aiokafka has no public refresh)
             found = consumer.partitions_for_topic(topic)
+            if topic in consumer._client.cluster.unauthorized_topics:  # noqa: SLF001
+                raise TopicAuthorizationFailedError(topic)
         if not found:
             raise NotFound(f"topic {topic} does not exist (nothing was ever published to it)")
         if partition is not None and partition not in found:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from shared.cli import events, infra, ops, outbox, stack
+from shared.cli import acl, events, infra, ops, outbox, stack
 from shared.cli.common import EXIT_CODES, INTERRUPTED, USAGE
 from shared.settings import explain
 
@@ -32,6 +32,7 @@ app.command("monitor", epilog=EXIT_CODES)(ops.monitor)
 app.command("stock", epilog=EXIT_CODES)(ops.stock)
 app.add_typer(ops.dlq, name="dlq")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(acl.app, name="acl")
 
 
 def _version() -> str:

@@ -16,8 +16,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.conn import create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
+    KafkaConnectionError,
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
     SaslAuthenticationFailed,
@@ -145,6 +147,30 @@ def refusal(error: BaseException, settings: Settings | None = None) -> str | Non
         return f"Kafka denied {principal} a cluster operation: that needs the admin principal (clinic acl list)"
     if isinstance(error, TransactionalIdAuthorizationFailed):
         return f"Kafka denied {principal} a transactional or idempotent write: no WRITE grant on any topic (clinic acl list)"
+    return None
+
+
+async def denial(error: BaseException, settings: Settings) -> str | None:
+    """``refusal``, and for a connection that failed, whether the broker refused to let us in."""
+    return refusal(error, settings) or (await connection_refusal(settings) if isinstance(error, KafkaConnectionError) else None)
+
+
+async def connection_refusal(settings: Settings) -> str | None:
+    """Why Kafka would not let us in, when bootstrapping failed: aiokafka logs the broker's answer (bad
+    credentials, a TLS failure) and raises only "Unable to bootstrap". One connection to the first
+    bootstrap server, made the same way, tells. None when that is not the reason."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    host, _, port = settings.kafka_bootstrap_servers.split(",")[0].strip().rpartition(":")
+    try:
+        connection = await create_conn(host, int(port), client_id="clinic-diagnosis", request_timeout_ms=5000, **client_options(settings))
+    except ssl.SSLCertVerificationError as error:
+        return f"TLS with Kafka at {host}:{port} failed: {error.verify_message}; check CLINIC_KAFKA_SSL_CAFILE and the broker's certificate"
+    except ssl.SSLError as error:
+        return f"TLS with Kafka at {host}:{port} failed ({error.reason}); check CLINIC_KAFKA_SSL_* and that the listener speaks TLS"
+    except Exception as error:  # noqa: BLE001 (anything else: not a refusal we can name)
+        return refusal(error, settings)
+    connection.close()
     return None
 
 

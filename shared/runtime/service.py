@@ -32,7 +32,7 @@ from shared.envelope import CloudEvent, InvalidEvent, decode
 from shared.runtime import metrics, store
 from shared.runtime.effects import Effects
 from shared.runtime.kafka import ensure_topics, make_broker
-from shared.runtime.kafka_client import Kafka, refusal, topic_configs
+from shared.runtime.kafka_client import Kafka, denial, topic_configs
 from shared.runtime.relay import OutboxRelay, publish
 from shared.runtime.retry import backoff, is_transient
 from shared.settings import Settings, redact
@@ -495,7 +495,7 @@ class Service(Generic[D]):
                 return
             except Exception as error:
                 # refused credentials or a missing grant: not ready, and retrying until an operator fixes it
-                denied = store.refusal(error, self.settings.database(self.name)) if what == "store" else refusal(error, self.settings)
+                denied = store.refusal(error, self.settings.database(self.name)) if what == "store" else await denial(error, self.settings)
                 if not (denied or is_transient(error)):
                     raise
                 attempt += 1

@@ -33,11 +33,12 @@ from typing import Any
 from bson.codec_options import CodecOptions, TypeRegistry
 from pymongo import AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, UpdateOne, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, InvalidURI, OperationFailure
 
 from shared.envelope import CloudEvent, encode, new_event
 from shared.runtime.effects import Delete, Effects, Insert, Merge, Put, Write
 from shared.runtime.metrics import STORE_COMMANDS
+from shared.settings import redact
 
 INBOX = "inbox"
 OUTBOX = "outbox"
@@ -87,7 +88,10 @@ def connect(url: str, app_name: str, service: str | None = None) -> AsyncMongoCl
     """One client per process; PyMongo pools connections. Short server selection so failures surface.
     With ``service``, every command is counted in the metrics under that name."""
     listeners = [CommandCounter(service)] if service else []
-    return AsyncMongoClient(url, appname=app_name, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True, event_listeners=listeners)
+    try:
+        return AsyncMongoClient(url, appname=app_name, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True, event_listeners=listeners)
+    except ValueError as error:  # the URI parser raises plain ValueErrors too; say which setting, never its value
+        raise InvalidURI(f"MONGODB_URL is not a valid connection string: {redact(str(error))}") from None
 
 
 def refusal(error: BaseException, database: str | None = None) -> str | None:
