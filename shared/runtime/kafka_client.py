@@ -19,9 +19,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
-    KafkaConnectionError,
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
+    KafkaConnectionError,
     SaslAuthenticationFailed,
     TopicAuthorizationFailedError,
     TransactionalIdAuthorizationFailed,
@@ -33,16 +33,6 @@ from shared.contracts import DLQ_SUFFIX
 from shared.settings import Settings
 
 DAY_MS = 24 * 60 * 60 * 1000
-DENIED: tuple[type[BaseException], ...] = (
-    AuthenticationFailedError,
-    SaslAuthenticationFailed,
-    UnsupportedSaslMechanismError,
-    TopicAuthorizationFailedError,
-    GroupAuthorizationFailedError,
-    ClusterAuthorizationFailedError,
-    TransactionalIdAuthorizationFailed,
-)
-"""Refusals that retrying does not fix by itself: credentials or grants are missing."""
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -95,14 +85,13 @@ class Kafka:
 
     bootstrap: str
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    principal: str | None = None
 
     @classmethod
     def of(cls, settings: Settings | str) -> Kafka:
         """From the settings; a bare bootstrap string means PLAINTEXT (local development and tests)."""
         if isinstance(settings, str):
             return cls(settings)
-        return cls(settings.kafka_bootstrap_servers, MappingProxyType(client_options(settings)), settings.kafka_username)
+        return cls(settings.kafka_bootstrap_servers, MappingProxyType(client_options(settings)))
 
     def producer(self, **kwargs: Any) -> AIOKafkaProducer:
         return AIOKafkaProducer(bootstrap_servers=self.bootstrap, **self.options, **kwargs)

@@ -23,7 +23,7 @@ def sasl(**changes) -> Settings:
 
 def test_plaintext_needs_no_options():
     assert client_options(Settings()) == {} and broker_security(Settings()) is None
-    assert Kafka.of(Settings(kafka_bootstrap_servers="k:9092")) == Kafka("k:9092", {}, None)
+    assert Kafka.of(Settings(kafka_bootstrap_servers="k:9092")) == Kafka("k:9092", {})
 
 
 def test_sasl_ssl_with_scram_512_gives_every_client_credentials_and_a_verifying_tls_context():
