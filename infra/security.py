@@ -56,13 +56,6 @@ class Credentials:
             "kafka_username": user(role), "kafka_password": SecretStr(self.password(role)),
         })
 
-    def env(self, role: str) -> dict[str, str]:
-        """The same as environment variables, for a service started as a process."""
-        return {
-            "CLINIC_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "CLINIC_KAFKA_SASL_MECHANISM": MECHANISM,
-            "CLINIC_KAFKA_USERNAME": user(role), "CLINIC_KAFKA_PASSWORD": self.password(role),
-        }
-
 
 def sasl_properties(layout: local.Layout, credentials: Credentials) -> str:
     """Overrides of the plain broker's properties (later lines win): SASL listeners and the authorizer."""
