@@ -106,6 +106,19 @@ class Kafka:
         return self.bootstrap
 
 
+async def check_group(kafka: Kafka, group: str) -> None:
+    """Raise ``GroupAuthorizationFailedError(group)`` when this principal may not use the consumer group.
+    Checked at start-up: a consumer refused its group only logs it in the background, and stays idle."""
+    admin = kafka.admin(client_id="clinic-group-check")
+    try:
+        await admin.start()
+        await admin.find_coordinator(group)
+    except GroupAuthorizationFailedError:
+        raise GroupAuthorizationFailedError(group) from None
+    finally:
+        await admin.close()
+
+
 def topic_configs(settings: Settings, topics: list[str]) -> dict[str, dict[str, str]]:
     """Explicit retention (dead letters kept longer, for an operator to act) and min.insync.replicas:
     with three replicas an acks=all write survives the loss of one broker without going unacknowledged."""

@@ -32,7 +32,7 @@ from shared.envelope import CloudEvent, InvalidEvent, decode
 from shared.runtime import metrics, store
 from shared.runtime.effects import Effects
 from shared.runtime.kafka import ensure_topics, make_broker
-from shared.runtime.kafka_client import Kafka, denial, topic_configs
+from shared.runtime.kafka_client import Kafka, check_group, denial, topic_configs
 from shared.runtime.relay import OutboxRelay, publish
 from shared.runtime.retry import backoff, is_transient
 from shared.settings import Settings, redact
@@ -167,6 +167,7 @@ class Service(Generic[D]):
         await self._until_ready("broker", lambda: ensure_topics(
             kafka.bootstrap, every_topic, s.topic_partitions, s.topic_replication, options=kafka.options, configs=topic_configs(s, every_topic),
         ))
+        await self._until_ready("broker", lambda: check_group(kafka, self.group_id))
         self.broker = make_broker(s, client_id=f"clinic-{self.name}-{s.instance_id}")
         self._subscriber = self.broker.subscriber(
             *self.topics,

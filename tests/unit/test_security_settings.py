@@ -79,6 +79,7 @@ def test_secrets_are_read_from_files_named_like_the_variables(tmp_path, monkeypa
     (tmp_path / "MONGODB_URL").write_text(f"mongodb://u:{PASSWORD}@db/")
     monkeypatch.setenv("CLINIC_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
     monkeypatch.setenv("CLINIC_KAFKA_USERNAME", "clinic-aftercare")
+    monkeypatch.delenv("MONGODB_URL", raising=False)  # a variable, when set, wins over the file
     settings = Settings(_secrets_dir=tmp_path)
     assert settings.kafka_password.get_secret_value() == PASSWORD
     assert settings.mongodb_url.get_secret_value() == f"mongodb://u:{PASSWORD}@db/"

@@ -8,7 +8,7 @@ import contextlib
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
+from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 from pydantic import SecretStr
 
 from services.aftercare.app import create_service as aftercare
@@ -19,7 +19,7 @@ from shared.client import EventClient
 from shared.contracts import REGISTRY, examples, topic_of
 from shared.envelope import encode, new_event
 from shared.journey import Journey
-from shared.runtime.kafka_client import Kafka
+from shared.runtime.kafka_client import Kafka, check_group
 from tests.support.cli import clinic
 from tests.support.polling import eventually
 
@@ -155,3 +155,12 @@ async def test_a_refused_service_is_not_ready_and_retries_saying_what_is_missing
 
 async def _logged(caplog, logger: str, text: str) -> bool:
     return any(r.name == logger and text in r.getMessage() and r.getMessage().endswith(", retrying") for r in caplog.records)
+
+
+async def test_a_principal_may_use_only_its_own_consumer_group(deployment):
+    own = deployment.as_("inventory")
+    await check_group(Kafka.of(own), own.group_id("inventory"))
+    with pytest.raises(GroupAuthorizationFailedError):
+        await check_group(Kafka.of(own), own.group_id("scheduling"))
+    with pytest.raises(GroupAuthorizationFailedError):
+        await check_group(Kafka.of(deployment.as_("integrator")), own.group_id("inventory"))
