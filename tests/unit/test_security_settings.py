@@ -145,3 +145,17 @@ def test_a_service_process_configured_with_a_key_hashes_patients(monkeypatch):
         root.handlers[:], level = saved
         root.setLevel(level)
     assert "pt_7Q2M9K4X" not in stream.getvalue() and "patient=h:" in stream.getvalue()
+
+
+def test_a_store_refusal_names_the_credentials_or_the_role_to_check():
+    from pymongo.errors import OperationFailure
+
+    from shared.runtime import store
+
+    assert store.refusal(OperationFailure("Authentication failed.", code=18), "clinic_inventory") == (
+        "the store refused the credentials in MONGODB_URL: check its user, password and authSource"
+    )
+    assert store.refusal(OperationFailure("not authorized", code=13), "clinic_inventory") == (
+        "the store's user in MONGODB_URL may not use database clinic_inventory: it needs the role readWrite on clinic_inventory"
+    )
+    assert store.refusal(OperationFailure("other", code=2), "clinic_inventory") is None
