@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaTimeoutError, for_code
+from aiokafka.errors import KafkaTimeoutError, SecurityDisabled, for_code
 from aiokafka.protocol.admin import CreateAclsRequest_v1, DescribeAclsRequest_v1
 from aiokafka.protocol.api import Request
 
@@ -161,6 +161,8 @@ async def apply(
         ]
         response = await admin._send_request(_CreateAcls(creations))  # noqa: SLF001 (no public CreateAcls in aiokafka)
         for grant, (code, message) in zip(wanted, response.creation_responses, strict=True):
+            if for_code(code) is SecurityDisabled:
+                raise SecurityDisabled("the broker has no authorizer (authorizer.class.name): the topics exist, no ACL was applied")
             if code:
                 raise for_code(code)(f"{grant}: {message or 'refused'}")
         deadline = time.monotonic() + timeout

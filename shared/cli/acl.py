@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from aiokafka.errors import SecurityDisabled
 
 from shared import access
 from shared.cli import common
@@ -36,6 +37,13 @@ def apply(bootstrap: Bootstrap = None) -> None:
     """As the admin (CLINIC_KAFKA_USERNAME=clinic-admin): create every topic of the deployment with its
     retention and min.insync.replicas, and every ACL. Safe to run again."""
     found = common.settings(bootstrap)
-    created, grants = common.run("acl apply", access.apply(Kafka.of(found), found), found)
+    created, grants = common.run("acl apply", _apply(found), found)
     principals = len({g.principal for g in grants})
     typer.echo(f"created {len(created)} topic(s); {len(grants)} ACLs in place for {principals} principals on Kafka at {found.kafka_bootstrap_servers}")
+
+
+async def _apply(found: Settings) -> tuple[list[str], list[access.Grant]]:
+    try:
+        return await access.apply(Kafka.of(found), found)
+    except SecurityDisabled as error:
+        common.fail("acl apply", f"Kafka at {found.kafka_bootstrap_servers}: {error}")

@@ -15,6 +15,7 @@ from services.aftercare.app import create_service as aftercare
 from services.consultation.app import create_service as consultation
 from services.inventory.app import create_service as inventory
 from services.scheduling.app import create_service as scheduling
+from shared import access
 from shared.client import EventClient
 from shared.contracts import REGISTRY, examples, topic_of
 from shared.envelope import encode, new_event
@@ -164,3 +165,18 @@ async def test_a_principal_may_use_only_its_own_consumer_group(deployment):
         await check_group(Kafka.of(own), own.group_id("scheduling"))
     with pytest.raises(GroupAuthorizationFailedError):
         await check_group(Kafka.of(deployment.as_("integrator")), own.group_id("inventory"))
+
+
+async def test_clinic_acl_apply_is_idempotent_for_the_admin_and_refused_to_anyone_else(deployment):
+    code, out, err = await clinic(deployment.as_("admin"), "acl", "apply")
+    grants = access.grants(deployment.settings.topic_prefix)
+    assert code == 0, err
+    assert out.strip() == f"created 0 topic(s); {len(grants)} ACLs in place for {len({g.principal for g in grants})} principals on Kafka at {deployment.settings.kafka_bootstrap_servers}"
+    code, _, err = await clinic(deployment.as_("operator"), "acl", "apply")
+    assert code == 4 and err.startswith("clinic acl apply: Kafka denied User:clinic-operator") and len(err.strip().splitlines()) == 1
+
+
+async def test_clinic_acl_apply_says_so_when_the_broker_enforces_nothing(settings):
+    code, _, err = await clinic(settings, "acl", "apply")
+    assert code == 1 and "the broker has no authorizer (authorizer.class.name): the topics exist, no ACL was applied" in err
+    assert len(err.strip().splitlines()) == 1
