@@ -234,9 +234,11 @@ def status(layout: Layout) -> dict[str, str]:
     return result
 
 
-def _start_kafka(layout: Layout, libs: Path, say) -> bool:
+def _start_kafka(layout: Layout, libs: Path, say, extra_properties: str = "", format_args: tuple[str, ...] = ()) -> bool:
     """Start the broker unless ours runs already; reuse a Kafka broker that already answers on the port
-    (started by another checkout, say). Returns whether a process was started."""
+    (started by another checkout, say). Returns whether a process was started. ``extra_properties``
+    override the defaults (infra/security.py: SASL listeners and the authorizer); ``format_args`` go to
+    the storage format (its SCRAM credentials)."""
     if _pid(layout, "kafka"):
         return True
     if _port_open(layout.host, layout.kafka_port) and _kafka_ready(layout):
@@ -249,11 +251,14 @@ def _start_kafka(layout: Layout, libs: Path, say) -> bool:
     data = home / "data"
     properties = home / "server.properties"
     home.mkdir(parents=True, exist_ok=True)
-    properties.write_text(_server_properties(layout, data))
+    properties.touch(mode=0o600)  # may hold the broker's own credentials: private before anything is written
+    properties.chmod(0o600)
+    properties.write_text(_server_properties(layout, data) + extra_properties)
     classpath = f"{libs}/*"
     if not (data / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        _run([java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)], "formatting Kafka storage failed")
+        _run([java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties), *format_args],
+             "formatting Kafka storage failed")
     say(f"starting Kafka {KAFKA_VERSION} on {layout.bootstrap} ...")
     command = [
         java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",

@@ -9,12 +9,13 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.contracts import EventData, dlq_topic, topic_of
 from shared.envelope import CloudEvent, decode, encode, new_event
 from shared.operations import read_more
 from shared.runtime.kafka import ensure_topics
+from shared.runtime.kafka_client import Kafka
 from shared.polling import eventually
 
 
@@ -23,11 +24,13 @@ class EventClient:
     does not exist: the broker creates none on demand, and another clinic system may publish its first
     event before the service that consumes it has started."""
 
-    def __init__(self, bootstrap: str, prefix: str, partitions: int = 3) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: Kafka | str, prefix: str, partitions: int = 3) -> None:
+        """``kafka``: ``Kafka.of(settings)`` (a bare bootstrap string connects with PLAINTEXT)."""
+        self.kafka = kafka if isinstance(kafka, Kafka) else Kafka.of(kafka)
+        self.bootstrap = self.kafka.bootstrap
         self.prefix = prefix
         self.partitions = partitions
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+        self.producer = self.kafka.producer(enable_idempotence=True, acks="all")
         self._readers: dict[str, tuple[AIOKafkaConsumer, list[ConsumerRecord], dict[TopicPartition, int]]] = {}
         self._topics: set[str] = set()
 
@@ -70,7 +73,7 @@ class EventClient:
         """Create the topics that do not exist yet (once per client and topic)."""
         new = [t for t in topics if t not in self._topics]
         if new:
-            await ensure_topics(self.bootstrap, new, self.partitions)
+            await ensure_topics(self.bootstrap, new, self.partitions, options=self.kafka.options)
             self._topics.update(new)
 
     async def records(self, topic: str, attempt_seconds: float = 8.0, attempts: int = 3) -> list[ConsumerRecord]:
@@ -92,7 +95,7 @@ class EventClient:
     async def _read(self, topic: str) -> list[ConsumerRecord]:
         if topic not in self._readers:
             await self.ensure(topic)
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            consumer = self.kafka.consumer(enable_auto_commit=False)
             try:
                 await consumer.start()
                 partitions = await eventually(lambda: _partitions(consumer, topic), what=f"metadata of {topic}")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka import errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
+from shared.runtime.kafka_client import Kafka, broker_security, topic_configs
 from shared.settings import Settings
 
 log = logging.getLogger("clinic.kafka")
@@ -36,12 +38,17 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         graceful_timeout=15.0,
         logger=logging.getLogger("faststream"),
         log_level=logging.DEBUG,
+        security=broker_security(settings),
     )
 
 
-async def ensure_topics(bootstrap: str, topics: list[str], partitions: int, replication: int = 1, *, timeout: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet, then wait until the broker serves metadata for every one
-    of them with a leader for each partition. Returns those created here.
+async def ensure_topics(
+    bootstrap: str, topics: list[str], partitions: int, replication: int = 1, *,
+    options: Mapping[str, Any] | None = None, configs: Mapping[str, Mapping[str, str]] | None = None, timeout: float = 30.0,
+) -> list[str]:
+    """Create the topics that do not exist yet (with ``configs[topic]``, see ``topic_configs``), then wait
+    until the broker serves metadata for every one of them with a leader for each partition. Returns
+    those created here. ``options`` are the client's security options (``Kafka.options``).
 
     The broker runs without automatic topic creation, so whoever needs a topic creates it first (the
     services their inbound, dead-letter and outbound topics; the event client and the CLI what they
@@ -50,21 +57,21 @@ async def ensure_topics(bootstrap: str, topics: list[str], partitions: int, repl
     leader that computes the assignment in that window leaves the missing topic unassigned until its
     next metadata refresh (``metadata_max_age_ms``) -- the stall docs/liveness.md describes.
 
-    A topic another process created in the meantime counts as existing; any other refusal (replication
-    factor too high, an invalid name) is raised. A broker that does not serve them in ``timeout``
-    raises ``KafkaTimeoutError``, which callers treat as transient.
+    A topic another process created in the meantime counts as existing; any other refusal (no CREATE
+    grant, replication factor too high, an invalid name or config) is raised, naming the topic. A broker
+    that does not serve them in ``timeout`` raises ``KafkaTimeoutError``, which callers treat as transient.
     """
     wanted = list(dict.fromkeys(topics))
     if not wanted:
         return []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="clinic-admin")
-    await admin.start()
-    try:
+    admin = Kafka(bootstrap, options or {}).admin(client_id="clinic-admin")
+    try:  # a failed start is closed too
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         created: list[str] = []
         if missing:
-            response = await admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
+            response = await admin.create_topics([NewTopic(t, partitions, replication, topic_configs=dict((configs or {}).get(t, {}))) for t in missing])
             for topic, code, *message in response.topic_errors:
                 error = errors.for_code(code)
                 if error is errors.NoError:
@@ -109,5 +116,6 @@ class Topics:
         missing = sorted(set(topics) - self.known)
         if missing:
             s = self.settings
-            await ensure_topics(s.kafka_bootstrap_servers, missing, s.topic_partitions, s.topic_replication)
+            kafka = Kafka.of(s)
+            await ensure_topics(kafka.bootstrap, missing, s.topic_partitions, s.topic_replication, options=kafka.options, configs=topic_configs(s, missing))
             self.known.update(missing)

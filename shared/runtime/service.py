@@ -33,6 +33,7 @@ from shared.envelope import CloudEvent, InvalidEvent, decode
 from shared.runtime import metrics, store
 from shared.runtime.effects import Effects
 from shared.runtime.kafka import Topics, make_broker
+from shared.runtime.kafka_client import Kafka, check_group, denial
 from shared.runtime.relay import OutboxRelay, publish
 from shared.runtime.retry import backoff, is_transient
 from shared.settings import Settings, redact
@@ -174,7 +175,7 @@ class Service(Generic[D]):
             from shared.runtime.http import serve
 
             self._http = await serve(self, s.http_host, s.http_port)
-        self._client = store.connect(s.mongodb_url, f"clinic-{self.name}", service=self.name)
+        self._client = store.connect(s.mongodb_url.get_secret_value(), f"clinic-{self.name}", service=self.name)
         self.db = store.database(self._client, s.database(self.name))
         await self._until_ready("store", lambda: store.ensure_indexes(self.db))
         self.deps = await self._dependencies(Runtime(self.name, self.db, self.clock, s))
@@ -182,6 +183,7 @@ class Service(Generic[D]):
         every_topic = sorted({*self.topics, *map(dlq_topic, self.topics), *own_topics})
         # every topic, served with its leaders, before the consumer subscribes (docs/liveness.md)
         await self._until_ready("broker", lambda: self._topics.ensure(every_topic))
+        await self._until_ready("broker", lambda: check_group(Kafka.of(s), self.group_id))
         self.broker = make_broker(s, client_id=f"clinic-{self.name}-{s.instance_id}")
         self._subscriber = self.broker.subscriber(
             # created above with the deployment's partitions; FastStream would create missing ones with 1
@@ -637,11 +639,14 @@ class Service(Generic[D]):
                 await action()
                 return
             except Exception as error:
-                if not is_transient(error):
+                # refused credentials or a missing grant: not ready, and retrying until an operator fixes it
+                denied = store.refusal(error, self.settings.database(self.name)) if what == "store" else await denial(error, self.settings)
+                if not (denied or is_transient(error)):
                     raise
                 attempt += 1
-                where = self.settings.mongodb_url if what == "store" else self.settings.kafka_bootstrap_servers
-                self.log.warning(f"{what} unreachable at {redact(where)}, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
+                where = redact(self.settings.mongodb_url if what == "store" else self.settings.kafka_bootstrap_servers)
+                message = f"{denied}, retrying" if denied else f"{what} unreachable at {where}, retrying"
+                self.log.warning(message, extra={"error": error.__class__.__name__, "attempt": attempt})
                 await asyncio.sleep(backoff(attempt, self.settings.retry_max_seconds, base=0.5))
 
 

@@ -8,8 +8,11 @@ import socket
 import urllib.error
 import urllib.request
 
+from pydantic import SecretStr
+
 from shared import operations
 from shared.runtime import Rejected
+from shared.runtime.kafka_client import Kafka
 from tests.support import probe
 from tests.support.polling import eventually
 from tests.support.cli import clinic
@@ -17,7 +20,7 @@ from tests.support.proxy import Proxy
 
 
 async def group_lag(settings) -> int | None:
-    rows = await operations.consumer_lag(settings.kafka_bootstrap_servers, settings.topic_prefix, settings.group_id("probe"))
+    rows = await operations.consumer_lag(Kafka.of(settings), settings.topic_prefix, settings.group_id("probe"))
     return sum(row.lag for row in rows) if rows else None
 
 
@@ -104,9 +107,9 @@ async def _at_least(awaitable, count: int):
 
 
 async def test_health_endpoints_answer_and_readiness_turns_false_when_the_store_is_unreachable(settings, bus):
-    proxy = Proxy.for_url(settings.mongodb_url)
+    proxy = Proxy.for_url(settings.mongodb_url.get_secret_value())
     await proxy.open()
-    settings = settings.model_copy(update={"mongodb_url": proxy.url_through(settings.mongodb_url), "http_port": free_port()})
+    settings = settings.model_copy(update={"mongodb_url": SecretStr(proxy.url_through(settings.mongodb_url.get_secret_value())), "http_port": free_port()})
     try:
         async with probe.create(settings):
             assert await get(settings, "/healthz") == (200, {"status": "alive", "service": "probe"})

@@ -46,7 +46,7 @@ async def test_two_instances_reserving_thirty_sessions_from_a_lot_for_ten_never_
 
 async def test_many_tasks_reserving_from_one_lot_at_once_take_exactly_what_it_holds(settings, run_id):
     """Forty sessions race for a lot that covers ten, through two separate clients (like two processes)."""
-    clients = [AsyncMongoClient(settings.mongodb_url, tz_aware=True) for _ in range(2)]
+    clients = [AsyncMongoClient(settings.mongodb_url.get_secret_value(), tz_aware=True) for _ in range(2)]
     try:
         repos = [Repository(client[settings.database("inventory")]) for client in clients]
         await repos[0].ensure_indexes()
@@ -70,7 +70,7 @@ async def test_many_tasks_reserving_from_one_lot_at_once_take_exactly_what_it_ho
 
 
 async def test_a_round_run_again_after_a_crash_continues_where_it_stopped_and_takes_nothing_twice(settings, run_id):
-    client = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), tz_aware=True)
     try:
         repo = Repository(client[settings.database("inventory")])
         await repo.ensure_indexes()
