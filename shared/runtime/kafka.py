@@ -76,6 +76,8 @@ async def ensure_topics(
                 error = errors.for_code(code)
                 if error is errors.NoError:
                     created.append(topic)
+                elif error is errors.TopicAuthorizationFailedError:  # refusal() names the topic and the grant
+                    raise error(topic)
                 elif error is not errors.TopicAlreadyExistsError:  # created by someone else meanwhile: fine
                     raise error(f"creating topic {topic}: {message[0] if message and message[0] else error.__name__}")
             log.debug("created topics", extra={"count": len(created)})

@@ -135,10 +135,14 @@ async def test_metrics_count_handled_and_dead_lettered_events(settings, bus, run
     before_handled = _sample(await metrics_text(None), "clinic_events_handled_total", service="probe", type=probe.INBOUND.event_type, outcome="applied")
     before_dead = _sample(await metrics_text(None), "clinic_events_dead_lettered_total", service="probe", topic=topic, reason="malformed")
 
+    async def counted() -> str | None:  # counted once the batch's offsets are committed, just after its events are out
+        text = await metrics_text(settings)
+        return text if _sample(text, "clinic_events_dead_lettered_total", service="probe", topic=topic, reason="malformed") > before_dead else None
+
     async with probe.create(settings):
         await bus.wait_for(probe.OUTBOUND, lambda d: d.patient_id == patient)
         await eventually(lambda: bus.dead_letters(probe.INBOUND), what="dead letter")
-        text = await metrics_text(settings)
+        text = await eventually(counted, what="the batch counted")
 
     assert _sample(text, "clinic_events_handled_total", service="probe", type=probe.INBOUND.event_type, outcome="applied") == before_handled + 1
     assert _sample(text, "clinic_events_dead_lettered_total", service="probe", topic=topic, reason="malformed") == before_dead + 1
