@@ -12,7 +12,7 @@ NODE_TOOLS := tools/asyncapi
 NODE_STAMP := $(NODE_TOOLS)/node_modules/.installed-stamp
 WITH_INFRA = mkdir -p .local && $(BIN)/clinic infra up > $(ENDPOINTS) && set -a && . ./$(ENDPOINTS) && set +a &&
 
-.PHONY: setup lock infra-up infra-down infra-status test test-unit test-contract test-integration test-e2e schemas asyncapi lint-asyncapi run up down bench clean
+.PHONY: setup lock infra-up infra-down infra-status test test-unit test-contract test-integration test-e2e schemas asyncapi lint-asyncapi run up down secrets bench clean
 
 ## The environment is installed from the lock (exact versions, every file checked against its hash),
 ## then the project itself without resolving anything; a changed lock or pyproject.toml re-installs.
@@ -64,6 +64,10 @@ up: setup
 
 down: setup
 	$(BIN)/clinic down
+
+## The secrets `docker compose up` mounts (passwords, MongoDB keyfile, URLs), made once into ./secrets/.
+secrets: setup
+	$(BIN)/python -m infra.compose_secrets
 
 ## Regenerate the JSON Schemas under schemas/ from the contract models.
 schemas: setup

@@ -23,11 +23,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from shared.envelope import decode, encode, new_event
 from shared.runtime.kafka import ensure_topics
+from shared.runtime.kafka_client import Kafka
 from shared.runtime.logs import configure
 from shared.settings import Settings
 from tests.support import probe
@@ -43,8 +43,9 @@ def fresh_settings() -> Settings:
 
 async def preload(settings: Settings, count: int) -> str:
     topic = f"{settings.topic_prefix}{probe.INBOUND.event_type}"
-    await ensure_topics(settings.kafka_bootstrap_servers, [topic, f"{settings.topic_prefix}{probe.OUTBOUND.event_type}"], settings.topic_partitions)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=5)
+    kafka = Kafka.of(settings)
+    await ensure_topics(kafka.bootstrap, [topic, f"{settings.topic_prefix}{probe.OUTBOUND.event_type}"], settings.topic_partitions, options=kafka.options)
+    producer = kafka.producer(enable_idempotence=True, acks="all", linger_ms=5)
     await producer.start()
     try:
         futures = []
@@ -83,10 +84,11 @@ async def baseline_throughput(count: int) -> dict:
     settings = fresh_settings()
     topic = await preload(settings, count)
     out_topic = f"{settings.topic_prefix}{probe.OUTBOUND.event_type}"
-    client = AsyncMongoClient(settings.mongodb_url)
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value())
     db = client[f"{settings.database_prefix}baseline"]
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=f"{settings.topic_prefix}baseline", enable_auto_commit=False, auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all")
+    kafka = Kafka.of(settings)
+    consumer = kafka.consumer(topic, group_id=f"{settings.topic_prefix}baseline", enable_auto_commit=False, auto_offset_reset="earliest")
+    producer = kafka.producer(enable_idempotence=True, acks="all")
     await consumer.start()
     await producer.start()
     started = time.perf_counter()
@@ -120,8 +122,9 @@ async def end_to_end_latency(count: int) -> dict:
     out_topic = f"{settings.topic_prefix}{probe.OUTBOUND.event_type}"
     latencies: list[float] = []
     async with probe.create(settings):
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all")
-        consumer = AIOKafkaConsumer(out_topic, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=f"{settings.topic_prefix}latency", auto_offset_reset="earliest")
+        kafka = Kafka.of(settings)
+        producer = kafka.producer(enable_idempotence=True, acks="all")
+        consumer = kafka.consumer(out_topic, group_id=f"{settings.topic_prefix}latency", auto_offset_reset="earliest")
         await producer.start()
         await consumer.start()
         try:

@@ -189,12 +189,13 @@ def _remove(folder: Path) -> None:
 # -- start and stop --------------------------------------------------------------------------------
 
 
-def up(layout: Layout, say=print, wait_seconds: float = 120.0) -> None:
+def up(layout: Layout, say=print, wait_seconds: float = 120.0, *, store: bool = True) -> None:
+    """Start Kafka and (unless ``store`` is false) FerretDB, and wait until they answer."""
     layout.state.mkdir(parents=True, exist_ok=True)
     libs = fetch_kafka(layout, say)
-    binary = build_ferretdb(layout, say)
+    binary = build_ferretdb(layout, say) if store else None
     kafka_started = _start_kafka(layout, libs, say)
-    ferretdb_started = _start_ferretdb(layout, binary, say)
+    ferretdb_started = binary is not None and _start_ferretdb(layout, binary, say)
     deadline = time.monotonic() + wait_seconds
     if kafka_started:
         _wait(lambda: _kafka_ready(layout), "kafka", layout, deadline, f"Kafka did not answer on {layout.bootstrap}")
@@ -202,8 +203,9 @@ def up(layout: Layout, say=print, wait_seconds: float = 120.0) -> None:
         _wait(lambda: _mongo_ready(layout), "ferretdb", layout, deadline, f"FerretDB did not answer on {layout.host}:{layout.mongo_port}")
 
 
-def down(layout: Layout, say=print, wipe: bool = False) -> None:
-    for name in ("ferretdb", "kafka"):
+def down(layout: Layout, say=print, wipe: bool = False, *, names: tuple[str, ...] = ("ferretdb", "kafka")) -> None:
+    """Stop what ``up`` started here (the data stays unless ``wipe``)."""
+    for name in names:
         pid = _pid(layout, name)
         if pid is None:
             continue
@@ -211,7 +213,7 @@ def down(layout: Layout, say=print, wipe: bool = False) -> None:
         _terminate(pid, grace=30.0 if name == "kafka" else 10.0)
         (layout.state / f"{name}.pid").unlink(missing_ok=True)
     if wipe:
-        for name in ("kafka", "ferretdb"):
+        for name in names:
             shutil.rmtree(layout.state / name, ignore_errors=True)
         say(f"wiped data under {layout.state}")
 
@@ -232,9 +234,11 @@ def status(layout: Layout) -> dict[str, str]:
     return result
 
 
-def _start_kafka(layout: Layout, libs: Path, say) -> bool:
+def _start_kafka(layout: Layout, libs: Path, say, extra_properties: str = "", format_args: tuple[str, ...] = ()) -> bool:
     """Start the broker unless ours runs already; reuse a Kafka broker that already answers on the port
-    (started by another checkout, say). Returns whether a process was started."""
+    (started by another checkout, say). Returns whether a process was started. ``extra_properties``
+    override the defaults (infra/security.py: SASL listeners and the authorizer); ``format_args`` go to
+    the storage format (its SCRAM credentials)."""
     if _pid(layout, "kafka"):
         return True
     if _port_open(layout.host, layout.kafka_port) and _kafka_ready(layout):
@@ -247,11 +251,14 @@ def _start_kafka(layout: Layout, libs: Path, say) -> bool:
     data = home / "data"
     properties = home / "server.properties"
     home.mkdir(parents=True, exist_ok=True)
-    properties.write_text(_server_properties(layout, data))
+    properties.touch(mode=0o600)  # may hold the broker's own credentials: private before anything is written
+    properties.chmod(0o600)
+    properties.write_text(_server_properties(layout, data) + extra_properties)
     classpath = f"{libs}/*"
     if not (data / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        _run([java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)], "formatting Kafka storage failed")
+        _run([java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties), *format_args],
+             "formatting Kafka storage failed")
     say(f"starting Kafka {KAFKA_VERSION} on {layout.bootstrap} ...")
     command = [
         java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
@@ -296,7 +303,12 @@ def _server_properties(layout: Layout, data: Path) -> str:
             "share.coordinator.state.topic.replication.factor=1",
             "share.coordinator.state.topic.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=true",
+            # Topics exist only because a deployment created them, with its partition count, before any
+            # consumer subscribes (see docs/liveness.md). With automatic creation on, every client's
+            # metadata request for a topic the broker has not heard of yet creates it with the broker's
+            # defaults, racing the services' own creation ("Auto topic creation failed ...
+            # TOPIC_ALREADY_EXISTS" in the broker log) and hiding a missing create.
+            "auto.create.topics.enable=false",
             "",
         ]
     )

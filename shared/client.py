@@ -9,21 +9,30 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.contracts import EventData, dlq_topic, topic_of
 from shared.envelope import CloudEvent, decode, encode, new_event
 from shared.operations import read_more
 from shared.runtime.kafka import ensure_topics
+from shared.runtime.kafka_client import Kafka
 from shared.polling import eventually
 
 
 class EventClient:
-    def __init__(self, bootstrap: str, prefix: str) -> None:
-        self.bootstrap = bootstrap
+    """Before it first publishes to or reads a topic, it creates the topic (with ``partitions``) if it
+    does not exist: the broker creates none on demand, and another clinic system may publish its first
+    event before the service that consumes it has started."""
+
+    def __init__(self, kafka: Kafka | str, prefix: str, partitions: int = 3) -> None:
+        """``kafka``: ``Kafka.of(settings)`` (a bare bootstrap string connects with PLAINTEXT)."""
+        self.kafka = kafka if isinstance(kafka, Kafka) else Kafka.of(kafka)
+        self.bootstrap = self.kafka.bootstrap
         self.prefix = prefix
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+        self.partitions = partitions
+        self.producer = self.kafka.producer(enable_idempotence=True, acks="all")
         self._readers: dict[str, tuple[AIOKafkaConsumer, list[ConsumerRecord], dict[TopicPartition, int]]] = {}
+        self._topics: set[str] = set()
 
     async def start(self) -> None:
         try:
@@ -57,7 +66,15 @@ class EventClient:
         await self.send(self.topic(event.type), value, headers, key=event.key)
 
     async def send(self, topic: str, value: bytes | None, headers: list[tuple[str, bytes]], key: str | None = None) -> None:
+        await self.ensure(topic)
         await self.producer.send_and_wait(topic, value, key=key.encode() if key else None, headers=headers)
+
+    async def ensure(self, *topics: str) -> None:
+        """Create the topics that do not exist yet (once per client and topic)."""
+        new = [t for t in topics if t not in self._topics]
+        if new:
+            await ensure_topics(self.bootstrap, new, self.partitions, options=self.kafka.options)
+            self._topics.update(new)
 
     async def records(self, topic: str, attempt_seconds: float = 8.0, attempts: int = 3) -> list[ConsumerRecord]:
         """Every record on the topic up to its current end (read from the beginning, without a group).
@@ -77,8 +94,8 @@ class EventClient:
 
     async def _read(self, topic: str) -> list[ConsumerRecord]:
         if topic not in self._readers:
-            await ensure_topics(self.bootstrap, [topic], 3)
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            await self.ensure(topic)
+            consumer = self.kafka.consumer(enable_auto_commit=False)
             try:
                 await consumer.start()
                 partitions = await eventually(lambda: _partitions(consumer, topic), what=f"metadata of {topic}")

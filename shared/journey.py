@@ -18,6 +18,7 @@ from shared.client import EventClient
 from shared.contracts import REGISTRY, EventData, examples
 from shared.envelope import CloudEvent
 from shared.polling import eventually
+from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 
 STOCK = {  # what the supplier delivers before the first booking: ingredient -> (unit, quantity)
@@ -195,5 +196,5 @@ class Journey:
 
 
 async def play(settings: Settings, say: Callable[[str], None] = print) -> dict[str, list[CloudEvent]]:
-    async with EventClient(settings.kafka_bootstrap_servers, settings.topic_prefix) as client:
+    async with EventClient(Kafka.of(settings), settings.topic_prefix) as client:
         return await Journey(client, say=lambda message: say(f"journey: {message}")).play()

@@ -13,11 +13,15 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import TopicAuthorizationFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 from shared.contracts import DLQ_SUFFIX
+from shared.runtime.kafka_client import Kafka
 
-REPLAY_GROUP = "clinic.dlq-replay"
+REPLAY_SERVICE = "dlq-replay"
+REPLAY_GROUP = f"clinic.{REPLAY_SERVICE}"
+"""The replay's progress group; a deployment with a topic prefix uses ``Settings.group_id(REPLAY_SERVICE)``."""
 DLQ_HEADERS = ("dlq_reason", "dlq_error", "dlq_topic", "dlq_partition", "dlq_offset", "dlq_group", "dlq_service", "dlq_failed_at")
 
 
@@ -77,8 +81,8 @@ class DeadLetter:
 
 
 @contextlib.asynccontextmanager
-async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="clinic-cli", request_timeout_ms=10000)
+async def admin(kafka: Kafka) -> AsyncIterator[AIOKafkaAdminClient]:
+    client = kafka.admin(client_id="clinic-cli", request_timeout_ms=10000)
     try:  # a failed start is closed too, so nothing is left for the garbage collector to warn about
         await client.start()
         yield client
@@ -87,8 +91,8 @@ async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
 
 
 @contextlib.asynccontextmanager
-async def reader(bootstrap: str, group_id: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, client_id="clinic-cli", request_timeout_ms=10000)
+async def reader(kafka: Kafka, group_id: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
+    consumer = kafka.consumer(group_id=group_id, enable_auto_commit=False, client_id="clinic-cli", request_timeout_ms=10000)
     try:
         await consumer.start()
         yield consumer
@@ -97,8 +101,8 @@ async def reader(bootstrap: str, group_id: str | None = None) -> AsyncIterator[A
 
 
 @contextlib.asynccontextmanager
-async def writer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", client_id="clinic-cli", request_timeout_ms=10000)
+async def writer(kafka: Kafka) -> AsyncIterator[AIOKafkaProducer]:
+    producer = kafka.producer(enable_idempotence=True, acks="all", client_id="clinic-cli", request_timeout_ms=10000)
     try:
         await producer.start()
         yield producer
@@ -106,8 +110,8 @@ async def writer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
         await producer.stop()
 
 
-async def topics(bootstrap: str, prefix: str = "") -> list[str]:
-    async with admin(bootstrap) as client:
+async def topics(kafka: Kafka, prefix: str = "") -> list[str]:
+    async with admin(kafka) as client:
         names = await client.list_topics()
     return sorted(t for t in names if t.startswith(f"{prefix}clinic.") and not t.startswith("__"))
 
@@ -123,12 +127,12 @@ async def end_offsets(consumer: AIOKafkaConsumer, names: Iterable[str]) -> dict[
     return await consumer.end_offsets(partitions) if partitions else {}
 
 
-async def consumer_lag(bootstrap: str, prefix: str = "", group: str | None = None) -> list[PartitionLag]:
+async def consumer_lag(kafka: Kafka, prefix: str = "", group: str | None = None) -> list[PartitionLag]:
     """Lag of every clinic consumer group (or one), per partition of the topics it has committed on."""
-    async with admin(bootstrap) as client:
+    async with admin(kafka) as client:
         groups = [group] if group else sorted(g[0] for g in await client.list_consumer_groups() if g[0].startswith(f"{prefix}clinic."))
         committed = {g: await client.list_consumer_group_offsets(g) for g in groups}
-    async with reader(bootstrap) as consumer:
+    async with reader(kafka) as consumer:
         rows = []
         for name, offsets in committed.items():
             ends = await end_offsets(consumer, {tp.topic for tp in offsets})
@@ -149,8 +153,11 @@ async def read_to_end(consumer: AIOKafkaConsumer, starts: dict[TopicPartition, i
 
 
 async def read_more(consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int], timeout: float = 30.0) -> list[ConsumerRecord]:
-    """Read the assigned partitions from where the consumer is up to their ends as they are now.
+    """Read the assigned partitions from where the consumer is up to (at least) their ends as they are now.
 
+    Every record the consumer hands over is returned, including any written after the ends were asked
+    for: the consumer's position has moved past them, so a record held back here would never be read
+    again by a caller that reads on from here (the test readers do; this dropped events before).
     Positions are tracked from the records read (seeking explicitly when unknown), not asked of the
     consumer: asking can wait a long time on a just-created topic whose partition leaders are still
     being elected. A stall past ``timeout`` raises instead of hanging."""
@@ -170,16 +177,15 @@ async def read_more(consumer: AIOKafkaConsumer, positions: dict[TopicPartition, 
             behind = {f"{tp.topic}[{tp.partition}]": ends[tp] - positions[tp] for tp in partitions if positions[tp] < ends[tp]}
             raise TimeoutError(f"reading stalled for {timeout:.0f}s; records still to read: {behind}")
         for tp, batch in (await consumer.getmany(timeout_ms=200, max_records=1000)).items():
-            kept = [r for r in batch if r.offset < ends[tp]]
-            records.extend(kept)
+            records.extend(batch)
             if batch:
                 positions[tp] = batch[-1].offset + 1
     return records
 
 
-async def dead_letters(bootstrap: str, prefix: str = "", topic: str | None = None) -> list[DeadLetter]:
-    names = [topic] if topic else [t for t in await topics(bootstrap, prefix) if t.endswith(DLQ_SUFFIX)]
-    async with reader(bootstrap) as consumer:
+async def dead_letters(kafka: Kafka, prefix: str = "", topic: str | None = None) -> list[DeadLetter]:
+    names = [topic] if topic else [t for t in await topics(kafka, prefix) if t.endswith(DLQ_SUFFIX)]
+    async with reader(kafka) as consumer:
         ends = await end_offsets(consumer, names)
         records = await read_to_end(consumer, {tp: 0 for tp in ends})
     return [DeadLetter.of(r) for r in sorted(records, key=lambda r: (r.topic, r.timestamp, r.partition, r.offset))]
@@ -206,7 +212,7 @@ class Selection:
 
 
 async def replay(
-    bootstrap: str, dlq: str, *, dry_run: bool = False, selection: Selection = Selection(), again: bool = False, group: str = REPLAY_GROUP,
+    kafka: Kafka, dlq: str, *, dry_run: bool = False, selection: Selection = Selection(), again: bool = False, group: str = REPLAY_GROUP,
 ) -> list[DeadLetter]:
     """Re-publish the selected dead letters of one DLQ topic not replayed before to their original topic.
 
@@ -216,9 +222,9 @@ async def replay(
     travel back (so does the CloudEvents id, which the consumer's inbox deduplicates), minus the dlq_*
     ones, plus where it was replayed from.
     """
-    async with admin(bootstrap) as client:
+    async with admin(kafka) as client:
         progress = await client.list_consumer_group_offsets(group)
-    async with reader(bootstrap, group_id=group) as consumer:
+    async with reader(kafka, group_id=group) as consumer:
         ends = await end_offsets(consumer, [dlq])
         committed = {tp: _progress(progress.get(tp)) for tp in ends}
         letters = [DeadLetter.of(r) for r in await read_to_end(consumer, {tp: 0 if again else committed[tp][0] for tp in ends})]
@@ -226,7 +232,7 @@ async def replay(
         chosen = [letter for letter in letters if selection.matches(letter) and (again or letter.offset not in done[_tp(letter)])]
         if dry_run or not chosen:
             return chosen
-        async with writer(bootstrap) as producer:
+        async with writer(kafka) as producer:
             for letter in chosen:
                 headers = [(k, v) for k, v in letter.record.headers if k not in DLQ_HEADERS]
                 headers.append(("dlq_replayed_from", f"{letter.topic}:{letter.partition}:{letter.offset}".encode()))
@@ -269,13 +275,13 @@ class NotFound(LookupError):
 
 
 async def follow(
-    bootstrap: str, names: list[str], *, start: str | int = "latest", partition: int | None = None, to_end: bool = False,
+    kafka: Kafka, names: list[str], *, start: str | int = "latest", partition: int | None = None, to_end: bool = False,
     positioned: asyncio.Event | None = None,
 ) -> AsyncIterator[ConsumerRecord]:
     """Records of the topics (or of one partition of each) from ``start`` ("earliest", "latest" or an
     offset) as they arrive; with ``to_end``, only up to the ends as they were when it started.
     ``positioned`` is set once the starting offsets are fixed, so a caller can publish without missing anything."""
-    async with reader(bootstrap) as consumer:
+    async with reader(kafka) as consumer:
         partitions = await _existing_partitions(consumer, names, partition)
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions) if partitions else {}
@@ -306,8 +312,11 @@ async def _existing_partitions(consumer: AIOKafkaConsumer, names: list[str], par
     for topic in names:
         found = consumer.partitions_for_topic(topic)
         if found is None:
+            consumer._client.add_topic(topic)  # noqa: SLF001 (asked by name, a topic we may not read is reported as such)
             await consumer._client.force_metadata_update()  # noqa: SLF001 (aiokafka has no public refresh)
             found = consumer.partitions_for_topic(topic)
+            if topic in consumer._client.cluster.unauthorized_topics:  # noqa: SLF001
+                raise TopicAuthorizationFailedError(topic)
         if not found:
             raise NotFound(f"topic {topic} does not exist (nothing was ever published to it)")
         if partition is not None and partition not in found:

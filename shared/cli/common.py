@@ -13,12 +13,15 @@ from rich.console import Console
 
 from shared.contracts import DLQ_SUFFIX, REGISTRY, UnknownEventType, topic_of
 from shared.operations import NotFound
+from shared.runtime import store
+from shared.runtime.kafka_client import denial
 from shared.settings import Settings, redact
 
-OK, FAILED, USAGE, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 130
+OK, FAILED, USAGE, UNREACHABLE, DENIED, INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_CODES = (
     "Exit status: 0 done; 1 a check failed (lag above --threshold, infra not running, a refused event, a missing topic); "
-    "2 bad usage (unknown flag, topic or event, invalid data); 3 Kafka or the store did not answer; 130 interrupted."
+    "2 bad usage (unknown flag, topic or event, invalid data or settings); 3 Kafka or the store did not answer; "
+    "4 Kafka or the store refused the credentials or a grant is missing; 130 interrupted."
 )
 T = TypeVar("T")
 
@@ -52,16 +55,25 @@ def fail(command: str, message: str, code: int = FAILED) -> NoReturn:
 
 def run(command: str, coroutine: Awaitable[T], found: Settings) -> T:
     """Run the command's work; a broker or store that does not answer, or a missing topic, is one line."""
-    from pymongo.errors import ConnectionFailure, PyMongoError
+    from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError
 
     try:
-        return asyncio.run(coroutine)  # type: ignore[arg-type]
+        try:
+            return asyncio.run(coroutine)  # type: ignore[arg-type]
+        except Exception as error:  # refused credentials or a missing grant: say which, exit 4
+            denied = asyncio.run(denial(error, found)) or store.refusal(error)
+            if denied is not None:
+                fail(command, denied, DENIED)
+            raise
     except NotFound as error:
         fail(command, f"{error} on Kafka at {found.kafka_bootstrap_servers}")
     except (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError, TimeoutError, ConnectionError) as error:
-        fail(command, f"Kafka at {found.kafka_bootstrap_servers} did not answer ({error.__class__.__name__}); is it running? (clinic infra status)", UNREACHABLE)
+        fail(command, f"Kafka at {found.kafka_bootstrap_servers} did not answer ({error.__class__.__name__}); is it running, "
+             f"with a {found.kafka_security_protocol} listener there (CLINIC_KAFKA_SECURITY_PROTOCOL)? (clinic infra status)", UNREACHABLE)
     except KafkaError as error:
         fail(command, f"Kafka at {found.kafka_bootstrap_servers} refused: {error.__class__.__name__}")
+    except ConfigurationError as error:  # a malformed MONGODB_URL, an SRV name that does not resolve
+        fail(command, f"the store at {redact(found.mongodb_url)} cannot be used: {redact(str(error))[:200]}", USAGE)
     except ConnectionFailure as error:
         fail(command, f"the store at {redact(found.mongodb_url)} did not answer ({error.__class__.__name__}); is it running? (clinic infra status)", UNREACHABLE)
     except PyMongoError as error:

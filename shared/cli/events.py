@@ -16,6 +16,7 @@ from shared.cli.common import Bootstrap, Json
 from shared.contracts import REGISTRY, UnknownEventType, topic_of
 from shared.envelope import CloudEvent, encode, new_event
 from shared.operations import writer
+from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -85,6 +86,12 @@ def _read(file: str) -> str:
 
 
 async def _send(settings: Settings, topic: str, event: CloudEvent) -> RecordMetadata:
+    from shared.runtime.kafka import ensure_topics
+    from shared.runtime.kafka_client import topic_configs
+
     value, headers = encode(event)
-    async with writer(settings.kafka_bootstrap_servers) as producer:
+    kafka = Kafka.of(settings)
+    # the broker creates no topic on demand: the first event of a type creates its topic, as the services would
+    await ensure_topics(kafka.bootstrap, [topic], settings.topic_partitions, settings.topic_replication, options=kafka.options, configs=topic_configs(settings, [topic]), timeout=10.0)
+    async with writer(kafka) as producer:
         return await producer.send_and_wait(topic, value, key=event.key.encode() if event.key else None, headers=headers)

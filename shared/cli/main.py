@@ -8,9 +8,11 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from shared.cli import events, infra, ops, outbox, stack
-from shared.cli.common import EXIT_CODES, INTERRUPTED
+from shared.cli import acl, events, infra, ops, outbox, stack
+from shared.cli.common import EXIT_CODES, INTERRUPTED, USAGE
+from shared.settings import explain
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -30,6 +32,7 @@ app.command("monitor", epilog=EXIT_CODES)(ops.monitor)
 app.command("stock", epilog=EXIT_CODES)(ops.stock)
 app.add_typer(ops.dlq, name="dlq")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(acl.app, name="acl")
 
 
 def _version() -> str:
@@ -75,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
     except SystemExit as error:  # shell completion ends this way
         return error.code if isinstance(error.code, int) else 0 if error.code is None else 1
+    except ValidationError as error:  # settings from the environment: which one, never its value
+        typer.echo(f"clinic: {explain(error)}", err=True)
+        return USAGE
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("clinic: interrupted", err=True)
         return INTERRUPTED

@@ -21,6 +21,7 @@ from shared.cli import common
 from shared.cli.common import EXIT_CODES, Bootstrap, Json
 from shared.contracts import DLQ_SUFFIX
 from shared.envelope import CloudEvent, InvalidEvent, decode, to_structured
+from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 
 dlq = typer.Typer(help="Dead letters: list them, replay them after a fix.", no_args_is_help=True, epilog=EXIT_CODES)
@@ -84,12 +85,12 @@ async def _tail(
     settings: Settings, names: list[str] | None, type_: str | None, patient: str | None, as_json: bool, start: str | int, limit: int | None,
     positioned: asyncio.Event | None = None, partition: int | None = None, to_end: bool = False,
 ) -> None:
-    prefix = settings.topic_prefix
-    chosen = names or [t for t in await operations.topics(settings.kafka_bootstrap_servers, prefix) if not t.endswith(DLQ_SUFFIX)]
+    prefix, kafka = settings.topic_prefix, Kafka.of(settings)
+    chosen = names or [t for t in await operations.topics(kafka, prefix) if not t.endswith(DLQ_SUFFIX)]
     if not chosen:
         common.fail("tail", f"no clinic topics exist on Kafka at {settings.kafka_bootstrap_servers} yet")
     seen = 0
-    follow = operations.follow(settings.kafka_bootstrap_servers, chosen, start=start, partition=partition, to_end=to_end, positioned=positioned)
+    follow = operations.follow(kafka, chosen, start=start, partition=partition, to_end=to_end, positioned=positioned)
     async with contextlib.aclosing(follow):  # its consumer stops here, whichever way this ends
         async for record in follow:
             line = _line(record, type_, patient, as_json)
@@ -139,11 +140,11 @@ def lag(
 
 async def _lag(settings: Settings, group: str | None) -> list[operations.PartitionLag]:
     if group is not None:
-        async with operations.admin(settings.kafka_bootstrap_servers) as client:
+        async with operations.admin(Kafka.of(settings)) as client:
             known = {g[0] for g in await client.list_consumer_groups()}
         if group not in known:
             raise typer.BadParameter(f"no consumer group {group!r} on Kafka at {settings.kafka_bootstrap_servers}; `clinic lag` lists them", param_hint="--group")
-    return await operations.consumer_lag(settings.kafka_bootstrap_servers, settings.topic_prefix, group)
+    return await operations.consumer_lag(Kafka.of(settings), settings.topic_prefix, group)
 
 
 def _lag_table(rows: list[operations.PartitionLag], totals: dict[str, int]) -> Table:
@@ -168,7 +169,7 @@ def dlq_list(
     """List dead letters: where they came from and why they failed."""
     found = common.settings(bootstrap)
     chosen = common.dlq_topic(topic, found.topic_prefix) if topic else None
-    letters = common.run("dlq list", operations.dead_letters(found.kafka_bootstrap_servers, found.topic_prefix, chosen), found)
+    letters = common.run("dlq list", operations.dead_letters(Kafka.of(found), found.topic_prefix, chosen), found)
     if as_json:
         common.echo_json([_letter(letter) for letter in letters])
         return
@@ -205,7 +206,8 @@ def dlq_replay(
     found = common.settings(bootstrap)
     chosen = common.dlq_topic(topic, found.topic_prefix)
     selection = operations.Selection(frozenset(reason or ()), frozenset(event_id or ()), partition, from_offset, to_offset)
-    letters = common.run("dlq replay", operations.replay(found.kafka_bootstrap_servers, chosen, dry_run=dry_run, selection=selection, again=again), found)
+    replay = operations.replay(Kafka.of(found), chosen, dry_run=dry_run, selection=selection, again=again, group=found.group_id(operations.REPLAY_SERVICE))
+    letters = common.run("dlq replay", replay, found)
     if as_json:
         common.echo_json({"topic": chosen, "dry_run": dry_run, "replayed": [_letter(letter) for letter in letters]})
         return
@@ -227,15 +229,15 @@ def monitor(
 
 
 async def _monitor(settings: Settings, interval: float, once: bool, as_json: bool = False) -> None:
-    bootstrap, prefix = settings.kafka_bootstrap_servers, settings.topic_prefix
+    kafka, prefix = Kafka.of(settings), settings.topic_prefix
     last: deque[CloudEvent] = deque(maxlen=8)
     previous: dict[str, int] = {}
     previous_at = time.monotonic()
     console = common.console()
     with Live(console=console, auto_refresh=False, transient=False) if not (once or as_json) else _NoLive(console) as live:
-        async with operations.reader(bootstrap) as consumer:
+        async with operations.reader(kafka) as consumer:
             while True:
-                names = await operations.topics(bootstrap, prefix)
+                names = await operations.topics(kafka, prefix)
                 ends = await operations.end_offsets(consumer, names)
                 now = time.monotonic()
                 per_topic: dict[str, int] = {}
@@ -243,7 +245,7 @@ async def _monitor(settings: Settings, interval: float, once: bool, as_json: boo
                     per_topic[tp.topic] = per_topic.get(tp.topic, 0) + end
                 rates = {t: (n - previous.get(t, n)) / max(now - previous_at, 1e-6) for t, n in per_topic.items()}
                 await _latest_events(consumer, ends, last)
-                lags = await operations.consumer_lag(bootstrap, prefix)
+                lags = await operations.consumer_lag(kafka, prefix)
                 if as_json:
                     typer.echo(json.dumps(_snapshot(per_topic, rates, lags, last), separators=(",", ":")))
                 else:
@@ -346,7 +348,7 @@ async def _stock(settings: Settings, ingredients: set[str] | None) -> list:
     from services.inventory.stock import stock_levels
     from shared.runtime import store
 
-    client = store.connect(settings.mongodb_url, "clinic-cli")
+    client = store.connect(settings.mongodb_url.get_secret_value(), "clinic-cli")
     try:
         return await stock_levels(store.database(client, settings.database("inventory")), datetime.now(UTC).date(), ingredients)
     finally:

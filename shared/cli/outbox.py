@@ -12,6 +12,7 @@ from shared.asyncapi import SERVICES
 from shared.cli import common
 from shared.cli.common import EXIT_CODES, Bootstrap, Json
 from shared.runtime import store
+from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 
 app = typer.Typer(help="Events a service set aside after the broker refused them: list them, send them again.", no_args_is_help=True, epilog=EXIT_CODES)
@@ -46,7 +47,7 @@ def redrive(
 ) -> None:
     """Publish SERVICE's set-aside events again (same ids) after the cause is fixed; exit 1 if any is refused again."""
     settings = common.settings(bootstrap)
-    results = _run("outbox redrive", settings, service, lambda db: outbox_ops.redrive(db, settings.kafka_bootstrap_servers, event_id, dry_run=dry_run))
+    results = _run("outbox redrive", settings, service, lambda db: outbox_ops.redrive(db, Kafka.of(settings), event_id, dry_run=dry_run))
     refused = 0
     for row, error in results:
         verb = "would send" if dry_run else ("sent" if error is None else f"refused again ({error})")
@@ -62,7 +63,7 @@ def _run(command: str, settings: Settings, service: str, action: Any) -> Any:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}", param_hint="SERVICE")
 
     async def go() -> Any:
-        client = store.connect(settings.mongodb_url, "clinic-cli")
+        client = store.connect(settings.mongodb_url.get_secret_value(), "clinic-cli")
         try:
             return await action(store.database(client, settings.database(service)))
         finally:

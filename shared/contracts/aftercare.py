@@ -8,6 +8,9 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from shared.contracts.base import (
+    FEW,
+    INGREDIENTS,
+    LINES,
     ClinicianId,
     CourseId,
     EscalationId,
@@ -153,7 +156,7 @@ class CheckInAnswered(EventData):
     patient_id: PatientId
     session_id: SessionId = Field(description="The session the check-in follows.")
     answered_at: Timestamp = Field(description="When the patient answered.")
-    symptoms: tuple[SymptomAnswer, ...] = Field(default=(), description="Symptoms reported; empty when the patient is well.")
+    symptoms: tuple[SymptomAnswer, ...] = Field(default=(), max_length=FEW, description="Symptoms reported; empty when the patient is well.")
 
 
 class OutcomeRecorded(EventData):
@@ -193,7 +196,7 @@ class OutcomeRecorded(EventData):
     shaft_diameter_um: float | None = Field(default=None, gt=0, le=200, description="Mean hair shaft diameter in micrometres.")
     satisfaction: int | None = Field(default=None, ge=1, le=5, description="Patient satisfaction, 1 (very unhappy) to 5 (very happy).")
     photo_views: tuple[Literal["vertex", "frontal", "midline_part", "left_temporal", "right_temporal", "occipital"], ...] = Field(
-        default=(), description="Standard photo views taken (the images stay in the EHR)."
+        default=(), max_length=FEW, description="Standard photo views taken (the images stay in the EHR)."
     )
     clinician_decision: Literal["continue", "stop", "undecided"] | None = Field(
         default=None, description="Whether the clinician decided to continue the course."
@@ -248,8 +251,8 @@ class AftercareInstructionsIssued(EventData):
     session_id: SessionId
     session_completed_at: Timestamp = Field(description="When the session was completed (the windows start here).")
     issued_at: Timestamp = Field(description="When the instructions were issued.")
-    instructions: tuple[AftercareInstruction, ...] = Field(min_length=1, description="Each instruction with its end time.")
-    check_ins_due_at: tuple[Timestamp, ...] = Field(default=(), description="When the check-ins for this session fall due.")
+    instructions: tuple[AftercareInstruction, ...] = Field(min_length=1, max_length=LINES, description="Each instruction with its end time.")
+    check_ins_due_at: tuple[Timestamp, ...] = Field(default=(), max_length=FEW, description="When the check-ins for this session fall due.")
 
 
 class AftercareCheckInDue(EventData):
@@ -324,10 +327,10 @@ class AdverseEventEscalated(EventData):
     onset_at: Timestamp = Field(description="When the symptom started.")
     escalated_at: Timestamp = Field(description="When it was escalated.")
     reasons: tuple[Literal["allergic_reaction", "infection", "grade_3_or_above", "persisting"], ...] = Field(
-        min_length=1, description="Which escalation rules it met."
+        min_length=1, max_length=FEW, description="Which escalation rules it met."
     )
-    suspect_ingredients: tuple[IngredientCode, ...] = Field(default=(), description="Ingredients of the session that may have caused it.")
-    lots: tuple[IngredientLot, ...] = Field(default=(), description="Lots injected in that session.")
+    suspect_ingredients: tuple[IngredientCode, ...] = Field(default=(), max_length=INGREDIENTS, description="Ingredients of the session that may have caused it.")
+    lots: tuple[IngredientLot, ...] = Field(default=(), max_length=LINES, description="Lots injected in that session.")
 
 
 EVENTS = (

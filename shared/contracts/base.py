@@ -62,6 +62,19 @@ Timestamp = Annotated[
 ]
 Day = Annotated[date, Field(description="Calendar date (ISO 8601).", examples=["2026-09-30"])]
 
+# The most items any list of a contract may hold (JSON Schema maxItems). Generous for a real clinic
+# record, small enough that an oversized or hostile event is refused on arrival (dead-lettered as
+# schema-invalid) instead of being stored and fanned out. Every string is bounded too: by a pattern,
+# an enum, a format or max_length (free text is short and coded; see Detail in plan.py).
+FEW = 10
+"""Reasons, goals, photo views, check-ins of one session."""
+INGREDIENTS = 30
+"""Lines of one cocktail or of what is missing for it, tested, excluded or suspected ingredients."""
+LINES = 100
+"""Medications, allergies, lab results, rules fired, instructions, lots and amounts of one session."""
+SESSIONS = 1000
+"""Sessions one lot touches (a recall or quarantine)."""
+
 _WORD = re.compile(r"(?<!^)(?=[A-Z])")
 
 

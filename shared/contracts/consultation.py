@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from shared.contracts.base import ClinicianId, ConsultationId, CourseId, Day, EventData, IngredientCode, PatientId, Timestamp
+from shared.contracts.base import FEW, INGREDIENTS, LINES, ClinicianId, ConsultationId, CourseId, Day, EventData, IngredientCode, PatientId, Timestamp
 from shared.contracts.plan import (
     Detail,
     ReviewReason,
@@ -159,7 +159,7 @@ class MissingItem(ValueObject):
     ] = Field(description="What has to happen before the consultation can be approved.")
     rule_id: RuleId = Field(description="Rule that asks for it.")
     lab_test: LabTest | None = Field(default=None, description="The lab result needed (requirement `lab_result`).")
-    ingredients: tuple[IngredientCode, ...] = Field(default=(), description="Ingredients to allergy-test (requirement `allergy_test`).")
+    ingredients: tuple[IngredientCode, ...] = Field(default=(), max_length=INGREDIENTS, description="Ingredients to allergy-test (requirement `allergy_test`).")
     not_before: Day | None = Field(default=None, description="Day the washout ends (requirement `washout`).")
     detail: Detail = Field(description="Fixed explanation from the rule set.")
 
@@ -238,16 +238,16 @@ class ConsultationRecorded(EventData):
     breastfeeding: bool = Field(description="Currently breastfeeding.")
     scalp_condition: ScalpCondition = Field(description="Most significant finding on the scalp; `healthy` when none.")
     medical_history: MedicalHistory = Field(description="Medical history flags the screening rules use.")
-    current_medications: tuple[Medication, ...] = Field(default=(), description="Medications taken now or recently (with the day stopped).")
-    known_allergies: tuple[IngredientCode, ...] = Field(default=(), description="Ingredient or allergen codes the patient is allergic to.")
-    lab_results: tuple[LabResult, ...] = Field(default=(), description="Work-up results already available.")
+    current_medications: tuple[Medication, ...] = Field(default=(), max_length=LINES, description="Medications taken now or recently (with the day stopped).")
+    known_allergies: tuple[IngredientCode, ...] = Field(default=(), max_length=LINES, description="Ingredient or allergen codes the patient is allergic to.")
+    lab_results: tuple[LabResult, ...] = Field(default=(), max_length=LINES, description="Work-up results already available.")
     goals: tuple[Literal["stop_shedding", "regrowth", "thicker_hair", "hair_quality", "scalp_health"], ...] = Field(
-        default=(), description="What the patient wants from the treatment."
+        default=(), max_length=FEW, description="What the patient wants from the treatment."
     )
-    prior_treatments: tuple[Treatment, ...] = Field(default=(), description="Hair-loss treatments tried before.")
-    concurrent_treatments: tuple[Treatment, ...] = Field(default=(), description="Hair-loss treatments that continue alongside.")
+    prior_treatments: tuple[Treatment, ...] = Field(default=(), max_length=LINES, description="Hair-loss treatments tried before.")
+    concurrent_treatments: tuple[Treatment, ...] = Field(default=(), max_length=LINES, description="Hair-loss treatments that continue alongside.")
     previously_received_ingredients: tuple[IngredientCode, ...] = Field(
-        default=(), description="Ingredients the patient has had before without reaction (others may need an allergy test)."
+        default=(), max_length=LINES, description="Ingredients the patient has had before without reaction (others may need an allergy test)."
     )
     expectations_discussed: bool = Field(description="Realistic expectations were discussed with the patient.")
     consent_given: bool = Field(description="The patient gave informed consent to the treatment.")
@@ -284,7 +284,7 @@ class AllergyTestRecorded(EventData):
     clinician_id: ClinicianId = Field(description="Clinician who read the test.")
     tested_at: Timestamp = Field(description="When the test was applied.")
     recorded_at: Timestamp = Field(description="When the result was recorded.")
-    results: tuple[AllergyTestResult, ...] = Field(min_length=1, description="One result per tested ingredient.")
+    results: tuple[AllergyTestResult, ...] = Field(min_length=1, max_length=LINES, description="One result per tested ingredient.")
 
 
 class LabResultsRecorded(EventData):
@@ -313,7 +313,7 @@ class LabResultsRecorded(EventData):
     patient_id: PatientId
     consultation_id: ConsultationId
     recorded_at: Timestamp = Field(description="When the results were filed.")
-    results: tuple[LabResult, ...] = Field(min_length=1, description="The new results.")
+    results: tuple[LabResult, ...] = Field(min_length=1, max_length=LINES, description="The new results.")
 
 
 class ConsultationReviewed(EventData):
@@ -348,7 +348,7 @@ class ConsultationReviewed(EventData):
     clinician_id: ClinicianId = Field(description="Clinician who made the decision.")
     reviewed_at: Timestamp = Field(description="When the review was signed.")
     decision: Literal["clear", "reject"] = Field(description="`clear` the listed rules, or `reject` the consultation.")
-    rule_ids: tuple[RuleId, ...] = Field(default=(), description="Rules the clinician clears (decision `clear`).")
+    rule_ids: tuple[RuleId, ...] = Field(default=(), max_length=LINES, description="Rules the clinician clears (decision `clear`).")
     reason: ReviewReason = Field(description="Why the clinician decided so.")
     plan_adjustments: PlanAdjustments | None = Field(default=None, description="Plan parameters the clinician sets instead of the formulary's.")
 
@@ -412,9 +412,9 @@ class ConsultationApproved(EventData):
     course_id: CourseId = Field(description="New treatment course this plan starts.")
     approved_at: Timestamp = Field(description="When the decision was made.")
     rule_set_version: RuleSetVersion = Field(description="Version of the screening rule set that decided.")
-    rules_fired: tuple[RuleOutcome, ...] = Field(default=(), description="Every rule that fired, with its outcome and any override.")
+    rules_fired: tuple[RuleOutcome, ...] = Field(default=(), max_length=LINES, description="Every rule that fired, with its outcome and any override.")
     plan: TreatmentPlan = Field(description="The treatment plan with the customized cocktail.")
-    excluded_ingredients: tuple[ExcludedIngredient, ...] = Field(default=(), description="Ingredients left out of the cocktail, and why.")
+    excluded_ingredients: tuple[ExcludedIngredient, ...] = Field(default=(), max_length=INGREDIENTS, description="Ingredients left out of the cocktail, and why.")
     expectations_discussed: Literal[True] = Field(description="Always true: no approval without realistic expectations discussed.")
     consent_given: Literal[True] = Field(description="Always true: no approval without informed consent.")
 
@@ -472,8 +472,8 @@ class ConsultationDeferred(EventData):
     consultation_id: ConsultationId
     deferred_at: Timestamp = Field(description="When the decision was made.")
     rule_set_version: RuleSetVersion = Field(description="Version of the screening rule set that decided.")
-    rules_fired: tuple[RuleOutcome, ...] = Field(min_length=1, description="Every rule that fired, with its outcome.")
-    missing: tuple[MissingItem, ...] = Field(min_length=1, description="What must arrive or happen before approval.")
+    rules_fired: tuple[RuleOutcome, ...] = Field(min_length=1, max_length=LINES, description="Every rule that fired, with its outcome.")
+    missing: tuple[MissingItem, ...] = Field(min_length=1, max_length=INGREDIENTS, description="What must arrive or happen before approval.")
 
 
 class ConsultationRejected(EventData):
@@ -512,7 +512,7 @@ class ConsultationRejected(EventData):
     consultation_id: ConsultationId
     rejected_at: Timestamp = Field(description="When the decision was made.")
     rule_set_version: RuleSetVersion = Field(description="Version of the screening rule set that decided.")
-    rules_fired: tuple[RuleOutcome, ...] = Field(min_length=1, description="The rules that fired; at least one rejects.")
+    rules_fired: tuple[RuleOutcome, ...] = Field(min_length=1, max_length=LINES, description="The rules that fired; at least one rejects.")
     referral: Literal["dermatologist", "trichologist", "general_practitioner", "endocrinologist"] | None = Field(
         default=None, description="Who the patient is referred to, if anyone."
     )

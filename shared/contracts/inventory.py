@@ -7,6 +7,9 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import ConfigDict, Field
 
 from shared.contracts.base import (
+    INGREDIENTS,
+    LINES,
+    SESSIONS,
     CourseId,
     Day,
     EscalationId,
@@ -143,7 +146,7 @@ class IngredientsReserved(EventData):
     session_id: SessionId
     scheduled_for: Timestamp = Field(description="Start of the session the stock is reserved for.")
     reserved_at: Timestamp = Field(description="When the reservation was made.")
-    allocations: tuple[LotAllocation, ...] = Field(min_length=1, description="Which lots, and how much of each.")
+    allocations: tuple[LotAllocation, ...] = Field(min_length=1, max_length=LINES, description="Which lots, and how much of each.")
 
 
 class IngredientShortage(EventData):
@@ -180,7 +183,7 @@ class IngredientShortage(EventData):
     cause: Literal["insufficient_stock", "expires_before_session", "lot_recalled", "lot_quarantined"] = Field(
         description="Why the stock is not there."
     )
-    missing: tuple[DoseLine, ...] = Field(min_length=1, description="What could not be reserved, per ingredient.")
+    missing: tuple[DoseLine, ...] = Field(min_length=1, max_length=INGREDIENTS, description="What could not be reserved, per ingredient.")
 
 
 class StockConsumed(EventData):
@@ -212,9 +215,9 @@ class StockConsumed(EventData):
     course_id: CourseId
     session_id: SessionId
     consumed_at: Timestamp = Field(description="When the session was completed.")
-    consumed: tuple[ConsumedLine, ...] = Field(min_length=1, description="Per lot: used and reserved amounts.")
+    consumed: tuple[ConsumedLine, ...] = Field(min_length=1, max_length=LINES, description="Per lot: used and reserved amounts.")
     returned: tuple[LotLine, ...] = Field(
-        default=(), description="Lots reserved for the session but not used at all: back in stock (partly used lots are in `consumed`)."
+        default=(), max_length=LINES, description="Lots reserved for the session but not used at all: back in stock (partly used lots are in `consumed`)."
     )
 
 
@@ -337,8 +340,8 @@ class LotQuarantined(EventData):
     quarantined_at: Timestamp = Field(description="When the lot was withdrawn.")
     cause: Literal["adverse_events", "recall"] = Field(description="Why the lot was withdrawn.")
     recall_reason: RecallReason | None = Field(default=None, description="The recall's reason code (cause `recall`).")
-    escalation_ids: tuple[EscalationId, ...] = Field(default=(), description="Escalations that implicated the lot (cause `adverse_events`).")
-    affected: tuple[AffectedSession, ...] = Field(default=(), description="Every session and patient the lot touches.")
+    escalation_ids: tuple[EscalationId, ...] = Field(default=(), max_length=LINES, description="Escalations that implicated the lot (cause `adverse_events`).")
+    affected: tuple[AffectedSession, ...] = Field(default=(), max_length=SESSIONS, description="Every session and patient the lot touches.")
 
 
 class ReservationReleased(EventData):
@@ -372,7 +375,7 @@ class ReservationReleased(EventData):
     cause: Literal["session_cancelled", "no_show", "course_paused", "session_rescheduled", "lot_withdrawn"] = Field(
         description="What released it."
     )
-    released: tuple[LotAllocation, ...] = Field(default=(), description="The lots and amounts that became available again.")
+    released: tuple[LotAllocation, ...] = Field(default=(), max_length=LINES, description="The lots and amounts that became available again.")
 
 
 EVENTS = (

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.base import ClinicianId, Day, IngredientCode, LotNumber
+from shared.contracts.base import INGREDIENTS, LINES, ClinicianId, Day, IngredientCode, LotNumber
 
 
 class ValueObject(BaseModel):
@@ -113,9 +113,9 @@ class TreatmentPlan(ValueObject):
     depth_mm: float = Field(ge=1.0, le=4.0, description="Injection depth in millimetres (1-4).")
     technique: Technique = Field(description="Injection device: fine needle, syringe or mesotherapy gun.")
     pattern: InjectionPattern = Field(description="Grid over the area or specific points.")
-    cocktail: tuple[DoseLine, ...] = Field(min_length=1, description="Per-session amount of every ingredient of the customized mixture.")
+    cocktail: tuple[DoseLine, ...] = Field(min_length=1, max_length=INGREDIENTS, description="Per-session amount of every ingredient of the customized mixture.")
     precautions: PreTreatmentPrecautions = Field(description="What the patient does before each session.")
-    concurrent_treatments: tuple[Treatment, ...] = Field(default=(), description="Treatments combined with the course (e.g. PRP, finasteride).")
+    concurrent_treatments: tuple[Treatment, ...] = Field(default=(), max_length=LINES, description="Treatments combined with the course (e.g. PRP, finasteride).")
 
 
 class RuleOutcome(ValueObject):

@@ -8,6 +8,9 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from shared.contracts.base import (
+    FEW,
+    INGREDIENTS,
+    LINES,
     ClinicianId,
     ConsultationId,
     CourseId,
@@ -89,7 +92,7 @@ class SessionCompleted(EventData):
     completed_at: Timestamp = Field(description="When the injections were finished.")
     practitioner_id: ClinicianId = Field(description="Practitioner who treated the patient.")
     depth_mm: float = Field(ge=1.0, le=4.0, description="Injection depth actually used, in mm (1-4).")
-    lots_used: tuple[LotLine, ...] = Field(min_length=1, description="Every ingredient lot injected and how much.")
+    lots_used: tuple[LotLine, ...] = Field(min_length=1, max_length=LINES, description="Every ingredient lot injected and how much.")
 
 
 class SessionCancelled(EventData):
@@ -204,7 +207,7 @@ class SessionScheduled(EventData):
     duration_minutes: int = Field(ge=10, le=240, description="Length of the appointment in minutes.")
     practitioner_id: ClinicianId = Field(description="Practitioner booked for the session.")
     chair_id: ChairId
-    cocktail: tuple[DoseLine, ...] = Field(min_length=1, description="Ingredients and amounts to prepare for this session.")
+    cocktail: tuple[DoseLine, ...] = Field(min_length=1, max_length=INGREDIENTS, description="Ingredients and amounts to prepare for this session.")
     precautions: PreTreatmentPrecautions = Field(description="What the patient does before the session.")
 
     @model_validator(mode="after")
@@ -258,7 +261,7 @@ class SessionRescheduled(EventData):
     caused_by_session_id: SessionId | None = Field(
         default=None, description="The earlier session whose move forced this one (reason `earlier_session_moved`)."
     )
-    cocktail: tuple[DoseLine, ...] = Field(min_length=1, description="Ingredients and amounts to prepare for this session.")
+    cocktail: tuple[DoseLine, ...] = Field(min_length=1, max_length=INGREDIENTS, description="Ingredients and amounts to prepare for this session.")
 
 
 class PreTreatmentReminderDue(EventData):
@@ -304,7 +307,7 @@ class PreTreatmentReminderDue(EventData):
     kind: Literal["washout", "numbing_cream"] = Field(description="Which reminder of the session this is.")
     scheduled_for: Timestamp = Field(description="Start of the session it prepares.")
     due_at: Timestamp = Field(description="When the reminder fell due.")
-    instructions: tuple[ReminderInstruction, ...] = Field(min_length=1, description="What to do, by whom, from when.")
+    instructions: tuple[ReminderInstruction, ...] = Field(min_length=1, max_length=LINES, description="What to do, by whom, from when.")
 
 
 class FollowUpScheduled(EventData):
@@ -384,7 +387,7 @@ class TreatmentPaused(EventData):
     paused_at: Timestamp = Field(description="When the course was paused.")
     reason: Literal["adverse_event", "clinician_decision"] = Field(description="Why the course was paused.")
     escalation_id: EscalationId | None = Field(default=None, description="The escalation that paused it (reason `adverse_event`).")
-    released_sessions: tuple[SessionId, ...] = Field(default=(), description="Future sessions taken off the calendar.")
+    released_sessions: tuple[SessionId, ...] = Field(default=(), max_length=LINES, description="Future sessions taken off the calendar.")
     review_follow_up_id: FollowUpId | None = Field(default=None, description="The review appointment booked for it.")
 
 
@@ -456,7 +459,7 @@ class SchedulingFailed(EventData):
     sessions_requested: int = Field(ge=0, description="Sessions in the plan that could not be booked.")
     searched_from: Day = Field(description="First day searched.")
     searched_until: Day = Field(description="Last day searched.")
-    reasons: tuple[Reason, ...] = Field(min_length=1, description="Why no series could be booked.")
+    reasons: tuple[Reason, ...] = Field(min_length=1, max_length=FEW, description="Why no series could be booked.")
 
 
 EVENTS = (

@@ -1,22 +1,43 @@
-"""Logging: one line per record, key=value or JSON. Event bodies only ever at DEBUG."""
+"""Logging: one line per record, key=value or JSON. Event bodies only ever at DEBUG.
+
+Patient ids are pseudonymous but linkable across systems; with a key configured
+(``CLINIC_LOG_PATIENT_KEY``) every ``patient`` field is written as a keyed hash instead: the same patient
+gives the same hash in every line and service (so a support engineer can still follow one patient), and
+without the key nobody can tell which patient it is or compute the hash of a known id.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import sys
 from typing import Any
 
+from pydantic import SecretStr
+
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+PATIENT_FIELDS = frozenset({"patient", "patient_id"})
+
+
+def patient_hash(key: SecretStr, patient: str) -> str:
+    """``h:`` and the first 16 hex digits of HMAC-SHA256(key, patient id)."""
+    return "h:" + hmac.new(key.get_secret_value().encode(), patient.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 class _Fields(logging.Formatter):
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, patient_key: SecretStr | None = None) -> None:
         super().__init__()
         self.as_json = as_json
+        self.patient_key = patient_key
 
     def format(self, record: logging.LogRecord) -> str:
         fields = {k: v for k, v in record.__dict__.items() if k not in _RESERVED and not k.startswith("_")}
+        if self.patient_key is not None:
+            for name in PATIENT_FIELDS & fields.keys():
+                if fields[name] is not None:
+                    fields[name] = patient_hash(self.patient_key, str(fields[name]))
         base = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
@@ -37,9 +58,9 @@ def _quote(value: Any) -> str:
     return json.dumps(text) if (not text or " " in text or "=" in text) else text
 
 
-def configure(level: str = "INFO", fmt: str = "text") -> None:
+def configure(level: str = "INFO", fmt: str = "text", patient_key: SecretStr | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Fields(fmt == "json"))
+    handler.setFormatter(_Fields(fmt == "json", patient_key))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

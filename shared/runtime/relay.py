@@ -18,7 +18,7 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,7 @@ class OutboxRelay:
         batch_size: int,
         retry_cap: float,
         rescan_seconds: float = 300.0,
+        ensure_topics: Callable[[Iterable[str]], Awaitable[None]] | None = None,
     ) -> None:
         self.service = service
         self.owned = owned
@@ -61,6 +62,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.retry_cap = retry_cap
         self.rescan_seconds = rescan_seconds
+        self.ensure_topics = ensure_topics
         self.published = 0
         self.set_aside = 0
         """Rows refused MAX_ATTEMPTS times, as of the last read of the outbox."""
@@ -135,6 +137,12 @@ class OutboxRelay:
             self.schedule(_row_of(e) for e in entries)
             raise
         rows = [row for row in found if row is not None and row["status"] == OutboxStatus.PENDING.value]  # None: cancelled or relayed
+        if self.ensure_topics is not None:
+            try:
+                await self.ensure_topics(row["topic"] for row in rows)
+            except Exception:
+                self.schedule(rows)
+                raise
         results = await publish(self.broker, rows)
         sent = [row for row, error in zip(rows, results, strict=True) if error is None]
         if sent:

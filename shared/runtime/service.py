@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -31,7 +32,8 @@ from shared.contracts import EventData, dlq_topic, topic_of
 from shared.envelope import CloudEvent, InvalidEvent, decode
 from shared.runtime import metrics, store
 from shared.runtime.effects import Effects
-from shared.runtime.kafka import ensure_topics, make_broker
+from shared.runtime.kafka import Topics, make_broker
+from shared.runtime.kafka_client import Kafka, check_group, denial
 from shared.runtime.relay import OutboxRelay, publish
 from shared.runtime.retry import backoff, is_transient
 from shared.settings import Settings, redact
@@ -99,10 +101,14 @@ class Runtime:
 class Batch:
     """What the records of one consumed batch did, settled together when the batch is done."""
 
+    generation: int
+    """The assignment the batch was taken under; a rebalance since then makes its offsets another's."""
     applied: list[dict[str, Any]] = field(default_factory=list)
     """Inbox documents whose effects were applied and events published in this batch."""
     keys: set[str] = field(default_factory=set)
     lines: list[dict[str, Any]] = field(default_factory=list)
+    done: set[tuple[str, int, int]] = field(default_factory=set)
+    """(topic, partition, offset) of the records handled (or dead-lettered) to the end."""
 
 
 @dataclass
@@ -140,6 +146,19 @@ class Service(Generic[D]):
         self.db: AsyncDatabase | None = None
         self._subscriber: Any = None
         self._http: Any = None
+        self._topics = Topics(self.settings)
+        # consuming and rebalances (see docs/liveness.md)
+        self._generation = 0
+        """Counts assignments; a batch taken under an older one does not commit."""
+        self._handled: dict[TopicPartition, int] = {}
+        """Per partition of the current assignment, the offset after the records handled to the end."""
+        self._committed: dict[TopicPartition, int] = {}
+        self._revoking: set[TopicPartition] = set()
+        """Partitions being taken away: their records not started yet are left to the next owner."""
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._batch_since: float | None = None
+        self._rebalance_since: float | None = None
 
     @property
     def topics(self) -> list[str]:
@@ -156,26 +175,35 @@ class Service(Generic[D]):
             from shared.runtime.http import serve
 
             self._http = await serve(self, s.http_host, s.http_port)
-        self._client = store.connect(s.mongodb_url, f"clinic-{self.name}", service=self.name)
+        self._client = store.connect(s.mongodb_url.get_secret_value(), f"clinic-{self.name}", service=self.name)
         self.db = store.database(self._client, s.database(self.name))
         await self._until_ready("store", lambda: store.ensure_indexes(self.db))
         self.deps = await self._dependencies(Runtime(self.name, self.db, self.clock, s))
         own_topics = [topic_of(m, s.topic_prefix) for m in _produced(self.name)]
         every_topic = sorted({*self.topics, *map(dlq_topic, self.topics), *own_topics})
-        await self._until_ready("broker", lambda: ensure_topics(s.kafka_bootstrap_servers, every_topic, s.topic_partitions, s.topic_replication))
+        # every topic, served with its leaders, before the consumer subscribes (docs/liveness.md)
+        await self._until_ready("broker", lambda: self._topics.ensure(every_topic))
+        await self._until_ready("broker", lambda: check_group(Kafka.of(s), self.group_id))
         self.broker = make_broker(s, client_id=f"clinic-{self.name}-{s.instance_id}")
         self._subscriber = self.broker.subscriber(
-            *self.topics,
+            # created above with the deployment's partitions; FastStream would create missing ones with 1
+            *(Topic(t, declare=False) for t in self.topics),
             group_id=self.group_id,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=s.consumer_session_timeout_ms,
+            heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
+            rebalance_timeout_ms=s.consumer_rebalance_timeout_ms,
+            max_poll_interval_ms=s.consumer_max_poll_interval_ms,
+            listener=_Rebalance(self),
             decoder=_raw_body,
             batch=True,
             max_records=s.consume_batch_size,
             batch_timeout_ms=s.consume_wait_ms,
             title=f"{self.name}",
         )
+        self._rebalance_since = time.monotonic()  # until the first assignment
         self._subscriber(self._consume)
         await self._until_ready("broker", self.broker.start)
         self.relay = OutboxRelay(
@@ -187,6 +215,7 @@ class Service(Generic[D]):
             poll_seconds=s.relay_poll_seconds,
             batch_size=s.relay_batch_size,
             retry_cap=s.retry_max_seconds,
+            ensure_topics=self._topics.ensure,
         )
         await self._until_ready("store", self.relay.load)
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
@@ -238,21 +267,49 @@ class Service(Generic[D]):
             stopping.cancel()
             await self.stop()
 
+    def _consumer(self) -> Any:
+        return getattr(self._subscriber, "consumer", None)
+
     def _owned_partitions(self) -> set[int]:
-        consumer = getattr(self._subscriber, "consumer", None)
-        return {tp.partition for tp in consumer.assignment()} if consumer is not None else set()
+        """Partition numbers this instance owns (and is not giving up in a rebalance under way)."""
+        consumer = self._consumer()
+        if consumer is None:
+            return set()
+        return {tp.partition for tp in consumer.assignment() if tp not in self._revoking}
 
     async def readiness(self) -> dict[str, bool]:
-        """Ready = store and broker answer and this instance's consumer has partitions assigned."""
+        """Ready = this instance can make progress: the store and the broker answer, its consumer owns
+        partitions (not in the middle of a rebalance), and its consume loop runs with no batch and no
+        rebalance taking longer than ``consumer_stall_seconds``."""
+        store_ok, broker_ok = await asyncio.gather(self._store_answers(), self._broker_answers())
+        consumer = self._consumer()
+        assigned = bool(consumer is not None and consumer.assignment()) and self._rebalance_since is None
+        return {"store": store_ok, "broker": broker_ok, "consumer_assigned": assigned, "consumer_progressing": self._progressing()}
+
+    async def _store_answers(self) -> bool:
+        if self.db is None:
+            return False
         try:
             await asyncio.wait_for(self.db.command("ping"), 2)
-            store_ok = True
+            return True
         except Exception:
-            store_ok = False
-        broker_ok = self.broker is not None and await self.broker.ping(timeout=2)
-        consumer = getattr(self._subscriber, "consumer", None)
-        assigned = bool(consumer is not None and consumer.assignment())
-        return {"store": store_ok, "broker": bool(broker_ok), "consumer_assigned": assigned}
+            return False
+
+    async def _broker_answers(self) -> bool:
+        if self.broker is None:
+            return False
+        try:
+            return bool(await self.broker.ping(timeout=2))
+        except Exception:
+            return False
+
+    def _progressing(self) -> bool:
+        """The consume loop runs, and neither the batch in hand nor a rebalance has stalled it."""
+        tasks = getattr(self._subscriber, "tasks", None) or []
+        if not any(not task.done() for task in tasks):
+            return False
+        limit, now = self.settings.consumer_stall_seconds, time.monotonic()
+        return all(since is None or now - since <= limit for since in (self._batch_since, self._rebalance_since))
 
     async def refresh_gauges(self) -> None:
         if self.relay is not None:
@@ -319,24 +376,113 @@ class Service(Generic[D]):
 
     async def _consume(self, body: Any, message: KafkaMessage) -> None:
         """One batch of records: each patient's records in order, different patients concurrently;
-        then one inbox update for the batch and one offset commit."""
+        then one inbox update for the batch and one offset commit.
+
+        When a rebalance takes partitions away meanwhile, the records of those partitions not started
+        yet are left alone (their next owner gets them from the last committed offset); the revocation
+        waits for the ones started, and the offsets of what was handled are committed before the
+        partitions go (see ``_on_revoked``)."""
         records: tuple[ConsumerRecord, ...] = message.raw_message  # type: ignore[assignment]
-        chains: dict[Any, list[ConsumerRecord]] = {}
-        for record in records:  # the key is the patient: their events stay in order
-            chains.setdefault(record.key if record.key is not None else (record.topic, record.partition), []).append(record)
-        batch = Batch()
-        limit = asyncio.Semaphore(self.settings.consume_concurrency)
+        batch = Batch(self._generation)
+        self._idle.clear()
+        self._batch_since = time.monotonic()
+        try:
+            chains: dict[Any, list[ConsumerRecord]] = {}
+            for record in records:  # the key is the patient: their events stay in order
+                chains.setdefault(record.key if record.key is not None else (record.topic, record.partition), []).append(record)
+            limit = asyncio.Semaphore(self.settings.consume_concurrency)
 
-        async def run(chain: list[ConsumerRecord]) -> None:
-            async with limit:
-                for record in chain:
-                    await self._consume_one(record, batch)
+            async def run(chain: list[ConsumerRecord]) -> None:
+                async with limit:
+                    for record in chain:
+                        if self._giving_up(record, batch):
+                            return  # the rest of this patient's records too: they stay in order for the next owner
+                        await self._consume_one(record, batch)
+                        batch.done.add((record.topic, record.partition, record.offset))
 
-        await asyncio.gather(*(run(chain) for chain in chains.values()))
-        await self._until_ready("store", lambda: store.mark_applied(self.db, batch.applied, self.clock.now()))
-        await self._commit(message)
+            await asyncio.gather(*(run(chain) for chain in chains.values()))
+            await self._until_ready("store", lambda: store.mark_applied(self.db, batch.applied, self.clock.now()))
+            if batch.generation == self._generation:
+                self._advance(records, batch)
+                await self._commit()
+        finally:
+            self._batch_since = None
+            self._idle.set()
         for fields in batch.lines:
             self._account(fields)
+
+    def _giving_up(self, record: ConsumerRecord, batch: Batch) -> bool:
+        return batch.generation != self._generation or TopicPartition(record.topic, record.partition) in self._revoking
+
+    def _advance(self, records: tuple[ConsumerRecord, ...], batch: Batch) -> None:
+        """Per partition, the offset after the records handled without a gap."""
+        by_partition: dict[TopicPartition, list[int]] = {}
+        for record in records:
+            by_partition.setdefault(TopicPartition(record.topic, record.partition), []).append(record.offset)
+        for tp, offsets in by_partition.items():
+            following = None
+            for offset in sorted(offsets):
+                if (tp.topic, tp.partition, offset) not in batch.done:
+                    break
+                following = offset + 1
+            if following is not None and following > self._handled.get(tp, -1):
+                self._handled[tp] = following
+
+    async def _commit(self, only: set[TopicPartition] | None = None) -> None:
+        """Commit the handled offsets of the partitions this instance still owns (never another's).
+
+        Partitions being revoked are committed by ``_on_revoked`` (``only``) while the group still
+        accepts it, never by a batch that finishes after that: such a late commit would be refused with
+        the old generation, and aiokafka answers that refusal by resetting the member mid-join."""
+        consumer = self._consumer()
+        if consumer is None:
+            return
+        owned = consumer.assignment()
+        wanted = only if only is not None else {tp for tp in self._handled if tp not in self._revoking}
+        offsets = {tp: offset for tp, offset in self._handled.items() if tp in owned and tp in wanted and offset > self._committed.get(tp, -1)}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as error:  # rebalanced away: the next owner redelivers, the inbox makes it harmless
+            self.log.warning("offset commit refused after a rebalance", extra={"error": error.__class__.__name__, "partitions": len(offsets)})
+        except KafkaError as error:
+            self.log.warning("offset commit failed", extra={"error": error.__class__.__name__, "partitions": len(offsets)})
+        else:
+            self._committed.update(offsets)
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Called by the consumer before it rejoins its group: the partitions are still ours until this
+        returns. Records of these partitions not started yet are left to the next owner; the ones
+        started may finish (for up to ``consumer_revoke_wait_seconds``); what is handled is committed."""
+        self._rebalance_since = self._rebalance_since or time.monotonic()
+        if not revoked:
+            return
+        self._revoking |= revoked
+        if not self._idle.is_set():
+            try:
+                await asyncio.wait_for(self._idle.wait(), self.settings.consumer_revoke_wait_seconds)
+            except TimeoutError:
+                self.log.warning(
+                    "partitions revoked while records are still being handled; their next owner gets them again",
+                    extra={"partitions": len(revoked), "waited": self.settings.consumer_revoke_wait_seconds},
+                )
+        try:  # bounded: with the broker away a commit waits for it, and the group would wait for us
+            await asyncio.wait_for(self._commit(only=revoked), self.settings.consumer_revoke_wait_seconds)
+        except TimeoutError:
+            self.log.warning("offsets of revoked partitions not committed in time; their next owner gets those records again", extra={"partitions": len(revoked)})
+        self.log.info("partitions revoked", extra={"partitions": len(revoked), "committed": sum(1 for tp in revoked if tp in self._committed)})
+
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """A new assignment: positions restart from the committed offsets, so the bookkeeping does too."""
+        self._generation += 1
+        self._handled.clear()
+        self._committed.clear()
+        self._revoking.clear()
+        self._rebalance_since = None
+        if self.relay is not None:
+            self.relay.nudge()
+        self.log.info("partitions assigned", extra={"partitions": len(assigned), "generation": self._generation})
 
     async def _consume_one(self, record: ConsumerRecord, batch: Batch) -> None:
         started = time.perf_counter()
@@ -422,6 +568,15 @@ class Service(Generic[D]):
         it refuses (too large, say) goes to the outbox, where the relay retries it and then sets it aside."""
         attempt = 0
         while rows:
+            try:
+                await self._topics.ensure(row["topic"] for row in rows)
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                attempt += 1
+                self.log.warning("topic check failed, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
+                await self._pause(backoff(attempt, self.settings.retry_max_seconds))
+                continue
             results = await publish(self.broker, rows)
             metrics.OUTBOX_PUBLISHED.labels(self.name).inc(sum(1 for error in results if error is None))
             refused = [(row, error) for row, error in zip(rows, results, strict=True) if error is not None]
@@ -472,12 +627,6 @@ class Service(Generic[D]):
                 self.log.warning("dead-letter publish failed, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
                 await self._pause(backoff(attempt, self.settings.retry_max_seconds))
 
-    async def _commit(self, message: KafkaMessage) -> None:
-        try:
-            await message.ack()
-        except Exception as error:  # rebalanced away: the next owner redelivers, the inbox makes it harmless
-            self.log.warning("offset commit failed", extra={"error": error.__class__.__name__})
-
     async def _pause(self, seconds: float) -> None:
         if self._stopping.is_set():
             raise asyncio.CancelledError
@@ -490,12 +639,28 @@ class Service(Generic[D]):
                 await action()
                 return
             except Exception as error:
-                if not is_transient(error):
+                # refused credentials or a missing grant: not ready, and retrying until an operator fixes it
+                denied = store.refusal(error, self.settings.database(self.name)) if what == "store" else await denial(error, self.settings)
+                if not (denied or is_transient(error)):
                     raise
                 attempt += 1
-                where = self.settings.mongodb_url if what == "store" else self.settings.kafka_bootstrap_servers
-                self.log.warning(f"{what} unreachable at {redact(where)}, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
+                where = redact(self.settings.mongodb_url if what == "store" else self.settings.kafka_bootstrap_servers)
+                message = f"{denied}, retrying" if denied else f"{what} unreachable at {where}, retrying"
+                self.log.warning(message, extra={"error": error.__class__.__name__, "attempt": attempt})
                 await asyncio.sleep(backoff(attempt, self.settings.retry_max_seconds, base=0.5))
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Hands the consumer's rebalance callbacks to the service (aiokafka awaits them in its coordinator)."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.service._on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.service._on_assigned(set(assigned))
 
 
 def _where(record: ConsumerRecord) -> dict[str, Any]:

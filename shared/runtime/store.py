@@ -33,15 +33,17 @@ from typing import Any
 from bson.codec_options import CodecOptions, TypeRegistry
 from pymongo import AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, UpdateOne, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, InvalidURI, OperationFailure
 
 from shared.envelope import CloudEvent, encode, new_event
 from shared.runtime.effects import Delete, Effects, Insert, Merge, Put, Write
 from shared.runtime.metrics import STORE_COMMANDS
+from shared.settings import redact
 
 INBOX = "inbox"
 OUTBOX = "outbox"
 DUPLICATE_KEY = 11000
+UNAUTHORIZED, AUTHENTICATION_FAILED = 13, 18
 _NAMESPACE = uuid.UUID("0b5c3e52-7c1e-4a55-9d0f-6a1f4a8e2c10")
 
 
@@ -86,7 +88,21 @@ def connect(url: str, app_name: str, service: str | None = None) -> AsyncMongoCl
     """One client per process; PyMongo pools connections. Short server selection so failures surface.
     With ``service``, every command is counted in the metrics under that name."""
     listeners = [CommandCounter(service)] if service else []
-    return AsyncMongoClient(url, appname=app_name, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True, event_listeners=listeners)
+    try:
+        return AsyncMongoClient(url, appname=app_name, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True, event_listeners=listeners)
+    except ValueError as error:  # the URI parser raises plain ValueErrors too; say which setting, never its value
+        raise InvalidURI(f"MONGODB_URL is not a valid connection string: {redact(str(error))}") from None
+
+
+def refusal(error: BaseException, database: str | None = None) -> str | None:
+    """One line saying which credential or role is missing when the store refused us; None otherwise."""
+    code = error.code if isinstance(error, OperationFailure) else None
+    if code == AUTHENTICATION_FAILED:
+        return "the store refused the credentials in MONGODB_URL: check its user, password and authSource"
+    if code == UNAUTHORIZED:
+        where = f"database {database}: it needs the role readWrite on {database}" if database else "that database: it needs a role on it (README, Security)"
+        return f"the store's user in MONGODB_URL may not use {where}"
+    return None
 
 
 def database(client: AsyncMongoClient, name: str) -> AsyncDatabase:

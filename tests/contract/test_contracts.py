@@ -146,3 +146,34 @@ def test_exported_schemas_are_valid_json_schema() -> None:
         assert (schema["title"], schema["x-topic"], schema["x-producer"], schema["x-key"]) == (
             model.__name__, model.event_type, model.producer, model.key_field
         )
+
+
+def _unbounded(node: Any, path: str) -> Iterator[str]:
+    """Every array without maxItems and every string without a length bound (maxLength, an enum or
+    const, a date/time format, or a pattern that cannot repeat without limit), anywhere in a schema."""
+    if isinstance(node, dict):
+        if node.get("type") == "array" and "maxItems" not in node:
+            yield f"{path}: array without maxItems"
+        if node.get("type") == "string" and not ({"maxLength", "enum", "const", "format"} & node.keys()):
+            pattern = node.get("pattern", "")
+            if not pattern or re.search(r"[*+]|\{\d+,\}", pattern):
+                yield f"{path}: string without a length bound"
+        for key, value in node.items():
+            yield from _unbounded(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _unbounded(value, f"{path}[{index}]")
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+def test_every_list_and_string_of_a_contract_is_bounded(model):
+    assert list(_unbounded(model.model_json_schema(), model.__name__)) == []
+
+
+def test_an_oversized_list_is_refused_by_the_model_and_by_the_exported_schema():
+    recorded = REGISTRY.by_name("ConsultationRecorded")
+    oversized = {**examples(recorded)[0], "known_allergies": [f"allergen_{i}" for i in range(101)]}
+    with pytest.raises(ValueError, match="at most 100 items"):
+        recorded.model_validate(oversized)
+    schema = json.loads((DEFAULT_DIR / f"{recorded.event_type}.json").read_text())
+    assert not jsonschema.Draft202012Validator(schema).is_valid(oversized)

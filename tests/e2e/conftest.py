@@ -58,14 +58,14 @@ async def running(endpoints, state_dir) -> AsyncIterator[Stack]:
     )
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MONGODB_URL": settings.mongodb_url,
+        "MONGODB_URL": settings.mongodb_url.get_secret_value(),
         "CLINIC_TOPIC_PREFIX": settings.topic_prefix,
         "CLINIC_DATABASE_PREFIX": settings.database_prefix,
         "CLINIC_RELAY_POLL_SECONDS": "0.2",
     }
     ports = dict(zip(stack.SERVICES, _free_ports(len(stack.SERVICES)), strict=True))
     processes = stack.start(env, state_dir, http_ports=ports)
-    client = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), tz_aware=True)
     try:
         await asyncio.to_thread(stack.wait_ready, processes, 120)
         yield Stack(settings, processes, client)

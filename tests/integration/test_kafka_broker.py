@@ -59,3 +59,24 @@ async def test_topics_are_created_with_the_configured_partitions(settings):
         await consumer.stop()
     assert sorted(created) == sorted(topics) and again == []
     assert partitions == {t: {0, 1, 2} for t in topics}
+
+
+async def test_topics_are_created_with_explicit_retention_and_min_insync_replicas(settings):
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from shared.runtime.kafka_client import Kafka, topic_configs
+
+    settings = settings.model_copy(update={"dlq_retention_days": 45.0, "topic_retention_days": 3.0})
+    events, dead = f"{settings.topic_prefix}retained", f"{settings.topic_prefix}retained.dlq"
+    kafka = Kafka.of(settings)
+    await ensure_topics(kafka.bootstrap, [events, dead], 1, options=kafka.options, configs=topic_configs(settings, [events, dead]))
+    admin = kafka.admin()
+    await admin.start()
+    try:
+        described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in (events, dead)])
+    finally:
+        await admin.close()
+    configs = {r[3]: {c[0]: c[1] for c in r[4]} for response in described for r in response.resources}
+    assert configs[events]["retention.ms"] == str(3 * 24 * 3600 * 1000)
+    assert configs[dead]["retention.ms"] == str(45 * 24 * 3600 * 1000)
+    assert configs[events]["min.insync.replicas"] == configs[dead]["min.insync.replicas"] == "1"

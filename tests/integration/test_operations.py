@@ -8,8 +8,11 @@ import socket
 import urllib.error
 import urllib.request
 
+from pydantic import SecretStr
+
 from shared import operations
 from shared.runtime import Rejected
+from shared.runtime.kafka_client import Kafka
 from tests.support import probe
 from tests.support.polling import eventually
 from tests.support.cli import clinic
@@ -17,7 +20,7 @@ from tests.support.proxy import Proxy
 
 
 async def group_lag(settings) -> int | None:
-    rows = await operations.consumer_lag(settings.kafka_bootstrap_servers, settings.topic_prefix, settings.group_id("probe"))
+    rows = await operations.consumer_lag(Kafka.of(settings), settings.topic_prefix, settings.group_id("probe"))
     return sum(row.lag for row in rows) if rows else None
 
 
@@ -104,9 +107,9 @@ async def _at_least(awaitable, count: int):
 
 
 async def test_health_endpoints_answer_and_readiness_turns_false_when_the_store_is_unreachable(settings, bus):
-    proxy = Proxy.for_url(settings.mongodb_url)
+    proxy = Proxy.for_url(settings.mongodb_url.get_secret_value())
     await proxy.open()
-    settings = settings.model_copy(update={"mongodb_url": proxy.url_through(settings.mongodb_url), "http_port": free_port()})
+    settings = settings.model_copy(update={"mongodb_url": SecretStr(proxy.url_through(settings.mongodb_url.get_secret_value())), "http_port": free_port()})
     try:
         async with probe.create(settings):
             assert await get(settings, "/healthz") == (200, {"status": "alive", "service": "probe"})
@@ -132,10 +135,14 @@ async def test_metrics_count_handled_and_dead_lettered_events(settings, bus, run
     before_handled = _sample(await metrics_text(None), "clinic_events_handled_total", service="probe", type=probe.INBOUND.event_type, outcome="applied")
     before_dead = _sample(await metrics_text(None), "clinic_events_dead_lettered_total", service="probe", topic=topic, reason="malformed")
 
+    async def counted() -> str | None:  # counted once the batch's offsets are committed, just after its events are out
+        text = await metrics_text(settings)
+        return text if _sample(text, "clinic_events_dead_lettered_total", service="probe", topic=topic, reason="malformed") > before_dead else None
+
     async with probe.create(settings):
         await bus.wait_for(probe.OUTBOUND, lambda d: d.patient_id == patient)
         await eventually(lambda: bus.dead_letters(probe.INBOUND), what="dead letter")
-        text = await metrics_text(settings)
+        text = await eventually(counted, what="the batch counted")
 
     assert _sample(text, "clinic_events_handled_total", service="probe", type=probe.INBOUND.event_type, outcome="applied") == before_handled + 1
     assert _sample(text, "clinic_events_dead_lettered_total", service="probe", topic=topic, reason="malformed") == before_dead + 1

@@ -26,7 +26,7 @@ def set_aside_row(bus, event, value: bytes) -> dict:
 async def test_set_aside_events_are_listed_and_sent_again_with_their_ids(settings, bus, run_id):
     fixed = new_event(probe.outbound(f"pt_ASIDE{run_id}"), source="/clinic/aftercare")
     still_too_big = new_event(probe.outbound(f"pt_HUGE{run_id}"), source="/clinic/aftercare")
-    client = AsyncMongoClient(settings.mongodb_url)
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value())
     outbox = client[settings.database("aftercare")][OUTBOX]
     try:
         await outbox.insert_many([set_aside_row(bus, fixed, encode(fixed)[0]), set_aside_row(bus, still_too_big, b"x" * 2_000_000)])

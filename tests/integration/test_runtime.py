@@ -56,6 +56,7 @@ async def test_a_structured_mode_event_from_a_plain_producer_is_decoded_and_hand
         "datacontenttype": "application/json",
         "data": json.loads(probe.inbound(patient).model_dump_json()),
     }
+    await bus.ensure(bus.topic(probe.INBOUND))
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:
@@ -186,7 +187,7 @@ async def test_an_outbox_event_the_broker_refuses_does_not_hold_back_the_ones_af
         "key": patient, "value": b"x" * 2_000_000, "headers": {}, "correlation_id": None,
         "due_at": datetime(2020, 1, 1, tzinfo=UTC), "created_at": datetime(2020, 1, 1, tzinfo=UTC), "seq": 0, "partition": None, "attempts": 0,
     }
-    client = AsyncMongoClient(settings.mongodb_url)
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value())
     outbox = client[settings.database("probe")][OUTBOX]
     try:
         await outbox.insert_one(giant)  # waiting from before this start, like a reminder due during a restart

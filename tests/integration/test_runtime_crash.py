@@ -16,7 +16,7 @@ async def run_probe_until_killed(settings, crash_point: str) -> int:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MONGODB_URL": settings.mongodb_url,
+        "MONGODB_URL": settings.mongodb_url.get_secret_value(),
         "CLINIC_TOPIC_PREFIX": settings.topic_prefix,
         "CLINIC_DATABASE_PREFIX": settings.database_prefix,
         "CLINIC_PROBE_CRASH": crash_point,
@@ -36,7 +36,7 @@ async def test_an_event_decided_before_a_kill_is_published_after_restart_once(se
     assert await run_probe_until_killed(settings, crash_point) == -9
 
     assert await bus.events(probe.OUTBOUND, lambda d: d.patient_id == patient) == []
-    db = AsyncMongoClient(settings.mongodb_url)[settings.database("probe")]
+    db = AsyncMongoClient(settings.mongodb_url.get_secret_value())[settings.database("probe")]
     try:
         async with probe.create(settings):
             await bus.wait_for(probe.OUTBOUND, lambda d: d.patient_id == patient)

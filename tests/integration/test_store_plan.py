@@ -21,7 +21,7 @@ def id_index_stages(node) -> list[str]:
 
 
 async def test_a_find_by_id_searches_the_id_index_instead_of_scanning(settings):
-    client = connect(settings.mongodb_url, "test-store-plan")
+    client = connect(settings.mongodb_url.get_secret_value(), "test-store-plan")
     try:
         collection = database(client, f"{settings.database_prefix}plan")["docs"]
         await collection.insert_many([{"_id": f"doc-{n:05d}", "n": n} for n in range(3000)])

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
+from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 
 
 async def drop_deployment(settings: Settings, topics: bool = True) -> None:
-    client = AsyncMongoClient(settings.mongodb_url, serverSelectionTimeoutMS=3000)
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), serverSelectionTimeoutMS=3000)
     try:
         for name in await client.list_database_names():
             if name.startswith(settings.database_prefix):
@@ -18,7 +18,7 @@ async def drop_deployment(settings: Settings, topics: bool = True) -> None:
         await client.close()
     if not topics or not settings.topic_prefix:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = Kafka.of(settings).admin()
     await admin.start()
     try:
         ours = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]

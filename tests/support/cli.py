@@ -11,9 +11,10 @@ async def clinic(settings, *args: str, stdin: bytes | None = None) -> tuple[int,
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MONGODB_URL": settings.mongodb_url,
+        "MONGODB_URL": settings.mongodb_url.get_secret_value(),
         "CLINIC_TOPIC_PREFIX": settings.topic_prefix,
         "CLINIC_DATABASE_PREFIX": settings.database_prefix,
+        **security_env(settings),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shared.cli.main", *args,
@@ -21,3 +22,13 @@ async def clinic(settings, *args: str, stdin: bytes | None = None) -> tuple[int,
     )
     out, err = await asyncio.wait_for(process.communicate(stdin), 60)
     return process.returncode, out.decode(), err.decode()
+
+
+def security_env(settings) -> dict[str, str]:
+    """The Kafka security settings as the environment variables a process reads (set ones only)."""
+    env = {"CLINIC_KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol, "CLINIC_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism}
+    for name in ("kafka_username", "kafka_password", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile", "kafka_ssl_key_password"):
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"CLINIC_{name.upper()}"] = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    return env

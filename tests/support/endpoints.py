@@ -55,7 +55,9 @@ def _containers() -> Iterator[Endpoints]:
     from testcontainers.community.kafka import KafkaContainer
     from testcontainers.community.mongodb import MongoDbContainer
 
-    with KafkaContainer(KAFKA_IMAGE).with_kraft() as kafka, MongoDbContainer(MONGO_IMAGE) as mongo:
+    # like the local broker: no automatic topic creation, every topic is created by whoever needs it
+    kafka_container = KafkaContainer(KAFKA_IMAGE).with_kraft().with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+    with kafka_container as kafka, MongoDbContainer(MONGO_IMAGE) as mongo:
         yield Endpoints(kafka.get_bootstrap_server(), mongo.get_connection_url(), "testcontainers")
 
 

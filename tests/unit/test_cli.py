@@ -82,7 +82,9 @@ def command_paths(command=None, path=()) -> list[tuple[str, ...]]:
 
 
 COMMANDS = command_paths()
-READ_COMMANDS = [("events",), ("publish",), ("tail",), ("lag",), ("monitor",), ("stock",), ("dlq", "list"), ("dlq", "replay"), ("outbox", "list"), ("infra", "status")]
+READ_COMMANDS = [
+    ("events",), ("publish",), ("tail",), ("lag",), ("monitor",), ("stock",), ("dlq", "list"), ("dlq", "replay"), ("outbox", "list"), ("infra", "status"), ("acl", "list"),
+]
 
 
 def option_names(path: tuple[str, ...]) -> set[str]:
@@ -93,7 +95,7 @@ def option_names(path: tuple[str, ...]) -> set[str]:
 
 
 def test_every_command_is_known_to_these_tests():
-    assert len(COMMANDS) == 16 and ("dlq", "replay") in COMMANDS and ("infra", "status") in COMMANDS
+    assert len(COMMANDS) == 18 and ("dlq", "replay") in COMMANDS and ("infra", "status") in COMMANDS and ("acl", "apply") in COMMANDS
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
@@ -133,7 +135,7 @@ def test_contradicting_or_impossible_options_are_refused_in_one_line(capsys, arg
 
 def test_kafkas_flag_names_are_accepted_and_the_old_ones_kept_as_aliases():
     assert {"--bootstrap-server", "--bootstrap", "--max-messages", "--max", "--from-beginning", "--partition", "--offset", "--exit-at-end"} <= option_names(("tail",))
-    for path in [("lag",), ("monitor",), ("publish",), ("dlq", "list"), ("dlq", "replay"), ("outbox", "redrive")]:
+    for path in [("lag",), ("monitor",), ("publish",), ("dlq", "list"), ("dlq", "replay"), ("outbox", "redrive"), ("acl", "apply")]:
         assert {"--bootstrap-server", "--bootstrap"} <= option_names(path), path
 
 
@@ -147,7 +149,7 @@ def test_version_is_printed(capsys):
     assert code == 0 and out.strip() == f"clinic {version('clinic-backbone')}"
 
 
-@pytest.mark.parametrize("args", [(), ("dlq",), ("infra",), ("outbox",)])
+@pytest.mark.parametrize("args", [(), ("dlq",), ("infra",), ("outbox",), ("acl",)])
 def test_a_bare_command_group_shows_its_help_without_an_empty_error_line(capsys, args):
     code, out, err = run(capsys, *args)
     assert code == 2
@@ -192,3 +194,12 @@ def test_a_long_first_run_step_reports_its_elapsed_time(monkeypatch):
     said: list[str] = []
     assert local._run(["sh", "-c", "sleep 0.45; echo done"], "never", progress=local._ticker(said.append, "building")) == "done\n"
     assert len(said) >= 3 and said[0] == "  ... building (0s so far)" and all("so far" in line for line in said)
+
+
+def test_incomplete_kafka_security_settings_are_one_line_naming_the_missing_one(capsys, monkeypatch):
+    monkeypatch.setenv("CLINIC_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("CLINIC_KAFKA_PASSWORD", "never-shown-7e1d")
+    code, out, err = run(capsys, "lag")
+    assert code == 2
+    assert err.strip() == "clinic: invalid settings: CLINIC_KAFKA_USERNAME is required with CLINIC_KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+    assert "never-shown-7e1d" not in out + err

@@ -111,7 +111,7 @@ class Stockroom:
 
 async def levels(settings: Settings) -> dict[str, LotStock]:
     """The operators' read of stock, straight from the service's database."""
-    client = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), tz_aware=True)
     try:
         return {lot.lot_number: lot for lot in await stock_levels(client[settings.database("inventory")], NOW.date())}
     finally:
