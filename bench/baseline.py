@@ -17,12 +17,12 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from bench.system import drop, ensure_topics, infra_pid, own_cpu_seconds, tree_cpu
 from bench.traffic import approvable_consultation
 from shared.envelope import decode, encode, new_event
+from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 
 
@@ -73,7 +73,7 @@ async def run(base: Settings, events: int, round_trips: float, published: float,
     inbound, outbound = f"{settings.topic_prefix}in", f"{settings.topic_prefix}out"
     await ensure_topics(settings, [inbound, outbound])
     template = approvable_consultation("pt_BASELINE0", "cons_BASELINE0")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=5)
+    producer = Kafka.of(settings).producer(enable_idempotence=True, acks="all", linger_ms=5)
     await producer.start()
     try:
         sends = []
@@ -85,12 +85,12 @@ async def run(base: Settings, events: int, round_trips: float, published: float,
     finally:
         await producer.stop()
 
-    client = AsyncMongoClient(settings.mongodb_url)
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value())
     db = client[f"{settings.database_prefix}baseline"]
-    consumer = AIOKafkaConsumer(
-        inbound, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=f"{settings.topic_prefix}baseline", enable_auto_commit=False, auto_offset_reset="earliest"
+    consumer = Kafka.of(settings).consumer(
+        inbound, group_id=f"{settings.topic_prefix}baseline", enable_auto_commit=False, auto_offset_reset="earliest"
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all")
+    producer = Kafka.of(settings).producer(enable_idempotence=True, acks="all")
     await consumer.start()
     await producer.start()
     await db.command("ping")

@@ -17,13 +17,16 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench.system import RESULTS, BenchError, Services
+from bench import traffic
 from bench.traffic import Driver, Journey, deliver, stock_delivery
 
+WEEKS_PER_PHASE = 4
+"""With --history-weeks, the services' clocks move this far between phases of the history."""
 SESSIONS_GUESS = 6
 """Sessions of the approvable patient's plan (moderate androgenetic alopecia), until its approval says."""
 MIN_EVENTS_PER_JOURNEY = 8
@@ -156,3 +159,12 @@ def _duration(seconds: float) -> str:
         return "?"
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+async def move_clock(services: Services, offset: timedelta, say: Callable[[str], None]) -> None:
+    """Restart the services with their clocks `offset` ahead of the machine's (and our events with them)."""
+    traffic.CLOCK["offset"] = offset
+    services.extra_env["CLINIC_CLOCK_OFFSET_SECONDS"] = str(offset.total_seconds())
+    say(f"  clinic clock: {offset.days} days ahead; restarting the services")
+    services.stop()
+    await asyncio.to_thread(services.start)

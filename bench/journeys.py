@@ -48,11 +48,11 @@ import secrets
 import signal
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, history
+from bench import baseline, history, traffic
 from bench.system import (
     RESULTS,
     BenchError,
@@ -70,7 +70,8 @@ from bench.system import (
 from bench.traffic import INPUTS, WATCHED, Driver, Outcome, Tracker, deliver, stock_delivery, topics
 from shared.asyncapi import SERVICES
 from shared.client import EventClient
-from shared.settings import Settings
+from shared.runtime.kafka_client import Kafka
+from shared.settings import Settings, redact
 
 
 IDLE_SAMPLE_SECONDS = 3.0
@@ -126,6 +127,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_seconds, default=600.0, help="seconds one journey may take before it counts as failed (default 600)")
     p.add_argument("--history", type=_count(0), default=0, metavar="EVENTS", help="events of history the system handles before the measured run (default 0)")
     p.add_argument("--history-concurrency", type=_count(1), default=50, help="journeys in flight while loading history (default 50)")
+    p.add_argument(
+        "--history-weeks", type=_count(0), default=0, metavar="WEEKS",
+        help="spread the history over this many weeks of clinic time, in phases, the services' clocks moving forward between them, so that "
+        "past courses lie in the past as in a real clinic; the measured run then happens at the end (default 0: all at once, now)",
+    )
     p.add_argument("--chairs", type=_count(1), default=None, help="treatment chairs (and practitioners) in the clinic calendar (default: the services' own, 2)")
     p.add_argument("--keep", action="store_true", help="keep the topics and databases afterwards and print their prefix")
     p.add_argument("--reuse", metavar="PREFIX", help="run against the topics and databases a --keep run left (implies --keep)")
@@ -290,12 +296,12 @@ async def measure(args: argparse.Namespace, settings: Settings, services: Servic
         "command": " ".join(["python -m bench.journeys", *sys.argv[1:]]),
         "prefix": prefix,
         "kafka": settings.kafka_bootstrap_servers,
-        "mongodb": settings.mongodb_url,
+        "mongodb": redact(settings.mongodb_url),
         "chairs": args.chairs,
         "service_env": args.service_env,
     }
     await ensure_topics(settings, topics(settings.topic_prefix, (*INPUTS, *WATCHED)))
-    async with EventClient(settings.kafka_bootstrap_servers, settings.topic_prefix) as client:
+    async with EventClient(Kafka.of(settings), settings.topic_prefix) as client:
         tracker = Tracker(settings)
         await tracker.start()
         try:
@@ -303,17 +309,26 @@ async def measure(args: argparse.Namespace, settings: Settings, services: Servic
             loaded = None
             if args.history > already:
                 say(f"loading history: {args.history - already:,} events through the services ({args.history_concurrency} journeys in flight, with completions)")
-                driver = Driver(client, tracker, f"H{run}", timeout=args.timeout)
 
                 def remember(total: int) -> None:
                     if args.keep:
-                        history.write_manifest(prefix, history_events=total, chairs=args.chairs)
+                        history.write_manifest(prefix, history_events=total, chairs=args.chairs, clock_offset_seconds=traffic.CLOCK["offset"].total_seconds())
 
-                loaded = await history.load(
-                    services, driver, target=args.history, already=already, concurrency=args.history_concurrency, tag=f"H{run}", say=say, record=remember
-                )
-                already = loaded["events_total"]
-                say(f"history loaded: {already:,} events in total ({loaded['events_loaded']:,} now, {loaded['seconds']:,.0f} s, {loaded['journeys_completed']:,} journeys, failures {loaded['failures'] or 'none'})")
+                phases = max(1, args.history_weeks // history.WEEKS_PER_PHASE) if args.history_weeks else 1
+                target = args.history
+                for phase in range(phases):
+                    if args.history_weeks and phase:
+                        await history.move_clock(services, traffic.CLOCK["offset"] + timedelta(weeks=history.WEEKS_PER_PHASE), say)
+                    goal = already + -(-(target - already) // (phases - phase))
+                    driver = Driver(client, tracker, f"H{run}{phase}", timeout=args.timeout)
+                    loaded = await history.load(
+                        services, driver, target=goal, already=already, concurrency=args.history_concurrency, tag=f"H{run}{phase}", say=say, record=remember
+                    )
+                    already = loaded["events_total"]
+                if args.history_weeks:
+                    await history.move_clock(services, traffic.CLOCK["offset"] + timedelta(weeks=history.WEEKS_PER_PHASE), say)
+                    remember(already)
+                say(f"history loaded: {already:,} events in total ({loaded['events_loaded']:,} in the last phase, {loaded['journeys_completed']:,} journeys, failures {loaded['failures'] or 'none'})")
             result["history"] = {"events_before_run": already, "loaded_now": loaded, "manifest": manifest}
 
             driver = Driver(client, tracker, f"M{run}", timeout=args.timeout)
@@ -456,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             prefix, args.keep = args.reuse, True
             settings = deployment(base, prefix)
             if not asyncio.run(databases_with_prefix(settings)):
-                raise BenchError(f"--reuse {prefix}: no databases named {settings.database_prefix}* at {settings.mongodb_url}; a --keep run prints the prefix it kept")
+                raise BenchError(f"--reuse {prefix}: no databases named {settings.database_prefix}* at {redact(settings.mongodb_url)}; a --keep run prints the prefix it kept")
             manifest = history.read_manifest(prefix)
             kept_chairs = (manifest or {}).get("chairs")
             if args.chairs is None:
@@ -471,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     env = dict(text.split("=", 1) for text in args.service_env)
+    if offset := (manifest or {}).get("clock_offset_seconds"):  # a kept history spread over weeks: carry on from its end
+        traffic.CLOCK["offset"] = timedelta(seconds=offset)
+        env["CLINIC_CLOCK_OFFSET_SECONDS"] = str(offset)
     services = Services(settings, RESULTS / prefix, chairs=args.chairs, env=env)
     started = time.perf_counter()
     result = None
@@ -479,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
         say(f"starting the four services on prefix {prefix} (logs in {services.state / 'logs'})")
         services.start()
         if args.keep:
-            history.write_manifest(prefix, chairs=args.chairs, history_events=int((manifest or {}).get("history_events", 0)))
+            history.write_manifest(
+                prefix, chairs=args.chairs, history_events=int((manifest or {}).get("history_events", 0)), clock_offset_seconds=traffic.CLOCK["offset"].total_seconds()
+            )
         result = asyncio.run(measure(args, settings, services, prefix, manifest))
     except KeyboardInterrupt:
         print("bench: interrupted; stopping the services", file=sys.stderr)

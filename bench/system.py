@@ -13,7 +13,6 @@ import json
 import os
 import re
 import resource
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -21,15 +20,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from shared import stack
 from shared.asyncapi import SERVICES
-from shared.settings import Settings
+from shared.runtime.kafka import ensure_topics as create_topics
+from shared.runtime.kafka_client import Kafka
+from shared.settings import Settings, redact
+from tests.support.cleanup import drop_deployment
+from tests.support.ports import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -59,14 +61,14 @@ def deployment(base: Settings, prefix: str) -> Settings:
 
 async def check_infra(settings: Settings) -> None:
     """One line that says which endpoint does not answer (and how to start it) instead of a traceback."""
-    client = AsyncMongoClient(settings.mongodb_url, serverSelectionTimeoutMS=4000)
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), serverSelectionTimeoutMS=4000)
     try:
         await client.admin.command("ping")
     except PyMongoError as error:
-        raise BenchError(f"the store at {settings.mongodb_url} does not answer ({type(error).__name__}); start it with `.venv/bin/clinic infra up > .local/endpoints.env`") from None
+        raise BenchError(f"the store at {redact(settings.mongodb_url)} does not answer ({type(error).__name__}); start it with `.venv/bin/clinic infra up > .local/endpoints.env`") from None
     finally:
         await client.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=5000)
+    admin = Kafka.of(settings).admin(request_timeout_ms=5000)
     try:
         await asyncio.wait_for(admin.start(), 10)
         await admin.list_topics()
@@ -77,7 +79,7 @@ async def check_infra(settings: Settings) -> None:
 
 
 async def databases_with_prefix(settings: Settings) -> list[str]:
-    client = AsyncMongoClient(settings.mongodb_url, serverSelectionTimeoutMS=4000)
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), serverSelectionTimeoutMS=4000)
     try:
         return [name for name in await client.list_database_names() if name.startswith(settings.database_prefix)]
     finally:
@@ -86,53 +88,18 @@ async def databases_with_prefix(settings: Settings) -> list[str]:
 
 async def ensure_topics(settings: Settings, topics: list[str]) -> None:
     """Create the topics the benchmark reads or writes (the services create theirs the same way)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
-        if missing:
-            try:
-                await admin.create_topics([NewTopic(t, settings.topic_partitions, settings.topic_replication) for t in missing])
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        await admin.close()
+    kafka = Kafka.of(settings)
+    await create_topics(kafka.bootstrap, topics, settings.topic_partitions, settings.topic_replication, options=kafka.options)
 
 
 async def drop(settings: Settings) -> None:
     """Drop every database and topic of the deployment (by its prefixes)."""
     if not settings.topic_prefix or not settings.database_prefix or settings.database_prefix == "clinic_":
         raise BenchError("refusing to drop a deployment without a benchmark prefix")
-    client = AsyncMongoClient(settings.mongodb_url, serverSelectionTimeoutMS=4000)
-    try:
-        for name in await client.list_database_names():
-            if name.startswith(settings.database_prefix):
-                await client.drop_database(name)
-    finally:
-        await client.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        ours = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
+    await drop_deployment(settings)
 
 
 # --- the services as processes -------------------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def scheduling_config(chairs: int) -> dict:
@@ -192,7 +159,7 @@ class Services:
         self.state.mkdir(parents=True, exist_ok=True)
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
-            "MONGODB_URL": self.settings.mongodb_url,
+            "MONGODB_URL": self.settings.mongodb_url.get_secret_value(),
             "CLINIC_TOPIC_PREFIX": self.settings.topic_prefix,
             "CLINIC_DATABASE_PREFIX": self.settings.database_prefix,
             **self.extra_env,

@@ -21,14 +21,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from shared.client import EventClient
 from shared.contracts import REGISTRY, EventData, examples, topic_of
 from shared.journey import STOCK, model
+from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 
 log = logging.getLogger("bench")
@@ -52,8 +53,12 @@ def topics(prefix: str, names: tuple[str, ...]) -> list[str]:
     return [topic_of(REGISTRY.by_name(name), prefix) for name in names]
 
 
+CLOCK = {"offset": timedelta(0)}
+"""How far the services' clocks are moved (CLINIC_CLOCK_OFFSET_SECONDS); the events we send agree with them."""
+
+
 def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+    return (datetime.now(UTC) + CLOCK["offset"]).replace(microsecond=0)
 
 
 def approvable_consultation(patient: str, consultation: str) -> EventData:
@@ -79,7 +84,7 @@ def approvable_consultation(patient: str, consultation: str) -> EventData:
 def stock_delivery(tag: str, journeys: int, index: int = 0) -> list[EventData]:
     """One lot per ingredient, enough for `journeys` journeys with a margin, in date for two years."""
     times = max(1, -(-journeys // JOURNEYS_PER_STOCK))
-    expires = (date.today() + timedelta(days=730 + index)).isoformat()
+    expires = (now().date() + timedelta(days=730 + index)).isoformat()
     return [
         model(
             "StockReceived",
@@ -195,8 +200,8 @@ class Tracker:
         self.settings = settings
         self.journeys: dict[str, Journey] = {}
         self.by_topic = {topic_of(REGISTRY.by_name(n), settings.topic_prefix): n for n in WATCHED}
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=50, max_poll_records=2000
+        self.consumer = Kafka.of(settings).consumer(
+            enable_auto_commit=False, fetch_max_wait_ms=50, max_poll_records=2000
         )
         self.records = 0
         self.task: asyncio.Task | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from shared import stack
 from shared.client import EventClient
 from shared.settings import Settings
 from tests.conftest import _cleanup
+from tests.support.ports import free_ports
 
 
 @dataclass
@@ -28,17 +28,6 @@ class Stack:
 
     def db(self, service: str) -> AsyncDatabase:
         return self.client[self.settings.database(service)]
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +52,7 @@ async def running(endpoints, state_dir) -> AsyncIterator[Stack]:
         "CLINIC_DATABASE_PREFIX": settings.database_prefix,
         "CLINIC_RELAY_POLL_SECONDS": "0.2",
     }
-    ports = dict(zip(stack.SERVICES, _free_ports(len(stack.SERVICES)), strict=True))
+    ports = dict(zip(stack.SERVICES, free_ports(len(stack.SERVICES)), strict=True))
     processes = stack.start(env, state_dir, http_ports=ports)
     client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), tz_aware=True)
     try:

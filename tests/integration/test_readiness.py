@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from shared.client import EventClient
 from tests.support import probe
 from tests.support.polling import eventually
+from tests.support.ports import free_ports
 
 READY = {"store": True, "broker": True, "consumer_assigned": True, "consumer_progressing": True}
 
@@ -93,7 +93,7 @@ class OwnBroker:
         from infra import local
 
         self.local = local
-        kafka, controller = _free_ports(2)
+        kafka, controller = free_ports(2)
         base = local.Layout.from_env()
         self.layout = local.Layout(cache=base.cache, state=state, kafka_port=kafka, controller_port=controller, mongo_port=0)
 
@@ -129,12 +129,3 @@ async def _broker_down(service) -> dict[str, bool] | None:
     return checks if not checks["broker"] else None
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
