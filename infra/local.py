@@ -256,7 +256,7 @@ def _start_kafka(layout: Layout, libs: Path, say, extra_properties: str = "", fo
     properties.write_text(_server_properties(layout, data) + extra_properties)
     classpath = f"{libs}/*"
     if not (data / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "c" + base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")[1:]  # never "-..." (read as an option)
         _run([java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties), *format_args],
              "formatting Kafka storage failed")
     say(f"starting Kafka {KAFKA_VERSION} on {layout.bootstrap} ...")

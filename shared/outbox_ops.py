@@ -16,6 +16,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.runtime.kafka_client import Kafka
+from shared.runtime.kafka import ensure_topics
 from shared.runtime.store import OUTBOX, OutboxStatus
 
 
@@ -40,12 +41,14 @@ async def set_aside(db: AsyncDatabase, ids: list[str] | None = None) -> list[Set
     return sorted((SetAside.of(r) for r in rows if not ids or r["_id"] in ids), key=lambda r: r.due_at)
 
 
-async def redrive(db: AsyncDatabase, kafka: Kafka, ids: list[str] | None = None, *, dry_run: bool = False) -> list[tuple[SetAside, str | None]]:
+async def redrive(db: AsyncDatabase, kafka: Kafka, ids: list[str] | None = None, *, partitions: int = 3, dry_run: bool = False) -> list[tuple[SetAside, str | None]]:
     """Publish the set-aside rows (all, or those named); returns each with None when it went out, or
     the error's class when the broker refused it again (it then stays set aside)."""
     chosen = await set_aside(db, ids)
     if dry_run or not chosen:
         return [(row, None) for row in chosen]
+    # the broker creates no topic on demand, and a deployment's topics may have been re-created meanwhile
+    await ensure_topics(kafka.bootstrap, sorted({row.topic for row in chosen}), partitions, options=kafka.options, timeout=10.0)
     producer = kafka.producer(enable_idempotence=True, acks="all")
     results = []
     try:  # a failed start is stopped too (no "Unclosed AIOKafkaProducer" on the way out)

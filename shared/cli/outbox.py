@@ -47,7 +47,7 @@ def redrive(
 ) -> None:
     """Publish SERVICE's set-aside events again (same ids) after the cause is fixed; exit 1 if any is refused again."""
     settings = common.settings(bootstrap)
-    results = _run("outbox redrive", settings, service, lambda db: outbox_ops.redrive(db, Kafka.of(settings), event_id, dry_run=dry_run))
+    results = _run("outbox redrive", settings, service, lambda db: outbox_ops.redrive(db, Kafka.of(settings), event_id, partitions=settings.topic_partitions, dry_run=dry_run))
     refused = 0
     for row, error in results:
         verb = "would send" if dry_run else ("sent" if error is None else f"refused again ({error})")

@@ -20,7 +20,17 @@ async def clinic(settings, *args: str, stdin: bytes | None = None) -> tuple[int,
         sys.executable, "-m", "shared.cli.main", *args,
         env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(stdin), 60)
+    if stdin is not None:
+        process.stdin.write(stdin)
+    process.stdin.close()
+    reading = asyncio.gather(process.stdout.read(), process.stderr.read())
+    try:
+        out, err = await asyncio.wait_for(asyncio.shield(reading), 60)
+    except TimeoutError:  # say what it had printed, not only that it hung
+        process.kill()
+        out, err = await reading
+        raise AssertionError(f"clinic {' '.join(args)} still running after 60 s; stdout: {out.decode()!r}; stderr: {err.decode()[-2000:]!r}") from None
+    await process.wait()
     return process.returncode, out.decode(), err.decode()
 
 

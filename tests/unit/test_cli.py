@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from importlib.metadata import version
 
 import pytest
@@ -169,8 +171,9 @@ def test_help_renders_defaults_and_the_exit_codes(capsys):
 
 
 def test_shell_completion_is_offered(capsys, monkeypatch):
-    code, out, _ = run(capsys, "--show-completion", "bash")
-    assert code == 0 and "_CLINIC_COMPLETE" in out
+    # a process of its own, as a shell would run it (typer's completion reads process-wide state)
+    shown = subprocess.run([sys.executable, "-m", "shared.cli.main", "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "_CLINIC_COMPLETE" in shown.stdout, shown.stderr
     monkeypatch.setenv("_CLINIC_COMPLETE", "complete_bash")
     monkeypatch.setenv("COMP_WORDS", "clinic tail --bootstrap-s")
     monkeypatch.setenv("COMP_CWORD", "2")
@@ -178,7 +181,8 @@ def test_shell_completion_is_offered(capsys, monkeypatch):
     assert code == 0 and out.split() == ["--bootstrap-server"]
 
 
-def test_events_and_infra_status_speak_json(capsys):
+def test_events_and_infra_status_speak_json(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("CLINIC_STATE_DIR", str(tmp_path))  # not the pid files of infrastructure running here
     code, out, _ = run(capsys, "events", "--json", "--producer", "inventory")
     listed = json.loads(out)
     assert code == 0 and {e["name"] for e in listed} == {m.event_name() for m in REGISTRY.produced_by("inventory")}

@@ -15,7 +15,7 @@ from tests.integration.inventory.stockroom import NOW, SESSION_AT, Crash, apply,
 
 @pytest.fixture
 async def repo(settings):
-    client = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), tz_aware=True)
     repo = Repository(client[settings.database("inventory")])
     await repo.ensure_indexes()
     yield repo

@@ -78,7 +78,7 @@ def shape(sent: list[tuple[str, str, Any]]) -> Counter[tuple[str, str]]:
 
 async def test_every_command_of_a_session_event_is_an_id_lookup_and_a_late_booking_costs_what_an_early_one_did(settings, run_id):
     listener = Commands()
-    client = AsyncMongoClient(settings.mongodb_url, tz_aware=True, event_listeners=[listener])
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), tz_aware=True, event_listeners=[listener])
     room = Stockroom(run_id)
     try:
         inventory = Inventory(client, settings.database("inventory"), listener)
@@ -109,7 +109,7 @@ async def test_withdrawing_a_lot_is_the_one_path_that_searches_the_ledger(settin
     """A recall or a quarantine is rare and reads the ledger back (the lot's holders, each one's entries);
     flagging a lot and the expiry scan do not."""
     listener = Commands()
-    client = AsyncMongoClient(settings.mongodb_url, tz_aware=True, event_listeners=[listener])
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), tz_aware=True, event_listeners=[listener])
     room = Stockroom(run_id)
     bad, spare, suspect = room.lot("BIO-BAD"), room.lot("BIO-SPARE"), room.lot("MNX-SUSPECT")
     try:
