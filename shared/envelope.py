@@ -56,8 +56,11 @@ class CloudEvent:
     def key(self) -> str | None:
         return self.data.key() if isinstance(self.data, EventData) else None
 
-    def caused(self, data: EventData, *, source: str, id: str | None = None, time: datetime) -> CloudEvent:
-        """An event caused by this one: same correlation, this one as the cause, same trace."""
+    def caused(self, data: EventData, *, source: str, id: str | None = None, time: datetime, traceparent: str | None = None) -> CloudEvent:
+        """An event caused by this one: same correlation, this one as the cause, same trace.
+
+        ``traceparent``: the context of the span handling this event when spans are recorded
+        (shared/runtime/tracing.py); without it, this event's trace with a new span id."""
         return new_event(
             data,
             source=source,
@@ -65,7 +68,7 @@ class CloudEvent:
             time=time,
             correlation_id=self.correlation_id or self.id,
             causation_id=self.id,
-            traceparent=child_traceparent(self.traceparent),
+            traceparent=traceparent or child_traceparent(self.traceparent),
         )
 
 

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="Address of the health and metrics endpoints.")
     http_port: int | None = Field(None, ge=0, le=65535, description="Port of the health and metrics endpoints (off when unset).")
     clock_offset_seconds: float = Field(0.0, description="Shifts the service clock (demos and end-to-end tests only).")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices("CLINIC_OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint"),
+        description="OTLP/HTTP base URL of an OpenTelemetry collector (e.g. http://collector:4318): traces are exported there. Off when unset.",
+    )
     instance_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         description="Names this process in logs and Kafka client ids.",

@@ -1,4 +1,5 @@
-"""Logging: one line per record, key=value or JSON. Event bodies only ever at DEBUG.
+"""Logging: one line per record, key=value or JSON, UTC times with milliseconds, and the trace and span
+ids of the span current when the line is logged. Event bodies only ever at DEBUG.
 
 Patient ids are pseudonymous but linkable across systems; with a key configured
 (``CLINIC_LOG_PATIENT_KEY``) every ``patient`` field is written as a keyed hash instead: the same patient
@@ -13,9 +14,12 @@ import hmac
 import json
 import logging
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
+
+from shared.runtime.tracing import ids as tracing_ids
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 PATIENT_FIELDS = frozenset({"patient", "patient_id"})
@@ -39,7 +43,7 @@ class _Fields(logging.Formatter):
                 if fields[name] is not None:
                     fields[name] = patient_hash(self.patient_key, str(fields[name]))
         base = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": utc_time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -53,6 +57,23 @@ class _Fields(logging.Formatter):
         return line + (f"\n{base['error']}" if "error" in base else "")
 
 
+def utc_time(created: float) -> str:
+    """RFC 3339 in UTC with milliseconds: 2025-01-31T09:05:12.345Z."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TraceIds(logging.Filter):
+    """Adds ``trace_id`` and ``span_id`` of the current span to every record logged while one is current
+    (an event being handled), unless the record carries its own (the event line, written after the
+    commit, carries its span's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "trace_id"):
+            for name, value in tracing_ids().items():
+                setattr(record, name, value)
+        return True
+
+
 def _quote(value: Any) -> str:
     text = str(value)
     return json.dumps(text) if (not text or " " in text or "=" in text) else text
@@ -61,6 +82,7 @@ def _quote(value: Any) -> str:
 def configure(level: str = "INFO", fmt: str = "text", patient_key: SecretStr | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Fields(fmt == "json", patient_key))
+    handler.addFilter(TraceIds())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

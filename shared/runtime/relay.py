@@ -30,6 +30,7 @@ from shared.clock import Clock
 from shared.runtime.metrics import OUTBOX_FAILED, OUTBOX_PUBLISHED
 from shared.runtime.retry import backoff, is_transient
 from shared.runtime.store import OUTBOX, OutboxStatus
+from shared.runtime.tracing import Tracing, finish
 
 log = logging.getLogger("clinic.relay")
 MAX_ATTEMPTS = 5
@@ -52,7 +53,9 @@ class OutboxRelay:
         retry_cap: float,
         rescan_seconds: float = 300.0,
         ensure_topics: Callable[[Iterable[str]], Awaitable[None]] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        self.tracing = tracing
         self.service = service
         self.owned = owned
         self.db = db
@@ -143,7 +146,7 @@ class OutboxRelay:
             except Exception:
                 self.schedule(rows)
                 raise
-        results = await publish(self.broker, rows)
+        results = await publish(self.broker, rows, self.tracing)
         sent = [row for row, error in zip(rows, results, strict=True) if error is None]
         if sent:
             await self.db[OUTBOX].bulk_write([DeleteOne({"_id": row["_id"]}) for row in sent], ordered=False)
@@ -176,25 +179,30 @@ class OutboxRelay:
         return sum(1 for entry in self._due if entry[0] <= now)
 
 
-async def publish(broker: KafkaBroker, rows: list[dict[str, Any]]) -> list[BaseException | None]:
+async def publish(broker: KafkaBroker, rows: list[dict[str, Any]], tracing: Tracing | None = None) -> list[BaseException | None]:
     """Send the rows in their order and wait for the broker's acknowledgements; one result per row,
-    None when it was written. Used by the relay and by the consumer for the events due at once."""
+    None when it was written. Used by the relay and by the consumer for the events due at once.
+    With ``tracing``, each publication is a PRODUCER span whose context goes out as ``traceparent``."""
+    sending = tracing.producing(rows) if tracing is not None else [(None, dict(row["headers"])) for row in rows]
     pending = []
-    for row in rows:
+    for row, (_, headers) in zip(rows, sending, strict=True):
         try:
-            pending.append(await _send(broker, row))
+            pending.append(await _send(broker, row, headers))
         except Exception as error:  # refused before it was queued (too large, say): this row's result
             pending.append(_failed_future(error))
     results = await asyncio.gather(*pending, return_exceptions=True)
-    return [result if isinstance(result, BaseException) else None for result in results]
+    errors = [result if isinstance(result, BaseException) else None for result in results]
+    for (span, _), error in zip(sending, errors, strict=True):
+        finish(span, error)
+    return errors
 
 
-async def _send(broker: KafkaBroker, row: dict[str, Any]) -> Any:
+async def _send(broker: KafkaBroker, row: dict[str, Any], headers: dict[str, str]) -> Any:
     return await broker.publish(
         bytes(row["value"]),
         topic=row["topic"],
         key=row["key"].encode() if row.get("key") else None,
-        headers=dict(row["headers"]),
+        headers=headers,
         correlation_id=row.get("correlation_id"),
         no_confirm=True,
     )

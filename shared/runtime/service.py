@@ -24,18 +24,20 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.trace import StatusCode
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.clock import Clock, SystemClock
 from shared.contracts import EventData, dlq_topic, topic_of
 from shared.envelope import CloudEvent, InvalidEvent, decode
-from shared.runtime import metrics, store
+from shared.runtime import metrics, store, tracing
 from shared.runtime.effects import Effects
 from shared.runtime.kafka import Topics, make_broker
 from shared.runtime.kafka_client import Kafka, check_group, denial
 from shared.runtime.relay import OutboxRelay, publish
 from shared.runtime.retry import backoff, is_transient
+from shared.runtime.tracing import Tracing
 from shared.settings import Settings, redact
 
 D = TypeVar("D")
@@ -128,6 +130,7 @@ class Service(Generic[D]):
         *,
         settings: Settings | None = None,
         clock: Clock | None = None,
+        tracer: Tracing | None = None,
     ) -> None:
         self.name = handlers.service
         self.handlers = handlers
@@ -135,6 +138,8 @@ class Service(Generic[D]):
         self.clock = clock or SystemClock(timedelta(seconds=self.settings.clock_offset_seconds))
         self.source = f"/clinic/{self.name}"
         self.log = logging.getLogger(f"clinic.{self.name}")
+        self.tracing = tracer or Tracing(self.name, self.settings)
+        """Spans of this service (replace it before ``start`` to export elsewhere, as the tests do)."""
         self.stats = Stats()
         self._dependencies = dependencies
         self._client: AsyncMongoClient | None = None
@@ -159,6 +164,8 @@ class Service(Generic[D]):
         self._idle.set()
         self._batch_since: float | None = None
         self._rebalance_since: float | None = None
+        self._lag_series: set[TopicPartition] = set()
+        """Partitions this instance has a clinic_consumer_lag series for."""
 
     @property
     def topics(self) -> list[str]:
@@ -175,7 +182,8 @@ class Service(Generic[D]):
             from shared.runtime.http import serve
 
             self._http = await serve(self, s.http_host, s.http_port)
-        self._client = store.connect(s.mongodb_url.get_secret_value(), f"clinic-{self.name}", service=self.name)
+        listener = self.tracing.listener()
+        self._client = store.connect(s.mongodb_url.get_secret_value(), f"clinic-{self.name}", service=self.name, listeners=[listener] if listener else [])
         self.db = store.database(self._client, s.database(self.name))
         await self._until_ready("store", lambda: store.ensure_indexes(self.db))
         self.deps = await self._dependencies(Runtime(self.name, self.db, self.clock, s))
@@ -216,6 +224,7 @@ class Service(Generic[D]):
             batch_size=s.relay_batch_size,
             retry_cap=s.retry_max_seconds,
             ensure_topics=self._topics.ensure,
+            tracing=self.tracing,
         )
         await self._until_ready("store", self.relay.load)
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
@@ -236,8 +245,10 @@ class Service(Generic[D]):
         self._tasks.clear()
         if self.broker is not None:
             await self.broker.stop()
+        self._drop_lag(set(self._lag_series))
         if self._client is not None:
             await self._client.close()
+        await self.tracing.flush()
         self.log.info("stopped")
 
     async def __aenter__(self) -> Service[D]:
@@ -319,13 +330,24 @@ class Service(Generic[D]):
         consumer = getattr(self._subscriber, "consumer", None)
         if consumer is None:
             return
-        for partition in consumer.assignment():
+        assigned = set(consumer.assignment())
+        self._drop_lag(self._lag_series - assigned)  # revoked while no listener call reached us
+        for partition in assigned:
             highwater = consumer.highwater(partition)
             if highwater is None:
                 continue
             with contextlib.suppress(Exception):
                 lag = max(0, highwater - await consumer.position(partition))
                 metrics.CONSUMER_LAG.labels(self.name, partition.topic, str(partition.partition)).set(lag)
+                self._lag_series.add(partition)
+
+    def _drop_lag(self, partitions: set[TopicPartition]) -> None:
+        """Remove the lag series of partitions this instance no longer owns: their lag is the new
+        owner's to report, and a stale series would alert on a partition nobody here consumes."""
+        for partition in partitions & self._lag_series:
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(self.name, partition.topic, str(partition.partition))
+            self._lag_series.discard(partition)
 
     async def run_jobs(self) -> int:
         """Run every periodic job once now (tests call this after moving the clock)."""
@@ -337,7 +359,8 @@ class Service(Generic[D]):
     async def _run_job(self, job_name: str, job: Job) -> int:
         applied = 0
         for key, effects in await job(self.deps, self.clock.now()):
-            outcome = await self.execute(f"job|{job_name}|{key}", effects)
+            with self.tracing.tracer.start_as_current_span(f"{self.name} job {job_name}"):  # the trace its events start
+                outcome = await self.execute(f"job|{job_name}|{key}", effects)
             if outcome != "duplicate":
                 applied += 1
                 self.log.info("job", extra={"job": job_name, "key": key, "outcome": outcome})
@@ -456,6 +479,7 @@ class Service(Generic[D]):
         returns. Records of these partitions not started yet are left to the next owner; the ones
         started may finish (for up to ``consumer_revoke_wait_seconds``); what is handled is committed."""
         self._rebalance_since = self._rebalance_since or time.monotonic()
+        self._drop_lag(revoked)
         if not revoked:
             return
         self._revoking |= revoked
@@ -479,6 +503,7 @@ class Service(Generic[D]):
         self._handled.clear()
         self._committed.clear()
         self._revoking.clear()
+        self._drop_lag(self._lag_series - assigned)
         self._rebalance_since = None
         if self.relay is not None:
             self.relay.nudge()
@@ -489,20 +514,34 @@ class Service(Generic[D]):
         where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         fields: dict[str, Any] = {**where}
         try:
-            event = decode(record.value, record.headers)
-            fields.update(event_id=event.id, type=event.type, correlation=event.correlation_id, patient=event.key)
-            if topic_of(event.type, self.settings.topic_prefix) != record.topic:
-                raise InvalidEvent("wrong-topic", f"{event.type} does not belong on {record.topic}")
-            outcome = await self._handle_with_retries(event, where, batch)
-        except (InvalidEvent, Rejected) as error:
-            outcome = "dead-lettered"
-            fields["reason"] = error.reason
-            await self._dead_letter(record, error.reason, error.detail)
-        except Exception as error:  # never let a record pass uncommitted-but-skipped: dead-letter it
-            outcome = "dead-lettered"
-            fields["reason"] = "internal-error"
-            self.log.warning("unexpected failure before handling", extra={**where, "error": error.__class__.__name__})
-            await self._dead_letter(record, "internal-error", error.__class__.__name__)
+            event: CloudEvent | None = decode(record.value, record.headers)
+            invalid: InvalidEvent | None = None
+        except InvalidEvent as error:
+            event, invalid = None, error
+        # the CONSUMER span, child of the producer's (the event's traceparent; see shared/runtime/tracing.py)
+        with self.tracing.consuming(record, event.traceparent if event else None, self.group_id) as span:
+            fields.update(tracing.ids())  # the event's log line is written after the commit, outside the span
+            try:
+                if invalid is not None:
+                    raise invalid
+                assert event is not None
+                tracing.describe(span, event.type, event.id, event.source)
+                fields.update(event_id=event.id, type=event.type, correlation=event.correlation_id, patient=event.key)
+                if topic_of(event.type, self.settings.topic_prefix) != record.topic:
+                    raise InvalidEvent("wrong-topic", f"{event.type} does not belong on {record.topic}")
+                outcome = await self._handle_with_retries(event, where, batch)
+            except (InvalidEvent, Rejected) as error:
+                outcome = "dead-lettered"
+                fields["reason"] = error.reason
+                span.set_status(StatusCode.ERROR, error.reason)
+                await self._dead_letter(record, error.reason, error.detail)
+            except Exception as error:  # never let a record pass uncommitted-but-skipped: dead-letter it
+                outcome = "dead-lettered"
+                fields["reason"] = "internal-error"
+                span.set_status(StatusCode.ERROR, "internal-error")
+                self.log.warning("unexpected failure before handling", extra={**where, "error": error.__class__.__name__})
+                await self._dead_letter(record, "internal-error", error.__class__.__name__)
+            span.set_attribute("clinic.outcome", outcome)
         batch.lines.append({**fields, "outcome": outcome, "seconds": time.perf_counter() - started})
 
     def _account(self, fields: dict[str, Any]) -> None:
@@ -514,7 +553,8 @@ class Service(Generic[D]):
         else:
             self.stats.count(self.stats.handled, event_type)
         metrics.HANDLED.labels(self.name, event_type, outcome).inc()
-        metrics.HANDLER_SECONDS.labels(self.name, event_type).observe(seconds)
+        metrics.HANDLER_DURATION.labels(self.name, event_type).observe(seconds)
+        metrics.HANDLER_SECONDS.labels(self.name, event_type).observe(seconds)  # deprecated name, one release
         fields["ms"] = round(seconds * 1000, 1)
         self.log.log(logging.WARNING if outcome == "dead-lettered" else logging.INFO, "event", extra=fields)
 
@@ -577,7 +617,7 @@ class Service(Generic[D]):
                 self.log.warning("topic check failed, retrying", extra={"error": error.__class__.__name__, "attempt": attempt})
                 await self._pause(backoff(attempt, self.settings.retry_max_seconds))
                 continue
-            results = await publish(self.broker, rows)
+            results = await publish(self.broker, rows, self.tracing)
             metrics.OUTBOX_PUBLISHED.labels(self.name).inc(sum(1 for error in results if error is None))
             refused = [(row, error) for row, error in zip(rows, results, strict=True) if error is not None]
             rows = [row for row, error in refused if is_transient(error)]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -38,6 +39,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, InvalidURI, Operat
 from shared.envelope import CloudEvent, encode, new_event
 from shared.runtime.effects import Delete, Effects, Insert, Merge, Put, Write
 from shared.runtime.metrics import STORE_COMMANDS
+from shared.runtime.tracing import current_traceparent
 from shared.settings import redact
 
 INBOX = "inbox"
@@ -84,10 +86,11 @@ class CommandCounter(monitoring.CommandListener):
         pass
 
 
-def connect(url: str, app_name: str, service: str | None = None) -> AsyncMongoClient:
+def connect(url: str, app_name: str, service: str | None = None, listeners: Sequence[monitoring.CommandListener] = ()) -> AsyncMongoClient:
     """One client per process; PyMongo pools connections. Short server selection so failures surface.
-    With ``service``, every command is counted in the metrics under that name."""
-    listeners = [CommandCounter(service)] if service else []
+    With ``service``, every command is counted in the metrics under that name; ``listeners`` are
+    further command listeners (the tracing's store spans)."""
+    listeners = [*([CommandCounter(service)] if service else []), *listeners]
     try:
         return AsyncMongoClient(url, appname=app_name, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True, event_listeners=listeners)
     except ValueError as error:  # the URI parser raises plain ValueErrors too; say which setting, never its value
@@ -132,12 +135,13 @@ def outgoing(
     ``partition`` is the inbound partition that caused them: the instance that owns that partition
     relays them, so several instances of a service do not all publish the same rows."""
     rows = []
+    traceparent = current_traceparent()  # the span handling the cause, when spans are recorded
     for index, emit in enumerate(effects.events):
         event_id = emit.id or derived_id(cause.id if cause else seed, index, emit.data.event_type)
         if cause is not None:
-            event = cause.caused(emit.data, source=source, id=event_id, time=now)
+            event = cause.caused(emit.data, source=source, id=event_id, time=now, traceparent=traceparent)
         else:
-            event = new_event(emit.data, source=source, id=event_id, time=now)
+            event = new_event(emit.data, source=source, id=event_id, time=now, traceparent=traceparent)
         value, headers = encode(event)
         rows.append(
             {
