@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -171,8 +172,10 @@ def test_help_renders_defaults_and_the_exit_codes(capsys):
 
 
 def test_shell_completion_is_offered(capsys, monkeypatch):
-    # a process of its own, as a shell would run it (typer's completion reads process-wide state)
-    shown = subprocess.run([sys.executable, "-m", "shared.cli.main", "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    # typer finds the user's shell by walking up the process tree (sh under make); this variable, read when
+    # typer is imported, lets the shell be named instead, so the process of its own
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    shown = subprocess.run([sys.executable, "-m", "shared.cli.main", "--show-completion", "bash"], capture_output=True, text=True, timeout=60, env=env)
     assert shown.returncode == 0 and "_CLINIC_COMPLETE" in shown.stdout, shown.stderr
     monkeypatch.setenv("_CLINIC_COMPLETE", "complete_bash")
     monkeypatch.setenv("COMP_WORDS", "clinic tail --bootstrap-s")
