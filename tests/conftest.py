@@ -13,6 +13,7 @@ import pytest
 
 from shared.settings import Settings
 from tests.support.bus import Bus
+from tests.support.deployment import deployment_settings
 from tests.support.cleanup import drop_deployment
 from tests.support.endpoints import Endpoints, endpoints as find_endpoints
 
@@ -59,14 +60,7 @@ def run_id() -> str:
 
 @pytest.fixture
 async def settings(endpoints: Endpoints, run_id: str) -> AsyncIterator[Settings]:
-    settings = Settings(
-        kafka_bootstrap_servers=endpoints.kafka,
-        mongodb_url=endpoints.mongodb,
-        topic_prefix=f"t{run_id}.",
-        database_prefix=f"t{run_id}_",
-        relay_poll_seconds=0.2,
-        retry_max_seconds=2.0,
-    )
+    settings = deployment_settings(endpoints.kafka, endpoints.mongodb, f"t{run_id}")
     yield settings
     await _cleanup(settings)
 

@@ -16,6 +16,7 @@ from infra import local, security
 from shared import access
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
+from tests.support.deployment import deployment_settings
 from tests.support.cleanup import drop_deployment
 from tests.support.polling import eventually
 from tests.support.ports import free_ports
@@ -51,14 +52,7 @@ def secure_kafka() -> Iterator[SecureKafka]:
 
 @pytest.fixture
 async def deployment(secure_kafka: SecureKafka, endpoints, run_id: str) -> AsyncIterator[Deployment]:
-    settings = Settings(
-        kafka_bootstrap_servers=secure_kafka.bootstrap,
-        mongodb_url=endpoints.mongodb,
-        topic_prefix=f"s{run_id}.",
-        database_prefix=f"s{run_id}_",
-        relay_poll_seconds=0.2,
-        retry_max_seconds=2.0,
-    )
+    settings = deployment_settings(secure_kafka.bootstrap, endpoints.mongodb, f"s{run_id}")
     found = Deployment(settings, secure_kafka.credentials)
     admin = found.as_(access.ADMIN)
 
