@@ -75,7 +75,7 @@ schemas: setup
 
 ## Regenerate the system's AsyncAPI document under asyncapi/.
 asyncapi: setup
-	$(BIN)/python -m shared.asyncapi
+	$(BIN)/python -m clinic.asyncapi
 
 ## Validate the AsyncAPI document with the official parser (@asyncapi/parser, pinned in tools/asyncapi/);
 ## any error or warning fails.

@@ -68,8 +68,8 @@ from bench.system import (
     snapshot,
 )
 from bench.traffic import INPUTS, WATCHED, Driver, Outcome, Tracker, deliver, stock_delivery, topics
-from shared.asyncapi import SERVICES
-from shared.client import EventClient
+from clinic.asyncapi import SERVICES
+from clinic.client import EventClient
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings, redact
 

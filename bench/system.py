@@ -1,7 +1,7 @@
 """The system under test, seen from outside: the four services as processes on one deployment prefix,
 their /metrics, and the CPU time of every process involved (read from /proc).
 
-Only public surfaces are used: `shared.stack` to start and stop the processes, the services' HTTP
+Only public surfaces are used: `clinic.stack` to start and stop the processes, the services' HTTP
 /readyz and /metrics endpoints, the settings' environment variables, Kafka topics named by the
 contracts and the databases named by the deployment prefix (dropped as a whole, never read).
 """
@@ -25,8 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from shared import stack
-from shared.asyncapi import SERVICES
+from clinic import stack
+from clinic.asyncapi import SERVICES
 from shared.runtime.kafka import ensure_topics as create_topics
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings, redact
@@ -146,7 +146,7 @@ def parse_metrics(text: str) -> ServiceMetrics:
 
 
 class Services:
-    """The four services started by `shared.stack` on one deployment; stopped by `stop()` (idempotent)."""
+    """The four services started by `clinic.stack` on one deployment; stopped by `stop()` (idempotent)."""
 
     def __init__(self, settings: Settings, state: Path, *, chairs: int | None = None, env: dict[str, str] | None = None) -> None:
         self.settings = settings

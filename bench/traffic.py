@@ -26,9 +26,9 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from shared.client import EventClient
+from clinic.client import EventClient
 from shared.contracts import REGISTRY, EventData, examples, topic_of
-from shared.journey import STOCK, model
+from clinic.journey import STOCK, model
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 
@@ -45,7 +45,7 @@ FAILURES = {
 WATCHED = (*OK_STAGES, *AFTER_COMPLETION, *FAILURES)
 INPUTS = ("ConsultationRecorded", "StockReceived", "SessionCompleted")
 JOURNEYS_PER_STOCK = 10
-"""shared.journey.STOCK covers about 40 journeys of the approvable patient below; delivering one STOCK
+"""clinic.journey.STOCK covers about 40 journeys of the approvable patient below; delivering one STOCK
 per 10 journeys leaves a fourfold margin, so no journey meets a shortage."""
 
 

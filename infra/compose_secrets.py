@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from shared.access import ADMIN, ROLES, user
-from shared.asyncapi import SERVICES
+from clinic.access import ADMIN, ROLES, user
+from clinic.asyncapi import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRAM = "org.apache.kafka.common.security.scram.ScramLoginModule"

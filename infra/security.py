@@ -2,11 +2,11 @@
 clients, the KRaft ``StandardAuthorizer`` with ``clinic-admin`` as its super user, and nobody allowed
 anything without an ACL.
 
-Every principal of ``shared.access`` (the four services, operator, integrator, viewer) and the admin get
+Every principal of ``clinic.access`` (the four services, operator, integrator, viewer) and the admin get
 a random password, kept in ``<state>/kafka/credentials.json`` (private to the user), and their SCRAM
 credentials are written when the storage is formatted. The controller listener speaks SASL/PLAIN with a
 user of its own (SCRAM credentials live in the metadata log, which a controller cannot read before it
-authenticates its peers). The ACLs themselves come from ``clinic acl apply`` (``shared.access.apply``),
+authenticates its peers). The ACLs themselves come from ``clinic acl apply`` (``clinic.access.apply``),
 run as the admin.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from infra import local
-from shared.access import ADMIN, ROLES, user
+from clinic.access import ADMIN, ROLES, user
 from shared.settings import Settings
 
 MECHANISM = "SCRAM-SHA-512"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared.settings import Settings
-from tests.support.bus import Bus
+from clinic.client import EventClient as Bus
 from tests.support.deployment import deployment_settings
 from tests.support.cleanup import drop_deployment
 from tests.support.endpoints import Endpoints, endpoints as find_endpoints

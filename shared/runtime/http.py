@@ -42,9 +42,10 @@ class HealthApp:
             await self.service.refresh_gauges()
             await _reply(send, 200, generate_latest(), CONTENT_TYPE_LATEST)
         elif path == "/asyncapi.json":
-            from shared.asyncapi import specification
+            from shared.contracts.asyncapi import specification
 
-            await _reply(send, 200, specification((self.service.name,)))
+            consumed = [model for model, _ in self.service.handlers.by_type.values()]
+            await _reply(send, 200, specification({self.service.name: consumed}))
         else:
             await _reply(send, 404, {"error": "not found", "routes": ["/healthz", "/readyz", "/metrics", "/asyncapi.json"]})
 

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
-from shared import operations
-from shared.asyncapi import DOCUMENT, SERVICES, consumed_by, render, specification
+from clinic import operations
+from clinic.asyncapi import DOCUMENT, SERVICES, consumed_by, render, specification
 from shared.contracts import REGISTRY, dlq_topic, examples
 from shared.envelope import encode, new_event
 

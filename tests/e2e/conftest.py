@@ -13,8 +13,8 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import stack
-from shared.client import EventClient
+from clinic import stack
+from clinic.client import EventClient
 from shared.settings import Settings
 from tests.conftest import _cleanup
 from tests.support.ports import free_ports

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from shared.contracts import REGISTRY
-from shared.journey import Journey, model
-from shared.polling import eventually
+from clinic.journey import Journey, model
+from clinic.polling import eventually
 
 
 async def test_the_sample_journey_completes_with_every_service_in_step(running, events):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from shared.contracts import REGISTRY
-from shared.journey import Journey
-from shared.polling import eventually
+from clinic.journey import Journey
+from clinic.polling import eventually
 
 RESCHEDULED = REGISTRY.by_name("SessionRescheduled")
 

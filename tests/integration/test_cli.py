@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from services.inventory.app import create_service
 from shared.contracts import REGISTRY, examples
-from shared.polling import eventually
+from clinic.polling import eventually
 from tests.support.cli import clinic
 
 STOCK_RECEIVED = REGISTRY.by_name("stock-received")

@@ -10,11 +10,11 @@ import urllib.request
 
 from pydantic import SecretStr
 
-from shared import operations
+from clinic import operations
 from shared.runtime import Rejected
 from shared.runtime.kafka_client import Kafka
 from tests.support import probe
-from tests.support.polling import eventually
+from clinic.polling import eventually
 from tests.support.cli import clinic
 from tests.support.proxy import Proxy
 
@@ -96,7 +96,7 @@ async def replayed(settings, *args: str) -> list[str | None]:
 def asyncapi_validator(schema: str):
     import jsonschema
 
-    from shared.asyncapi import DOCUMENT
+    from clinic.asyncapi import DOCUMENT
 
     return jsonschema.Draft202012Validator(json.loads(DOCUMENT.read_text())["components"]["schemas"][schema])
 

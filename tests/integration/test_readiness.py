@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.client import EventClient
+from clinic.client import EventClient
 from tests.support import probe
-from tests.support.polling import eventually
+from clinic.polling import eventually
 from tests.support.ports import free_ports
 
 READY = {"store": True, "broker": True, "consumer_assigned": True, "consumer_progressing": True}

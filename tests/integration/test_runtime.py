@@ -15,7 +15,7 @@ from shared.envelope import decode, encode, new_event, with_extensions
 from shared.runtime import Rejected
 from shared.runtime.store import INBOX, OUTBOX
 from tests.support import probe
-from tests.support.polling import eventually
+from clinic.polling import eventually
 from tests.support.settle import settle
 
 

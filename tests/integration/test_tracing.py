@@ -21,7 +21,7 @@ from services.inventory.app import create_service as inventory_service
 from services.scheduling.app import create_service as scheduling_service
 from shared.contracts import REGISTRY
 from shared.runtime.tracing import Tracing
-from tests.support.polling import eventually
+from clinic.polling import eventually
 
 RECORDED, APPROVED, SCHEDULED, RECEIVED = (REGISTRY.by_name(n) for n in ("ConsultationRecorded", "ConsultationApproved", "SessionScheduled", "StockReceived"))
 

@@ -17,7 +17,7 @@ async def clinic(settings, *args: str, stdin: bytes | None = None) -> tuple[int,
         **security_env(settings),
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shared.cli.main", *args,
+        sys.executable, "-m", "clinic.cli.main", *args,
         env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     if stdin is not None:

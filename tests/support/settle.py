@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.contracts import EventData
-from shared.polling import eventually
+from clinic.polling import eventually
 from shared.runtime.store import OUTBOX
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared import access
-from shared.asyncapi import SERVICES
+from clinic import access
+from clinic.asyncapi import SERVICES
 from shared.contracts import REGISTRY, dlq_topic, topic_of
 
 PREFIX = "acme."

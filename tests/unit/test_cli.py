@@ -12,7 +12,7 @@ from importlib.metadata import version
 import pytest
 import typer
 
-from shared.cli.main import app, main
+from clinic.cli.main import app, main
 from shared.contracts import REGISTRY, examples
 
 
@@ -175,7 +175,7 @@ def test_shell_completion_is_offered(capsys, monkeypatch):
     # typer finds the user's shell by walking up the process tree (sh under make); this variable, read when
     # typer is imported, lets the shell be named instead, so the process of its own
     env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
-    shown = subprocess.run([sys.executable, "-m", "shared.cli.main", "--show-completion", "bash"], capture_output=True, text=True, timeout=60, env=env)
+    shown = subprocess.run([sys.executable, "-m", "clinic.cli.main", "--show-completion", "bash"], capture_output=True, text=True, timeout=60, env=env)
     assert shown.returncode == 0 and "_CLINIC_COMPLETE" in shown.stdout, shown.stderr
     monkeypatch.setenv("_CLINIC_COMPLETE", "complete_bash")
     monkeypatch.setenv("COMP_WORDS", "clinic tail --bootstrap-s")

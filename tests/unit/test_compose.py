@@ -13,8 +13,8 @@ from packaging.utils import canonicalize_name
 
 from infra import compose_secrets
 from infra.local import KAFKA_VERSION
-from shared import access
-from shared.asyncapi import SERVICES
+from clinic import access
+from clinic.asyncapi import SERVICES
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from infra import local, security
-from shared import access
+from clinic import access
 from shared.settings import Settings
 
 

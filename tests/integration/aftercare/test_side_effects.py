@@ -18,7 +18,7 @@ from shared.contracts.scheduling import SessionCompleted
 from shared.envelope import new_event
 from tests.integration.aftercare.journey import COMPLETED_AT, Journey
 from tests.support.settle import settle
-from tests.support.polling import eventually
+from clinic.polling import eventually
 
 NOW = COMPLETED_AT + timedelta(hours=6)
 

@@ -17,7 +17,7 @@ from shared.contracts.consultation import (
 )
 from shared.envelope import encode, new_event
 from tests.integration.consultation.test_screening import decisions, escalation, handled, ids
-from tests.support.polling import eventually
+from clinic.polling import eventually
 from tests.unit.consultation.factories import NOW, recorded
 
 

@@ -11,7 +11,7 @@ from shared.contracts.base import LINES
 from shared.contracts.consultation import ConsultationRecorded
 from shared.envelope import encode, new_event
 from tests.integration.consultation.test_screening import decisions, ids
-from tests.support.polling import eventually
+from clinic.polling import eventually
 from tests.unit.consultation.factories import NOW, recorded
 
 

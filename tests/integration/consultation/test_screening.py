@@ -17,7 +17,7 @@ from shared.contracts.consultation import (
     LabResultsRecorded,
 )
 from shared.envelope import new_event
-from tests.support.polling import eventually
+from clinic.polling import eventually
 from tests.unit.consultation.factories import GOOD_LABS, NOW, lab, recorded
 
 DECISIONS = (ConsultationApproved, ConsultationDeferred, ConsultationRejected)

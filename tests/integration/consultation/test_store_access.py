@@ -10,7 +10,7 @@ from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.consultation import ConsultationApproved, ConsultationDeferred, ConsultationRecorded, LabResultsRecorded
 from tests.support.store_commands import reads, watching
 from tests.integration.consultation.test_screening import escalation, handled, ids
-from tests.support.polling import eventually
+from clinic.polling import eventually
 from tests.unit.consultation.factories import GOOD_LABS, NOW, lab, recorded
 
 WITHOUT_FERRITIN = [lab(*row) for row in GOOD_LABS if row[0] != "ferritin"]

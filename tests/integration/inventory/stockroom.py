@@ -19,7 +19,7 @@ from shared.envelope import CloudEvent
 from shared.runtime.effects import Delete, Effects, Insert, Merge, Put
 from shared.runtime.store import INBOX, inbox_id
 from shared.settings import Settings
-from tests.support.polling import eventually
+from clinic.polling import eventually
 
 NOW = datetime(2026, 3, 2, 8, tzinfo=UTC)
 SESSION_AT = datetime(2026, 3, 16, 9, tzinfo=UTC)

@@ -16,7 +16,7 @@ from shared.clock import ManualClock
 from shared.contracts.inventory import IngredientShortage, IngredientsReserved
 from shared.contracts.scheduling import SessionScheduled
 from tests.integration.inventory.stockroom import NOW, SESSION_AT, Crash, Stockroom, dying, levels, stock_lot, stocked
-from tests.support.polling import eventually
+from clinic.polling import eventually
 
 
 async def test_two_instances_reserving_thirty_sessions_from_a_lot_for_ten_never_exceed_it(settings, bus, run_id):

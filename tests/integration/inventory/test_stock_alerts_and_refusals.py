@@ -11,7 +11,7 @@ from shared.clock import ManualClock
 from shared.contracts.inventory import IngredientsReserved, LotExpiringSoon, ReservationReleased, StockLow, StockReceived
 from shared.contracts.plan import Unit
 from tests.integration.inventory.stockroom import NOW, Stockroom, handled, levels, stocked
-from tests.support.polling import eventually
+from clinic.polling import eventually
 
 
 def header(record, name: str) -> str:

@@ -13,7 +13,7 @@ from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import SessionScheduled
 from tests.integration.scheduling.journey import FIRST_DAY, START, Course, booked, tiny_clinic
 from tests.support.settle import settle
-from tests.support.polling import eventually
+from clinic.polling import eventually
 
 ONE_SLOT_A_DAY = tiny_clinic(closes=time(9, 45))
 

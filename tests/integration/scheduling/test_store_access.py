@@ -14,7 +14,7 @@ from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.inventory import IngredientShortage
 from shared.contracts.scheduling import SessionCancelled, SessionCompleted, SessionNoShow, TreatmentPaused
 from tests.integration.scheduling.journey import START, Course, booked, tiny_clinic
-from tests.support.polling import eventually
+from clinic.polling import eventually
 from tests.support.store_commands import reads, watching
 
 

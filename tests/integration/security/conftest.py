@@ -13,12 +13,12 @@ import pytest
 from aiokafka.errors import KafkaError
 
 from infra import local, security
-from shared import access
+from clinic import access
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 from tests.support.deployment import deployment_settings
 from tests.support.cleanup import drop_deployment
-from tests.support.polling import eventually
+from clinic.polling import eventually
 from tests.support.ports import free_ports
 
 

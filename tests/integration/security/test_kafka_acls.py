@@ -15,14 +15,14 @@ from services.aftercare.app import create_service as aftercare
 from services.consultation.app import create_service as consultation
 from services.inventory.app import create_service as inventory
 from services.scheduling.app import create_service as scheduling
-from shared import access
-from shared.client import EventClient
+from clinic import access
+from clinic.client import EventClient
 from shared.contracts import REGISTRY, examples, topic_of
 from shared.envelope import encode, new_event
-from shared.journey import Journey
+from clinic.journey import Journey
 from shared.runtime.kafka_client import Kafka, check_group
 from tests.support.cli import clinic
-from tests.support.polling import eventually
+from clinic.polling import eventually
 
 APPROVED = REGISTRY.by_name("ConsultationApproved")
 SCHEDULED = REGISTRY.by_name("SessionScheduled")

@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError,
 from rich.console import Console
 
 from shared.contracts import DLQ_SUFFIX, REGISTRY, UnknownEventType, topic_of
-from shared.operations import NotFound
+from clinic.operations import NotFound
 from shared.runtime import store
 from shared.runtime.kafka_client import denial
 from shared.settings import Settings, redact

@@ -30,7 +30,7 @@ from aiokafka.errors import KafkaTimeoutError, SecurityDisabled, for_code
 from aiokafka.protocol.admin import CreateAclsRequest_v1, DescribeAclsRequest_v1
 from aiokafka.protocol.api import Request
 
-from shared.asyncapi import SERVICES, consumed_by
+from clinic.asyncapi import SERVICES, consumed_by
 from shared.contracts import REGISTRY, EventData, dlq_topic, topic_of
 from shared.runtime.kafka import ensure_topics
 from shared.runtime.kafka_client import Kafka, topic_configs
@@ -42,7 +42,7 @@ Pattern = Literal["literal", "prefixed"]
 ROLES = (*SERVICES, "operator", "integrator", "viewer")
 ADMIN = "admin"
 REPLAY = "dlq-replay"
-"""The replay's consumer group is ``Settings.group_id(REPLAY)`` (see shared.operations)."""
+"""The replay's consumer group is ``Settings.group_id(REPLAY)`` (see clinic.operations)."""
 
 
 def user(role: str) -> str:

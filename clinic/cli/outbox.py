@@ -7,10 +7,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from shared import outbox_ops
-from shared.asyncapi import SERVICES
-from shared.cli import common
-from shared.cli.common import EXIT_CODES, Bootstrap, Json
+from clinic import outbox_ops
+from clinic.asyncapi import SERVICES
+from clinic.cli import common
+from clinic.cli.common import EXIT_CODES, Bootstrap, Json
 from shared.runtime import store
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings

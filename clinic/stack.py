@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.asyncapi import SERVICES
+from clinic.asyncapi import SERVICES
 
 BASE_HTTP_PORT = 8101
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from infra import local
-from shared.cli.common import EXIT_CODES, Json, echo_json
+from clinic.cli.common import EXIT_CODES, Json, echo_json
 
 app = typer.Typer(help="Local Kafka and MongoDB-compatible store (no Docker needed).", no_args_is_help=True, epilog=EXIT_CODES)
 

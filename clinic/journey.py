@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from shared.client import EventClient
+from clinic.client import EventClient
 from shared.contracts import REGISTRY, EventData, examples
 from shared.envelope import CloudEvent
-from shared.polling import eventually
+from clinic.polling import eventually
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from aiokafka.errors import SecurityDisabled
 
-from shared import access
-from shared.cli import common
-from shared.cli.common import EXIT_CODES, Bootstrap, Json
+from clinic import access
+from clinic.cli import common
+from clinic.cli.common import EXIT_CODES, Bootstrap, Json
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 

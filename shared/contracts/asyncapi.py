@@ -1,26 +1,23 @@
-"""The system's AsyncAPI 3.0 document, built from the contract registry and the services' handlers.
+"""AsyncAPI 3.0 documents, built from the contract registry and what each service consumes.
 
 Written for client generators: one channel per Kafka topic (and one per dead-letter topic), each
 message with its CloudEvents headers (binary content mode), its Kafka key and where its correlation id
 is, operations naming which service sends or receives, and the listeners a deployment may offer.
 
-    python -m shared.asyncapi [--check]      (make asyncapi; make lint-asyncapi runs the official parser)
+The whole system's document is written by ``python -m clinic.asyncapi`` (make asyncapi); a running service
+serves its own part at ``/asyncapi.json``.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
 from shared.contracts import REGISTRY, EventData, dlq_topic, examples, topic_of
 
-SERVICES = ("consultation", "scheduling", "inventory", "aftercare")
-DOCUMENT = Path(__file__).resolve().parent.parent / "asyncapi" / "clinic.asyncapi.json"
 VERSION = "1.1.0"
 KAFKA_BINDING = "0.5.0"
 CORRELATION = "#/components/correlationIds/ce_correlationid"
@@ -38,19 +35,13 @@ DLQ_HEADERS = {
 _NUMERIC = ("dlq_partition", "dlq_offset")
 
 
-def consumed_by(service: str) -> list[type[EventData]]:
-    try:  # the app module wires every handler module of the service
-        importlib.import_module(f"services.{service}.app")
-        module = importlib.import_module(f"services.{service}.handlers")
-    except ModuleNotFoundError:
-        return []
-    return [model for model, _ in module.handlers.by_type.values()]
+def specification(consumed: Mapping[str, Sequence[type[EventData]]], bootstrap: str = "kafka:9092") -> dict[str, Any]:
+    """The whole system's document, or one service's (what it consumes, publishes and dead-letters).
 
-
-def specification(services: tuple[str, ...] = SERVICES, bootstrap: str = "kafka:9092") -> dict[str, Any]:
-    """The whole system's document, or one service's (what it consumes, publishes and dead-letters)."""
+    ``consumed`` names each service of the document with the event types its handlers take."""
+    services = tuple(consumed)
     whole = len(services) > 1
-    consumers = {service: consumed_by(service) for service in services}
+    consumers = {service: list(models) for service, models in consumed.items()}
     producers = {service: REGISTRY.produced_by(service) for service in (*services, "external") if whole or service != "external"}
     models = sorted({m for ms in (*consumers.values(), *producers.values()) for m in ms}, key=lambda m: m.event_type)
     dead_lettered = sorted({m for ms in consumers.values() for m in ms}, key=lambda m: m.event_type)
@@ -297,21 +288,3 @@ def _payload_schemas(models: list[type[EventData]]) -> dict[str, Any]:
         return {}
     _, top = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
     return top.get("$defs", {})
-
-
-def render(services: tuple[str, ...] = SERVICES) -> str:
-    return json.dumps(specification(services), indent=2, sort_keys=True) + "\n"
-
-
-if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:] == ["--check"]:
-        current = DOCUMENT.read_text() if DOCUMENT.exists() else ""
-        if current != render():
-            print(f"{DOCUMENT} is stale; run `make asyncapi`", file=sys.stderr)
-            sys.exit(1)
-    else:
-        DOCUMENT.parent.mkdir(exist_ok=True)
-        DOCUMENT.write_text(render())
-        print(f"wrote {DOCUMENT}")

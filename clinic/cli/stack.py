@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from infra import local
-from shared import stack
-from shared.cli.ops import _tail as tail_topics
+from clinic import stack
+from clinic.cli.ops import _tail as tail_topics
 from shared.settings import Settings
 
 BasePort = Annotated[int, typer.Option("--http-base-port", min=1, max=65000, help="First of four ports for the services' health endpoints.")]
@@ -89,7 +89,7 @@ async def _run(settings: Settings, journey: bool) -> None:
     for task in tasks:
         task.add_done_callback(_report)
     if journey:
-        from shared.journey import play
+        from clinic.journey import play
 
         await asyncio.wait({asyncio.ensure_future(positioned.wait()), tasks[0]}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
         tasks.append(asyncio.create_task(play(settings, say=_say), name="journey"))

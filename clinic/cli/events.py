@@ -11,11 +11,11 @@ import typer
 from aiokafka.structs import RecordMetadata
 from pydantic import ValidationError
 
-from shared.cli import common
-from shared.cli.common import Bootstrap, Json
+from clinic.cli import common
+from clinic.cli.common import Bootstrap, Json
 from shared.contracts import REGISTRY, UnknownEventType, topic_of
 from shared.envelope import CloudEvent, encode, new_event
-from shared.operations import writer
+from clinic.operations import writer
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 

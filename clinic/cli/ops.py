@@ -16,9 +16,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from shared import operations
-from shared.cli import common
-from shared.cli.common import EXIT_CODES, Bootstrap, Json
+from clinic import operations
+from clinic.cli import common
+from clinic.cli.common import EXIT_CODES, Bootstrap, Json
 from shared.contracts import DLQ_SUFFIX
 from shared.envelope import CloudEvent, InvalidEvent, decode, to_structured
 from shared.runtime.kafka_client import Kafka

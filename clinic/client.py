@@ -13,10 +13,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.contracts import EventData, dlq_topic, topic_of
 from shared.envelope import CloudEvent, decode, encode, new_event
-from shared.operations import read_more
+from clinic.operations import read_more
 from shared.runtime.kafka import ensure_topics
 from shared.runtime.kafka_client import Kafka
-from shared.polling import eventually
+from clinic.polling import eventually
 
 
 class EventClient:

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from shared.cli import acl, events, infra, ops, outbox, stack
-from shared.cli.common import EXIT_CODES, INTERRUPTED, USAGE
+from clinic.cli import acl, events, infra, ops, outbox, stack
+from clinic.cli.common import EXIT_CODES, INTERRUPTED, USAGE
 from shared.settings import explain
 
 app = typer.Typer(

@@ -1,3 +1,0 @@
-from shared.polling import eventually
-
-__all__ = ["eventually"]
