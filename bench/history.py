@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.system import RESULTS, BenchError, Services
 from bench import traffic
+from bench.system import RESULTS, BenchError, Services
 from bench.traffic import Driver, Journey, deliver, stock_delivery
 
 WEEKS_PER_PHASE = 4

@@ -73,7 +73,6 @@ from clinic.client import EventClient
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings, redact
 
-
 IDLE_SAMPLE_SECONDS = 3.0
 """Quiet time sampled before measuring: the store round trips the services make with nothing to do."""
 
@@ -514,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             try:
                 asyncio.run(drop(settings))
-            except Exception as error:  # noqa: BLE001 - leftovers are reported, not fatal
+            except Exception as error:
                 print(f"bench: could not drop {prefix}: {error}", file=sys.stderr)
     if result is not None:
         result["wall_seconds"] = round(time.perf_counter() - started, 1)

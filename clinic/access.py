@@ -159,7 +159,7 @@ async def apply(
         creations = [
             (_RESOURCE[g.resource], g.name, _PATTERN[g.pattern], g.principal, _ANY_HOST, _OPERATION[g.operation], _ALLOW) for g in wanted
         ]
-        response = await admin._send_request(_CreateAcls(creations))  # noqa: SLF001 (no public CreateAcls in aiokafka)
+        response = await admin._send_request(_CreateAcls(creations))
         for grant, (code, message) in zip(wanted, response.creation_responses, strict=True):
             if for_code(code) is SecurityDisabled:
                 raise SecurityDisabled("the broker has no authorizer (authorizer.class.name): the topics exist, no ACL was applied")
@@ -177,7 +177,7 @@ async def apply(
 
 async def _described(admin: AIOKafkaAdminClient) -> set[Grant]:
     """The allowing ACLs the broker enforces now."""
-    response = await admin._send_request(_DescribeAcls())  # noqa: SLF001 (no public DescribeAcls in aiokafka)
+    response = await admin._send_request(_DescribeAcls())
     if response.error_code:
         raise for_code(response.error_code)(response.error_message or "DescribeAcls refused")
     found = set()

@@ -11,12 +11,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from clinic.operations import read_more
+from clinic.polling import eventually
 from shared.contracts import EventData, dlq_topic, topic_of
 from shared.envelope import CloudEvent, decode, encode, new_event
-from clinic.operations import read_more
 from shared.runtime.kafka import ensure_topics
 from shared.runtime.kafka_client import Kafka
-from clinic.polling import eventually
 
 
 class EventClient:

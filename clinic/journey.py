@@ -15,9 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from clinic.client import EventClient
+from clinic.polling import eventually
 from shared.contracts import REGISTRY, EventData, examples
 from shared.envelope import CloudEvent
-from clinic.polling import eventually
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 

@@ -121,7 +121,7 @@ async def end_offsets(consumer: AIOKafkaConsumer, names: Iterable[str]) -> dict[
     for topic in names:
         found = consumer.partitions_for_topic(topic)
         if found is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 (aiokafka has no public refresh)
+            await consumer._client.force_metadata_update()
             found = consumer.partitions_for_topic(topic) or set()
         partitions.extend(TopicPartition(topic, p) for p in sorted(found))
     return await consumer.end_offsets(partitions) if partitions else {}
@@ -312,10 +312,10 @@ async def _existing_partitions(consumer: AIOKafkaConsumer, names: list[str], par
     for topic in names:
         found = consumer.partitions_for_topic(topic)
         if found is None:
-            consumer._client.add_topic(topic)  # noqa: SLF001 (asked by name, a topic we may not read is reported as such)
-            await consumer._client.force_metadata_update()  # noqa: SLF001 (aiokafka has no public refresh)
+            consumer._client.add_topic(topic)
+            await consumer._client.force_metadata_update()
             found = consumer.partitions_for_topic(topic)
-            if topic in consumer._client.cluster.unauthorized_topics:  # noqa: SLF001
+            if topic in consumer._client.cluster.unauthorized_topics:
                 raise TopicAuthorizationFailedError(topic)
         if not found:
             raise NotFound(f"topic {topic} does not exist (nothing was ever published to it)")

@@ -15,8 +15,8 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.runtime.kafka_client import Kafka
 from shared.runtime.kafka import ensure_topics
+from shared.runtime.kafka_client import Kafka
 from shared.runtime.store import OUTBOX, OutboxStatus
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from infra import local
 from clinic.access import ADMIN, ROLES, user
+from infra import local
 from shared.settings import Settings
 
 MECHANISM = "SCRAM-SHA-512"
@@ -99,7 +99,7 @@ def up(layout: local.Layout, say=print, wait_seconds: float = 120.0) -> Credenti
     layout.state.mkdir(parents=True, exist_ok=True)
     credentials = Credentials.load_or_create(layout.state / "kafka" / "credentials.json")
     libs = local.fetch_kafka(layout, say)
-    if local._start_kafka(layout, libs, say, sasl_properties(layout, credentials), scram_arguments(credentials)):  # noqa: SLF001
+    if local._start_kafka(layout, libs, say, sasl_properties(layout, credentials), scram_arguments(credentials)):
         deadline = time.monotonic() + wait_seconds
-        local._wait(lambda: local._kafka_ready(layout), "kafka", layout, deadline, f"Kafka (SASL) did not answer on {layout.bootstrap}")  # noqa: SLF001
+        local._wait(lambda: local._kafka_ready(layout), "kafka", layout, deadline, f"Kafka (SASL) did not answer on {layout.bootstrap}")
     return credentials

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
@@ -38,12 +38,16 @@ class InvalidEvent(ValueError):
         self.detail = detail
 
 
+T = TypeVar("T", covariant=True)
+"""The payload's type: a contract model once decoded (``CloudEvent[SessionCompleted]``)."""
+
+
 @dataclass(frozen=True)
-class CloudEvent:
+class CloudEvent(Generic[T]):
     id: str
     source: str
     type: str
-    data: EventData | dict[str, Any]
+    data: T
     time: datetime
     subject: str | None = None
     correlation_id: str | None = None

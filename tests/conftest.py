@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import Settings
 from clinic.client import EventClient as Bus
-from tests.support.deployment import deployment_settings
+from shared.settings import Settings
 from tests.support.cleanup import drop_deployment
-from tests.support.endpoints import Endpoints, endpoints as find_endpoints
+from tests.support.deployment import deployment_settings
+from tests.support.endpoints import Endpoints
+from tests.support.endpoints import endpoints as find_endpoints
 
 TIERS = ("unit", "integration", "e2e", "contract")
 

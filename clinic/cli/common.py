@@ -11,8 +11,8 @@ import typer
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
 from rich.console import Console
 
-from shared.contracts import DLQ_SUFFIX, REGISTRY, UnknownEventType, topic_of
 from clinic.operations import NotFound
+from shared.contracts import DLQ_SUFFIX, REGISTRY, UnknownEventType, topic_of
 from shared.runtime import store
 from shared.runtime.kafka_client import denial
 from shared.settings import Settings, redact

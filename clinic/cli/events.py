@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from clinic.cli import common
 from clinic.cli.common import Bootstrap, Json
+from clinic.operations import writer
 from shared.contracts import REGISTRY, UnknownEventType, topic_of
 from shared.envelope import CloudEvent, encode, new_event
-from clinic.operations import writer
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
 

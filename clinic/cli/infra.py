@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from infra import local
 from clinic.cli.common import EXIT_CODES, Json, echo_json
+from infra import local
 
 app = typer.Typer(help="Local Kafka and MongoDB-compatible store (no Docker needed).", no_args_is_help=True, epilog=EXIT_CODES)
 

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from infra import local
 from clinic import stack
 from clinic.cli.ops import _tail as tail_topics
+from infra import local
 from shared.settings import Settings
 
 BasePort = Annotated[int, typer.Option("--http-base-port", min=1, max=65000, help="First of four ports for the services' health endpoints.")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -137,6 +138,10 @@ async def release_session(shelf: Shelf, ref: SessionRef, round_id: str, now: dat
     return Outcome(released=released_in(shelf, ref.session_id, round_id))
 
 
+def _consume(state: Any, holding: Any, amount: float) -> Any:
+    return balance.consume(state, holding, amount)
+
+
 async def consume_session(
     shelf: Shelf, ref: SessionRef, used: dict[str, float], metas: dict[str, LotMeta], round_id: str, now: datetime, session: dict[str, Any] | None
 ) -> list[Consumed]:
@@ -147,7 +152,7 @@ async def consume_session(
     described = {n: metas.get(n) or meta_of_holding(held[n]) for n in numbers}
     requests = [
         Request(
-            described[n], f"consume|{ref.session_id}|{n}", lambda state, holding, amount=used.get(n, 0.0): balance.consume(state, holding, amount),
+            described[n], f"consume|{ref.session_id}|{n}", functools.partial(_consume, amount=used.get(n, 0.0)),
             ref, extra={"round": round_id},
         )
         for n in numbers

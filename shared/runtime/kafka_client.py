@@ -170,7 +170,7 @@ async def connection_refusal(settings: Settings) -> str | None:
         return f"TLS with Kafka at {host}:{port} failed: {error.verify_message}; check CLINIC_KAFKA_SSL_CAFILE and the broker's certificate"
     except ssl.SSLError as error:
         return f"TLS with Kafka at {host}:{port} failed ({error.reason}); check CLINIC_KAFKA_SSL_* and that the listener speaks TLS"
-    except Exception as error:  # noqa: BLE001 (anything else: not a refusal we can name)
+    except Exception as error:
         return refusal(error, settings)
     connection.close()
     return None

@@ -41,7 +41,9 @@ from shared.runtime.tracing import Tracing
 from shared.settings import Settings, redact
 
 D = TypeVar("D")
-Handler = Callable[[CloudEvent, Any], Awaitable[Effects]]
+E = TypeVar("E", bound=EventData)
+Handler = Callable[[CloudEvent[E], D], Awaitable[Effects]]
+"""A reaction to one event type: ``Handler[SessionCompleted, Deps]``; bare ``Handler`` is any of them."""
 log = logging.getLogger("clinic.runtime")
 
 
@@ -58,29 +60,33 @@ class Rejected(Exception):
         self.detail = detail
 
 
-Job = Callable[[Any, datetime], Awaitable[list[tuple[str, Effects]]]]
+Job = Callable[[D, datetime], Awaitable[list[tuple[str, Effects]]]]
+"""A periodic scan: the (key, effects) pairs it found at the given time."""
 
 
-class Handlers:
-    """The events a service reacts to, like a FastStream router but with our unit of work."""
+class Handlers(Generic[D]):
+    """The events a service reacts to, like a FastStream router but with our unit of work.
+
+    ``Handlers[Deps]("aftercare")``: each handler takes the decoded event typed by the contract it is
+    registered for (``CloudEvent[SessionCompleted]``) and the service's dependencies ``Deps``."""
 
     def __init__(self, service: str) -> None:
         self.service = service
         self.by_type: dict[str, tuple[type[EventData], Handler]] = {}
         self.jobs: dict[str, tuple[float, Job]] = {}
 
-    def every(self, seconds: float) -> Callable[[Job], Job]:
+    def every(self, seconds: float) -> Callable[[Job[D]], Job[D]]:
         """A periodic scan (expiring lots, overdue check-ins). The job returns (key, effects) pairs;
         each key is applied once ever, like an event id, so a scan that runs twice changes nothing."""
 
-        def register(job: Job) -> Job:
+        def register(job: Job[D]) -> Job[D]:
             self.jobs[job.__name__] = (seconds, job)
             return job
 
         return register
 
-    def on(self, model: type[EventData]) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
+    def on(self, model: type[E]) -> Callable[[Handler[E, D]], Handler[E, D]]:
+        def register(handler: Handler[E, D]) -> Handler[E, D]:
             if model.event_type in self.by_type:
                 raise ValueError(f"{self.service} handles {model.event_type} twice")
             self.by_type[model.event_type] = (model, handler)
@@ -559,7 +565,7 @@ class Service(Generic[D]):
         self.log.log(logging.WARNING if outcome == "dead-lettered" else logging.INFO, "event", extra=fields)
 
     async def _handle_with_retries(self, event: CloudEvent, where: dict[str, Any], batch: Batch) -> str:
-        model, handler = self.handlers.by_type[event.type]
+        _model, handler = self.handlers.by_type[event.type]
         failures = transient = 0
         while True:
             try:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared.contracts import REGISTRY
 from clinic.journey import Journey, model
 from clinic.polling import eventually
+from shared.contracts import REGISTRY
 
 
 async def test_the_sample_journey_completes_with_every_service_in_step(running, events):

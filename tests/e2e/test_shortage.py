@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared.contracts import REGISTRY
 from clinic.journey import Journey
 from clinic.polling import eventually
+from shared.contracts import REGISTRY
 
 RESCHEDULED = REGISTRY.by_name("SessionRescheduled")
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
+from clinic.polling import eventually
 from services.inventory.app import create_service
 from shared.contracts import REGISTRY, examples
-from clinic.polling import eventually
 from tests.support.cli import clinic
 
 STOCK_RECEIVED = REGISTRY.by_name("stock-received")
@@ -88,7 +88,7 @@ STORE_COMMANDS = [("stock",), ("outbox", "list", "inventory"), ("outbox", "redri
 @pytest.mark.parametrize("args", KAFKA_COMMANDS + STORE_COMMANDS, ids=" ".join)
 async def test_an_unreachable_endpoint_is_one_line_and_exit_status_3(settings, args):
     settings = settings.model_copy(update={"kafka_bootstrap_servers": UNREACHABLE_KAFKA, "mongodb_url": SecretStr(UNREACHABLE_STORE)})
-    code, out, err = await clinic(settings, *args, stdin=json.dumps(examples(STOCK_RECEIVED)[0]).encode())
+    code, _out, err = await clinic(settings, *args, stdin=json.dumps(examples(STOCK_RECEIVED)[0]).encode())
     assert code == 3, err
     what = "Kafka at 127.0.0.1:1" if args in KAFKA_COMMANDS else "the store at mongodb://127.0.0.1:1/"
     assert err.strip() == err.strip().splitlines()[0] and what in err and "did not answer" in err

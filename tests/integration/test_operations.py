@@ -11,10 +11,10 @@ import urllib.request
 from pydantic import SecretStr
 
 from clinic import operations
+from clinic.polling import eventually
 from shared.runtime import Rejected
 from shared.runtime.kafka_client import Kafka
 from tests.support import probe
-from clinic.polling import eventually
 from tests.support.cli import clinic
 from tests.support.proxy import Proxy
 
@@ -116,7 +116,7 @@ async def test_health_endpoints_answer_and_readiness_turns_false_when_the_store_
             await eventually(lambda: _status(settings, "/readyz", 200), what="ready")
 
             await proxy.cut()
-            status, body = await eventually(lambda: _status(settings, "/readyz", 503), what="not ready without the store")
+            _, body = await eventually(lambda: _status(settings, "/readyz", 503), what="not ready without the store")
             assert body["checks"]["store"] is False and body["checks"]["broker"] is True
 
             await proxy.open()

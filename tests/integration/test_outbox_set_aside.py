@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pymongo import AsyncMongoClient
 
 from shared.envelope import decode, encode, new_event
-from shared.runtime.kafka import ensure_topics
 from shared.runtime.store import OUTBOX
 from tests.support import probe
 from tests.support.cli import clinic

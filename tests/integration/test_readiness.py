@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from clinic.client import EventClient
-from tests.support import probe
 from clinic.polling import eventually
+from tests.support import probe
 from tests.support.ports import free_ports
 
 READY = {"store": True, "broker": True, "consumer_assigned": True, "consumer_progressing": True}

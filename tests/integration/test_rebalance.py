@@ -11,9 +11,9 @@ import time
 
 from aiokafka.partitioner import murmur2
 
+from clinic.polling import eventually
 from shared.runtime.store import INBOX
 from tests.support import probe
-from clinic.polling import eventually
 
 EVENTS = 32
 DELAY = 0.25  # seconds per record, handled one at a time: a batch of EVENTS takes about 8 s

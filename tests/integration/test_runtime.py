@@ -11,11 +11,11 @@ from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
+from clinic.polling import eventually
 from shared.envelope import decode, encode, new_event, with_extensions
 from shared.runtime import Rejected
 from shared.runtime.store import INBOX, OUTBOX
 from tests.support import probe
-from clinic.polling import eventually
 from tests.support.settle import settle
 
 

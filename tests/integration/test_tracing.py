@@ -16,12 +16,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from bench.traffic import approvable_consultation, stock_delivery
+from clinic.polling import eventually
 from services.consultation.app import create_service as consultation_service
 from services.inventory.app import create_service as inventory_service
 from services.scheduling.app import create_service as scheduling_service
 from shared.contracts import REGISTRY
 from shared.runtime.tracing import Tracing
-from clinic.polling import eventually
 
 RECORDED, APPROVED, SCHEDULED, RECEIVED = (REGISTRY.by_name(n) for n in ("ConsultationRecorded", "ConsultationApproved", "SessionScheduled", "StockReceived"))
 
@@ -46,7 +46,7 @@ async def test_one_trace_spans_consultation_scheduling_and_inventory_for_one_jou
         trace_id = int(sent.traceparent.split("-")[1], 16)
         chain = await eventually(lambda: _chain(exporter.get_finished_spans(), trace_id), timeout=90, what="the journey's spans in one trace")
 
-    consumed, approved_out, scheduling_in, scheduled_out, inventory_in = chain
+    consumed, approved_out, scheduling_in, _scheduled_out, inventory_in = chain
     assert consumed.resource.attributes["service.name"] == "clinic-consultation"
     assert scheduling_in.resource.attributes["service.name"] == "clinic-scheduling"
     assert inventory_in.resource.attributes["service.name"] == "clinic-inventory"

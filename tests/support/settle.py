@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.contracts import EventData
 from clinic.polling import eventually
+from shared.contracts import EventData
 from shared.runtime.store import OUTBOX
 
 

@@ -53,7 +53,7 @@ def test_publish_dry_run_shows_the_cloudevent_it_would_send(capsys, tmp_path):
     ],
 )
 def test_a_bad_argument_gets_one_line_and_a_non_zero_exit(capsys, args, message):
-    code, out, err = run(capsys, *args)
+    code, _out, err = run(capsys, *args)
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

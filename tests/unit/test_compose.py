@@ -11,10 +11,10 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from infra import compose_secrets
-from infra.local import KAFKA_VERSION
 from clinic import access
 from clinic.asyncapi import SERVICES
+from infra import compose_secrets
+from infra.local import KAFKA_VERSION
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -72,7 +72,7 @@ def test_an_upstream_source_without_the_expected_text_fails_the_build_loudly(tmp
     relative, old, new = local.FERRETDB_ID_PATCH
     (tmp_path / relative).parent.mkdir(parents=True)
     (tmp_path / relative).write_text("IDColumn = something new upstream\n")
-    with pytest.raises(local.InfraError, match="cannot patch FerretDB .* found it 0 times"):
+    with pytest.raises(local.InfraError, match=r"cannot patch FerretDB .* found it 0 times"):
         local._patch(tmp_path, relative, old, new)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra import local, security
 from clinic import access
+from infra import local, security
 from shared.settings import Settings
 
 

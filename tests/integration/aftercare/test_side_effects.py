@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from clinic.polling import eventually
 from services.aftercare.app import create_service
 from services.aftercare.repository import SIDE_EFFECTS
 from shared.clock import ManualClock
@@ -18,7 +19,6 @@ from shared.contracts.scheduling import SessionCompleted
 from shared.envelope import new_event
 from tests.integration.aftercare.journey import COMPLETED_AT, Journey
 from tests.support.settle import settle
-from clinic.polling import eventually
 
 NOW = COMPLETED_AT + timedelta(hours=6)
 

@@ -12,8 +12,8 @@ from shared.contracts.aftercare import CheckInAnswered, OutcomeRecorded, SideEff
 from shared.contracts.scheduling import SessionCompleted
 from tests.integration.aftercare.journey import COMPLETED_AT, Journey
 from tests.integration.aftercare.test_outcomes import outcome
-from tests.support.store_commands import reads, watching
 from tests.support.settle import settle
+from tests.support.store_commands import reads, watching
 
 OWN = {SESSIONS, CHECK_INS, SIDE_EFFECTS, OUTCOME_TRENDS}
 

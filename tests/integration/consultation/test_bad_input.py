@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from clinic.polling import eventually
 from services.consultation.app import create_service
 from shared.clock import ManualClock
 from shared.contracts.consultation import (
@@ -17,7 +18,6 @@ from shared.contracts.consultation import (
 )
 from shared.envelope import encode, new_event
 from tests.integration.consultation.test_screening import decisions, escalation, handled, ids
-from clinic.polling import eventually
 from tests.unit.consultation.factories import NOW, recorded
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 
+from clinic.polling import eventually
 from services.consultation.app import create_service
 from shared.clock import ManualClock
 from shared.contracts.base import LINES
 from shared.contracts.consultation import ConsultationRecorded
 from shared.envelope import encode, new_event
 from tests.integration.consultation.test_screening import decisions, ids
-from clinic.polling import eventually
 from tests.unit.consultation.factories import NOW, recorded
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from clinic.polling import eventually
 from services.consultation.app import create_service
 from shared.clock import ManualClock
 from shared.contracts.aftercare import AdverseEventEscalated
@@ -17,7 +18,6 @@ from shared.contracts.consultation import (
     LabResultsRecorded,
 )
 from shared.envelope import new_event
-from clinic.polling import eventually
 from tests.unit.consultation.factories import GOOD_LABS, NOW, lab, recorded
 
 DECISIONS = (ConsultationApproved, ConsultationDeferred, ConsultationRejected)

@@ -3,14 +3,14 @@ event does not grow with the clinic's history, and the patient's open list follo
 
 from __future__ import annotations
 
+from clinic.polling import eventually
 from services.consultation.app import create_service
 from services.consultation.repository import CONSULTATIONS, PATIENTS
 from shared.clock import ManualClock
 from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.consultation import ConsultationApproved, ConsultationDeferred, ConsultationRecorded, LabResultsRecorded
-from tests.support.store_commands import reads, watching
 from tests.integration.consultation.test_screening import escalation, handled, ids
-from clinic.polling import eventually
+from tests.support.store_commands import reads, watching
 from tests.unit.consultation.factories import GOOD_LABS, NOW, lab, recorded
 
 WITHOUT_FERRITIN = [lab(*row) for row in GOOD_LABS if row[0] != "ferritin"]

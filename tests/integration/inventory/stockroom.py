@@ -7,6 +7,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from clinic.polling import eventually
 from services.inventory.deliveries import receive_stock
 from services.inventory.domain import LotMeta
 from services.inventory.repository import Repository
@@ -19,7 +20,6 @@ from shared.envelope import CloudEvent
 from shared.runtime.effects import Delete, Effects, Insert, Merge, Put
 from shared.runtime.store import INBOX, inbox_id
 from shared.settings import Settings
-from clinic.polling import eventually
 
 NOW = datetime(2026, 3, 2, 8, tzinfo=UTC)
 SESSION_AT = datetime(2026, 3, 16, 9, tzinfo=UTC)

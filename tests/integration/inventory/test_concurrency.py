@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 from pymongo import AsyncMongoClient
 
+from clinic.polling import eventually
 from services.inventory.app import create_service
 from services.inventory.ledger import SessionRef
 from services.inventory.repository import Repository
@@ -16,7 +17,6 @@ from shared.clock import ManualClock
 from shared.contracts.inventory import IngredientShortage, IngredientsReserved
 from shared.contracts.scheduling import SessionScheduled
 from tests.integration.inventory.stockroom import NOW, SESSION_AT, Crash, Stockroom, dying, levels, stock_lot, stocked
-from clinic.polling import eventually
 
 
 async def test_two_instances_reserving_thirty_sessions_from_a_lot_for_ten_never_exceed_it(settings, bus, run_id):

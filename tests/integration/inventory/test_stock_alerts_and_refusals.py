@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
+from clinic.polling import eventually
 from services.inventory.app import create_service
 from services.inventory.config import Ingredient, InventoryConfig
 from shared.clock import ManualClock
 from shared.contracts.inventory import IngredientsReserved, LotExpiringSoon, ReservationReleased, StockLow, StockReceived
 from shared.contracts.plan import Unit
 from tests.integration.inventory.stockroom import NOW, Stockroom, handled, levels, stocked
-from clinic.polling import eventually
 
 
 def header(record, name: str) -> str:

@@ -88,7 +88,7 @@ async def test_a_cancelled_session_is_rebooked_and_later_sessions_move_only_as_n
     assert [m.session_id for m in moved] == [course.session_id(i) for i in (2, 3, 4)]
     assert moved[0].reason == RescheduleReason.SESSION_CANCELLED
     assert moved[0].scheduled_for == second.scheduled_for + timedelta(days=1)
-    assert [m.scheduled_for - s.scheduled_for for m, s in zip(moved[1:], sessions[2:])] == [timedelta(days=1)] * 2
+    assert [m.scheduled_for - s.scheduled_for for m, s in zip(moved[1:], sessions[2:], strict=False)] == [timedelta(days=1)] * 2
     assert {(m.reason, m.caused_by_session_id) for m in moved[1:]} == {(RescheduleReason.EARLIER_SESSION_MOVED, second.session_id)}
     assert claims[second.session_id] == {moved[0].scheduled_for + timedelta(minutes=m) for m in (0, 15, 30)}
     assert reminders_before == {reminder_id(second.session_id, kind, second.scheduled_for) for kind in ("washout", "numbing_cream")}

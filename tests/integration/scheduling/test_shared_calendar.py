@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, time, timedelta
 
 from aiokafka.partitioner import murmur2
 
+from clinic.polling import eventually
 from services.scheduling.app import create_service
 from services.scheduling.claims import DAYS, SLOTS, SlotTaken
 from shared.clock import ManualClock
@@ -13,7 +15,6 @@ from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import SessionScheduled
 from tests.integration.scheduling.journey import FIRST_DAY, START, Course, booked, tiny_clinic
 from tests.support.settle import settle
-from clinic.polling import eventually
 
 ONE_SLOT_A_DAY = tiny_clinic(closes=time(9, 45))
 
@@ -31,7 +32,7 @@ def overlapping(sessions: list[SessionScheduled], resource: str) -> list[tuple[s
     ordered = sorted(sessions, key=lambda s: (getattr(s, resource), s.scheduled_for))
     return [
         (a.session_id, b.session_id)
-        for a, b in zip(ordered, ordered[1:])
+        for a, b in itertools.pairwise(ordered)
         if getattr(a, resource) == getattr(b, resource) and b.scheduled_for < a.scheduled_for + timedelta(minutes=a.duration_minutes)
     ]
 
@@ -52,7 +53,7 @@ async def test_two_patients_booked_at_once_by_two_instances_never_share_the_chai
     assert overlapping(everything, "chair_id") == []
     assert overlapping(everything, "practitioner_id") == []
     for sessions in courses:
-        gaps = [(b.scheduled_for.date() - a.scheduled_for.date()).days for a, b in zip(sessions, sessions[1:])]
+        gaps = [(b.scheduled_for.date() - a.scheduled_for.date()).days for a, b in itertools.pairwise(sessions)]
         assert all(7 <= gap <= 28 for gap in gaps), gaps
     assert sorted(s[0].scheduled_for.date() for s in courses) == [FIRST_DAY, FIRST_DAY + timedelta(days=1)]
     assert claims == 2 * 4 * 2 * 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from clinic.polling import eventually
 from services.scheduling.app import create_service
 from services.scheduling.claims import DAYS, SLOTS
 from services.scheduling.repository import COURSES
@@ -14,7 +15,6 @@ from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.inventory import IngredientShortage
 from shared.contracts.scheduling import SessionCancelled, SessionCompleted, SessionNoShow, TreatmentPaused
 from tests.integration.scheduling.journey import START, Course, booked, tiny_clinic
-from clinic.polling import eventually
 from tests.support.store_commands import reads, watching
 
 

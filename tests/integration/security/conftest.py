@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from aiokafka.errors import KafkaError
 
-from infra import local, security
 from clinic import access
+from clinic.polling import eventually
+from infra import local, security
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings
-from tests.support.deployment import deployment_settings
 from tests.support.cleanup import drop_deployment
-from clinic.polling import eventually
+from tests.support.deployment import deployment_settings
 from tests.support.ports import free_ports
 
 

@@ -11,18 +11,18 @@ from aiokafka import TopicPartition
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 from pydantic import SecretStr
 
+from clinic import access
+from clinic.client import EventClient
+from clinic.journey import Journey
+from clinic.polling import eventually
 from services.aftercare.app import create_service as aftercare
 from services.consultation.app import create_service as consultation
 from services.inventory.app import create_service as inventory
 from services.scheduling.app import create_service as scheduling
-from clinic import access
-from clinic.client import EventClient
 from shared.contracts import REGISTRY, examples, topic_of
 from shared.envelope import encode, new_event
-from clinic.journey import Journey
 from shared.runtime.kafka_client import Kafka, check_group
 from tests.support.cli import clinic
-from clinic.polling import eventually
 
 APPROVED = REGISTRY.by_name("ConsultationApproved")
 SCHEDULED = REGISTRY.by_name("SessionScheduled")

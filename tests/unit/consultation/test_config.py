@@ -25,14 +25,14 @@ def test_the_defaults_are_a_complete_versioned_rule_set():
 def test_a_rule_set_without_a_rule_the_screening_fires_is_refused():
     data = rule_set()
     del data["rules"]["scalp.active_infection"]
-    with pytest.raises(ValidationError, match="lacks scalp.active_infection"):
+    with pytest.raises(ValidationError, match=r"lacks scalp\.active_infection"):
         RuleSet.model_validate(data)
 
 
 def test_a_configured_lab_needs_its_rules():
     data = rule_set()
     del data["rules"]["labs.tsh_out_of_range"]
-    with pytest.raises(ValidationError, match="lacks labs.tsh_out_of_range"):
+    with pytest.raises(ValidationError, match=r"lacks labs\.tsh_out_of_range"):
         RuleSet.model_validate(data)
 
 

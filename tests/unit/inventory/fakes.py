@@ -64,7 +64,8 @@ class Cursor:
 
 def _matches(value: Any, wanted: Any) -> bool:
     if isinstance(wanted, dict):
-        return all({"$lt": lambda: value < v, "$ne": lambda: value != v}[op]() for op, v in wanted.items())
+        tests = {"$lt": lambda v: value < v, "$ne": lambda v: value != v}
+        return all(tests[op](v) for op, v in wanted.items())
     return value == wanted
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 
 from services.scheduling.calendar import Booking, Calendar
@@ -17,7 +18,7 @@ def place(config, sessions=4, interval=14, busy=frozenset(), not_before=NOT_BEFO
 
 
 def gaps(bookings: list[Booking]) -> list[int]:
-    return [(b.start.date() - a.start.date()).days for a, b in zip(bookings, bookings[1:])]
+    return [(b.start.date() - a.start.date()).days for a, b in itertools.pairwise(bookings)]
 
 
 def test_the_whole_series_lands_at_the_plans_interval_from_the_first_possible_opening():
