@@ -147,7 +147,8 @@ class Service(Generic[D]):
         self.tracing = tracer or Tracing(self.name, self.settings)
         """Spans of this service (replace it before ``start`` to export elsewhere, as the tests do)."""
         self.stats = Stats()
-        self._dependencies = dependencies
+        self.dependencies = dependencies
+        """Builds what the handlers get (``Deps``) from the runtime: the database, clock and settings."""
         self._client: AsyncMongoClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -192,7 +193,7 @@ class Service(Generic[D]):
         self._client = store.connect(s.mongodb_url.get_secret_value(), f"clinic-{self.name}", service=self.name, listeners=[listener] if listener else [])
         self.db = store.database(self._client, s.database(self.name))
         await self._until_ready("store", lambda: store.ensure_indexes(self.db))
-        self.deps = await self._dependencies(Runtime(self.name, self.db, self.clock, s))
+        self.deps = await self.dependencies(Runtime(self.name, self.db, self.clock, s))
         own_topics = [topic_of(m, s.topic_prefix) for m in _produced(self.name)]
         every_topic = sorted({*self.topics, *map(dlq_topic, self.topics), *own_topics})
         # every topic, served with its leaders, before the consumer subscribes (docs/liveness.md)
