@@ -1,18 +1,28 @@
-"""The clinic calendar: when it is open, which resources an appointment holds, where one still fits.
+"""The clinic calendar and placing appointments in it (pure: no I/O).
 
 An appointment holds its practitioner (and, for a treatment session, a chair) for every step of the
 slot grid it covers. Each held step is a *cell* ``"<resource>|<start UTC>"``; the store claims cells
 under exactly these ids, so two bookings can never hold the same resource at the same time.
+
+Occupancy: the store keeps one calendar document per day, so a decision reads only the days it looks
+at. Which days those are is only known while deciding (a series may look anywhere in a year), so a
+decision is made against the days read so far, counting a day not read yet as free and noting it. The
+caller reads the noted days and decides again; a decision that noted no day is the real one.
+
+Placement: consecutive sessions lie ``min..max`` days apart (local calendar days), so no two sessions of
+a chain share a day and a day's choice never disturbs another's. That makes "can the rest of the chain
+be placed from session i on day d" depend on (i, d) alone, so a depth-first search that remembers dead
+ends finds the nearest feasible chain in polynomial time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
-from services.scheduling.config import CalendarConfig
+from services.scheduling.config import CalendarConfig, SchedulingConfig
 
 
 def cell_id(resource: str, start: datetime) -> str:
@@ -112,3 +122,146 @@ class Calendar:
     def _preferring(options: tuple[str, ...], preferred: str | None) -> tuple[str, ...]:
         # Continuity: the same practitioner (and chair) as before when they are free.
         return tuple(sorted(options, key=lambda option: option != preferred))
+
+
+# Occupancy: the stored calendar as a decision sees it
+
+
+class Occupancy:
+    def __init__(self, days: Mapping[str, Set[str]], known: Set[str] = frozenset(), unread: set[str] | None = None) -> None:
+        self.days = days
+        """Cells held by other courses, per day read (``YYYY-MM-DD``)."""
+        self.known = frozenset(known)
+        """Cells taken whatever the days say (lost to another booking, or placed earlier in the same decision)."""
+        self.unread: set[str] = set() if unread is None else unread
+        """Days the decision looked at without having them: it must be made again once they are read."""
+
+    def isdisjoint(self, cells: Iterable[str], /) -> bool:
+        for cell in cells:
+            if cell in self.known:
+                return False
+            held = self.days.get(day := day_of(cell))
+            if held is None:
+                self.unread.add(day)
+            elif cell in held:
+                return False
+        return True
+
+    def __or__(self, cells: Set[str], /) -> Occupancy:
+        return Occupancy(self.days, self.known | cells, self.unread)
+
+
+def days_to_read(unread: Set[str], already: Set[str], round: int, widest: int = 64) -> list[str]:
+    """The noted days, and from the second round on a growing run of days after the earliest of them:
+    a decision that keeps finding unread days is searching a full calendar, so read ahead of it."""
+    wanted = set(unread)
+    if round > 0 and unread:
+        first = date.fromisoformat(min(unread))
+        wanted.update((first + timedelta(days=i)).isoformat() for i in range(1, min(widest, 4 << round) + 1))
+    return sorted(wanted - already)
+
+
+# Placement: a whole new series, the rest of one after a move, a follow-up
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def nearest(target: date, low: date, high: date) -> list[date]:
+    """Days in [low, high], nearest to ``target`` first; on a tie the later day (a longer gap is the safer side)."""
+    return sorted(days_between(low, high), key=lambda d: (abs((d - target).days), d < target))
+
+
+def solve(
+    count: int,
+    first_days: Iterable[date],
+    next_days: Callable[[int, date], Iterable[date]],
+    slot_on: Callable[[int, date], Booking | None],
+) -> list[Booking] | None:
+    dead: set[tuple[int, date]] = set()
+
+    def rest_from(index: int, day: date) -> list[Booking] | None:
+        if (index, day) in dead:
+            return None
+        booking = slot_on(index, day)
+        if booking is not None:
+            if index == count - 1:
+                return [booking]
+            for following in next_days(index + 1, day):
+                tail = rest_from(index + 1, following)
+                if tail is not None:
+                    return [booking, *tail]
+        dead.add((index, day))
+        return None
+
+    for day in first_days:
+        found = rest_from(0, day)
+        if found is not None:
+            return found
+    return None
+
+
+@dataclass(frozen=True)
+class Window:
+    first: date
+    last: date
+
+
+def search_window(not_before: datetime, calendar: Calendar, config: SchedulingConfig) -> Window:
+    first = calendar.local_day(not_before)
+    return Window(first, first + timedelta(days=config.series.horizon_days))
+
+
+def place_series(
+    sessions: int, interval_days: int, not_before: datetime, busy: Busy, calendar: Calendar, config: SchedulingConfig
+) -> list[Booking] | None:
+    """The whole series, first session as early as possible, each next one as near the plan's interval as fits."""
+    rules, window = config.series, search_window(not_before, calendar, config)
+
+    def next_days(index: int, previous: date) -> list[date]:
+        high = min(previous + timedelta(days=rules.max_interval_days), window.last)
+        return nearest(previous + timedelta(days=interval_days), previous + timedelta(days=rules.min_interval_days), high)
+
+    def slot_on(index: int, day: date) -> Booking | None:
+        return calendar.find(day, busy, minutes=calendar.config.session_minutes, with_chair=True, not_before=not_before)
+
+    return solve(sessions, days_between(window.first, window.last), next_days, slot_on)
+
+
+def replace_chain(
+    current: list[Booking],
+    not_before: datetime,
+    latest_first_day: date | None,
+    busy: Busy,
+    calendar: Calendar,
+    config: SchedulingConfig,
+    notice: datetime,
+) -> list[Booking] | None:
+    """New bookings for a chain whose first session must move to ``not_before`` or later (and, when given,
+    no later than ``latest_first_day``); each later session keeps its booking when the gap still holds and
+    otherwise moves to the nearest day that restores it."""
+    rules, window = config.series, search_window(not_before, calendar, config)
+    last_first = min(latest_first_day, window.last) if latest_first_day else window.last
+
+    def next_days(index: int, previous: date) -> list[date]:
+        high = min(previous + timedelta(days=rules.max_interval_days), window.last)
+        return nearest(calendar.local_day(current[index].start), previous + timedelta(days=rules.min_interval_days), high)
+
+    def slot_on(index: int, day: date) -> Booking | None:
+        minutes = current[index].minutes
+        if index == 0:
+            return calendar.find(day, busy, minutes=minutes, with_chair=True, not_before=not_before, keep=current[0])
+        return calendar.find(day, busy, minutes=minutes, with_chair=True, not_before=notice, keep=current[index])
+
+    return solve(len(current), days_between(window.first, last_first), next_days, slot_on)
+
+
+def place_follow_up(target: datetime, search_days: int, busy: Busy, calendar: Calendar) -> Booking | None:
+    """A practitioner-only appointment (no chair) on the first day from ``target`` on that has room."""
+    first = calendar.local_day(target)
+    for day in days_between(first, first + timedelta(days=search_days)):
+        found = calendar.find(day, busy, minutes=calendar.config.follow_up_minutes, with_chair=False, not_before=target)
+        if found is not None:
+            return found
+    return None

@@ -1,4 +1,15 @@
-"""A treatment course in the calendar, and booking a whole approved series (pure: no I/O, time passed in)."""
+"""Scheduling's rules (pure: no I/O, time passed in): a treatment course in the calendar, booking a whole
+approved series, moving sessions, completing and pausing a course, the reminders each session is due,
+and every event scheduling publishes (built here and nowhere else).
+
+Pre-treatment reminders. Washout: avoid aspirin/NSAIDs and alcohol the plan's number of days before the
+session; a patient on prescribed anticoagulants is never told to stop them: the clinician gets a review
+item instead. Numbing cream: applied the plan's minutes before the session; the reminder comes a
+configured notice before that.
+
+Rebooking (a session cancelled, missed, or short of stock) moves the session and the later sessions only
+as far as the gaps need.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +17,25 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from services.scheduling.calendar import Booking, Busy, Calendar
-from services.scheduling.config import SchedulingConfig
-from services.scheduling.placement import place_series, search_window
-from services.scheduling.reminders import reminders_for
+from services.scheduling.calendar import Booking, Busy, Calendar, place_follow_up, place_series, replace_chain, search_window
+from services.scheduling.config import ReminderRules, SchedulingConfig
 from shared.contracts import EventData
+from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.consultation import ConsultationApproved
-from shared.contracts.plan import Reason, TreatmentPlan
-from shared.contracts.scheduling import PreTreatmentReminderDue, SchedulingFailed, SessionScheduled
+from shared.contracts.inventory import IngredientShortage
+from shared.contracts.plan import PreTreatmentPrecautions, Reason, TreatmentPlan
+from shared.contracts.scheduling import (
+    FollowUpScheduled,
+    PreTreatmentReminderDue,
+    ReminderInstruction,
+    RescheduleReason,
+    SchedulingFailed,
+    SessionCompleted,
+    SessionRescheduled,
+    SessionScheduled,
+    TreatmentCourseCompleted,
+    TreatmentPaused,
+)
 
 SessionStatus = Literal["scheduled", "completed", "released", "cancelled", "unbooked"]
 CourseStatus = Literal["active", "paused", "completed", "failed"]
@@ -144,6 +166,42 @@ def scheduled(course: Course, session: Session) -> SessionScheduled:
     )
 
 
+# Pre-treatment reminders
+
+
+@dataclass(frozen=True)
+class Reminder:
+    kind: Literal["washout", "numbing_cream"]
+    due_at: datetime
+    instructions: tuple[ReminderInstruction, ...]
+
+
+def reminders_for(start: datetime, precautions: PreTreatmentPrecautions, rules: ReminderRules) -> list[Reminder]:
+    reminders = []
+    washout = _washout(start, precautions, rules)
+    if washout:
+        reminders.append(Reminder("washout", washout[0].at, washout))
+    if precautions.numbing_cream_minutes_before is not None:
+        apply_at = start - timedelta(minutes=precautions.numbing_cream_minutes_before)
+        cream = ReminderInstruction(action="apply_numbing_cream", audience="patient", at=apply_at)
+        reminders.append(Reminder("numbing_cream", apply_at - timedelta(minutes=rules.numbing_cream_notice_minutes), (cream,)))
+    return reminders
+
+
+def _washout(start: datetime, precautions: PreTreatmentPrecautions, rules: ReminderRules) -> tuple[ReminderInstruction, ...]:
+    items = []
+    if precautions.anticoagulant_clinician_review:
+        at = start - timedelta(days=rules.anticoagulant_review_days)
+        items.append(ReminderInstruction(action="anticoagulant_clinician_review", audience="clinician", at=at))
+    elif precautions.avoid_aspirin_nsaids_days:
+        at = start - timedelta(days=precautions.avoid_aspirin_nsaids_days)
+        items.append(ReminderInstruction(action="avoid_aspirin_nsaids", audience="patient", at=at))
+    if precautions.avoid_alcohol_days:
+        at = start - timedelta(days=precautions.avoid_alcohol_days)
+        items.append(ReminderInstruction(action="avoid_alcohol", audience="patient", at=at))
+    return tuple(sorted(items, key=lambda item: item.at))
+
+
 @dataclass(frozen=True)
 class DueReminder:
     kind: str
@@ -207,3 +265,212 @@ def _booked(session: Session) -> Booking:
     if session.booking is None:
         raise ValueError(f"{session.session_id} has no booking")
     return session.booking
+
+
+# Moving a session
+
+
+ACTIVE = ("scheduled", "completed")
+
+
+def chain_of(course: Course, session: Session) -> list[Session]:
+    """The session and every later one still booked: what a move may ripple through."""
+    later = [s for s in course.sessions if s.sequence > session.sequence and s.status == "scheduled"]
+    return [session, *sorted(later, key=lambda s: s.sequence)]
+
+
+def rebook(
+    course: Course,
+    session: Session,
+    reason: RescheduleReason,
+    not_before: datetime,
+    busy: Busy,
+    calendar: Calendar,
+    config: SchedulingConfig,
+    now: datetime,
+) -> Decision:
+    """Book ``session`` again from ``not_before`` on, keeping the plan's gap to the session before it when
+    possible (otherwise the nearest later slot: the course goes on rather than stopping), and move each
+    later session only when its gap to the one before no longer holds."""
+    rules = config.series
+    notice = now + timedelta(hours=rules.booking_notice_hours)
+    lowest, latest = max(not_before, notice), None
+    previous = _previous(course, session)
+    if previous is not None and previous.booking is not None:
+        previous_day = calendar.local_day(previous.booking.start)
+        lowest = max(lowest, calendar.day_start(previous_day + timedelta(days=rules.min_interval_days)))
+        latest = previous_day + timedelta(days=rules.max_interval_days)
+    else:
+        lowest = max(lowest, calendar.day_start(course.plan.earliest_start))
+    chain = chain_of(course, session)
+    current = [s.booking for s in chain if s.booking is not None]
+    placed = replace_chain(current, lowest, latest, busy, calendar, config, notice)
+    if placed is None and latest is not None:
+        placed = replace_chain(current, lowest, None, busy, calendar, config, notice)
+    if placed is None:
+        return _unbookable(course, session, lowest, calendar, config, now)  # later sessions keep their slots
+    moved = [replace(s, booking=b, at_risk=None if i == 0 else s.at_risk) for i, (s, b) in enumerate(zip(chain, placed, strict=True))]
+    events: list[EventData] = []
+    for index, (before, after) in enumerate(zip(chain, moved, strict=True)):
+        if index == 0 or after.booking != before.booking:
+            cause = reason if index == 0 else RescheduleReason.EARLIER_SESSION_MOVED
+            events.append(rescheduled(course, before, after, cause, None if index == 0 else session.session_id))
+    return Decision(course.with_sessions(*moved), tuple(events), outcome="rescheduled", holds=_ids(chain))
+
+
+def answer_shortage(
+    course: Course, session: Session, shortage: IngredientShortage, busy: Busy, calendar: Calendar, config: SchedulingConfig, now: datetime
+) -> Decision:
+    """At risk while restocking can still make it; moved to when it can otherwise."""
+    assert session.booking is not None
+    restocked = shortage.detected_at + timedelta(days=config.shortage.restock_lead_days)
+    if session.booking.start >= restocked:
+        return Decision(course.with_sessions(replace(session, at_risk=shortage.cause)), outcome="at-risk")
+    return rebook(course, session, RescheduleReason.INGREDIENT_SHORTAGE, restocked, busy, calendar, config, now)
+
+
+def release(course: Course, session: Session) -> Decision:
+    """Cancelled without rebooking: the slot goes back to the calendar."""
+    return Decision(course.with_sessions(replace(session, status="cancelled")), outcome="cancelled", holds=_ids([session]))
+
+
+def rescheduled(course: Course, before: Session, after: Session, reason: RescheduleReason, caused_by: str | None) -> SessionRescheduled:
+    assert before.booking is not None and after.booking is not None
+    return SessionRescheduled(
+        patient_id=course.patient_id,
+        course_id=course.course_id,
+        session_id=after.session_id,
+        sequence=after.sequence,
+        previous_start=before.booking.start,
+        scheduled_for=after.booking.start,
+        duration_minutes=after.booking.minutes,
+        practitioner_id=after.booking.practitioner_id,
+        chair_id=after.booking.chair_id,
+        reason=reason,
+        caused_by_session_id=caused_by,
+        cocktail=course.plan.cocktail,
+    )
+
+
+def _previous(course: Course, session: Session) -> Session | None:
+    earlier = [s for s in course.sessions if s.sequence < session.sequence and s.status in ACTIVE]
+    return max(earlier, key=lambda s: s.sequence, default=None)
+
+
+def _unbookable(course: Course, session: Session, lowest: datetime, calendar: Calendar, config: SchedulingConfig, now: datetime) -> Decision:
+    window = search_window(lowest, calendar, config)
+    failed = SchedulingFailed(
+        patient_id=course.patient_id,
+        consultation_id=course.consultation_id,
+        course_id=course.course_id,
+        failed_at=now,
+        sessions_requested=1,
+        searched_from=window.first,
+        searched_until=window.last,
+        reasons=(Reason(code="no_slot_to_rebook", detail=f"no slot to rebook session {session.sequence} of the course"),),
+    )
+    unbooked = replace(session, status="unbooked", booking=None)
+    return Decision(course.with_sessions(unbooked), (failed,), outcome="unbookable", holds=_ids([session]))
+
+
+def _ids(sessions: list[Session]) -> frozenset[str]:
+    return frozenset(s.session_id for s in sessions)
+
+
+# Completing and pausing a course
+
+
+FINISHED = ("completed", "cancelled")
+
+
+def complete_session(
+    course: Course, completed: SessionCompleted, busy: Busy, calendar: Calendar, config: SchedulingConfig
+) -> Decision:
+    session = course.session(completed.session_id)
+    assert session is not None
+    closed = course.with_sessions(replace(session, status="completed", completed_at=completed.completed_at, at_risk=None))
+    done = [s for s in closed.sessions if s.status == "completed"]
+    if course.status != "active" or not all(s.status in FINISHED for s in closed.sessions):
+        return Decision(closed, outcome="closed")
+    ended = TreatmentCourseCompleted(
+        patient_id=course.patient_id,
+        course_id=course.course_id,
+        completed_at=completed.completed_at,
+        sessions_planned=course.plan.sessions,
+        sessions_completed=len(done),
+        last_session_id=session.session_id,
+        maintenance_interval_weeks=course.plan.maintenance_interval_weeks,
+    )
+    visits = maintenance(closed, completed.completed_at, busy, calendar, config)
+    final = replace(closed, status="completed", completed_at=completed.completed_at, follow_ups=closed.follow_ups + visits)
+    holds = frozenset(maintenance_ids(course, config))
+    return Decision(final, (ended, *(follow_up_scheduled(final, v) for v in visits)), outcome="course-completed", holds=holds)
+
+
+def maintenance_ids(course: Course, config: SchedulingConfig) -> list[str]:
+    return [f"fu_{course.suffix}_M{number}" for number in range(1, config.follow_ups.maintenance_visits + 1)]
+
+
+def maintenance(course: Course, completed_at: datetime, busy: Busy, calendar: Calendar, config: SchedulingConfig) -> tuple[FollowUp, ...]:
+    """Visits every maintenance interval after the last session; a visit with no room in its window is left out."""
+    rules, interval = config.follow_ups, timedelta(weeks=course.plan.maintenance_interval_weeks)
+    visits: list[FollowUp] = []
+    for number, follow_up_id in enumerate(maintenance_ids(course, config), start=1):
+        target = calendar.day_start(calendar.local_day(completed_at + interval * number))
+        booking = place_follow_up(target, rules.maintenance_search_days, busy, calendar)
+        if booking is not None:
+            visits.append(FollowUp(follow_up_id, "maintenance_visit", booking))
+            busy = busy | set(booking.cells(calendar.step))
+    return tuple(visits)
+
+
+def pause(
+    course: Course, escalation: AdverseEventEscalated, busy: Busy, calendar: Calendar, config: SchedulingConfig, now: datetime
+) -> Decision:
+    """Release every session still ahead and book a clinical review of the escalation."""
+    rules = config.follow_ups
+    released = [replace(s, status="released") for s in course.sessions if s.status == "scheduled" and s.booking and s.booking.start > now]
+    review_id = f"fu_{course.suffix}_R{len(course.escalations) + 1}"
+    booking = place_follow_up(now + timedelta(hours=rules.review_after_hours), rules.review_search_days, busy, calendar)
+    review = FollowUp(review_id, "adverse_event_review", booking, escalation.escalation_id) if booking else None
+    status: CourseStatus = "completed" if course.status == "completed" else "paused"
+    after = replace(
+        course.with_sessions(*released),
+        status=status,
+        follow_ups=course.follow_ups + ((review,) if review else ()),
+        escalations=(*course.escalations, escalation.escalation_id),
+    )
+    events: list[EventData] = []
+    if course.status != "completed":
+        events.append(
+            TreatmentPaused(
+                patient_id=course.patient_id,
+                course_id=course.course_id,
+                paused_at=now,
+                reason="adverse_event",
+                escalation_id=escalation.escalation_id,
+                released_sessions=tuple(s.session_id for s in released),
+                review_follow_up_id=review.follow_up_id if review else None,
+            )
+        )
+    if review is not None:
+        events.append(follow_up_scheduled(after, review))
+    holds = frozenset({review_id, *(s.session_id for s in released)})
+    return Decision(after, tuple(events), outcome="paused" if course.status != "completed" else "review-booked", holds=holds)
+
+
+def already_escalated(course: Course, escalation_id: str) -> bool:
+    return escalation_id in course.escalations
+
+
+def follow_up_scheduled(course: Course, follow_up: FollowUp) -> FollowUpScheduled:
+    return FollowUpScheduled(
+        patient_id=course.patient_id,
+        course_id=course.course_id,
+        follow_up_id=follow_up.follow_up_id,
+        kind=follow_up.kind,
+        scheduled_for=follow_up.booking.start,
+        duration_minutes=follow_up.booking.minutes,
+        practitioner_id=follow_up.booking.practitioner_id,
+        escalation_id=follow_up.escalation_id,
+    )

@@ -1,34 +1,52 @@
-"""Scheduling's courses: one document per course, with its sessions, follow-ups and their bookings.
+"""Scheduling in the store: its courses (``Repository``) and its claims on the shared calendar (``Claims``).
 
-A course belongs to one patient, so only one instance writes it at a time (see docs/services.md). The
-calendar cells its bookings hold are claimed directly by ``claims.CalendarClaims``; releasing and
-handing over cells goes through the effects, like every other write.
+Courses: one document per course, with its sessions, follow-ups and their bookings. A course belongs to
+one patient, so only one instance writes it at a time (see docs/services.md); the handlers read it here
+as a domain ``Course`` and every write of it goes through the Effects that ``Repository.save`` builds.
+
+The shared calendar: one claim document per cell, and one hint document per day. Every read and write is
+by ``_id``, so its cost does not grow with history:
+
+- ``slots``: ``{_id: cell, holder, course_id, patient_id, start}``, the claim and the only guard.
+- ``calendar``: ``{_id: "YYYY-MM-DD", cells: {cell: {course_id, holder}}}``, which cells of that (UTC)
+  day are taken, read for the days a placement looks at. It is a hint, written after the claims and
+  allowed to lag: a taken cell it misses costs a ``SlotTaken`` and another placement; a cell it still
+  shows after its release (two writers racing on the local store, whose updates are read-modify-write)
+  is healed when a claim of that course comes across it.
+
+Which cells a session or follow-up holds is derived from its booking in the stored course, so no query
+by holder is needed.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import count
+from typing import Any, NamedTuple
 
+from pymongo import DeleteOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.scheduling.claims import SLOTS, Claim
-from services.scheduling.config import SchedulingConfig
-from services.scheduling.documents import course_document, course_from
-from services.scheduling.domain import Course, Decision, course_id_of, reminder_changes
+from services.scheduling.calendar import Booking, Busy, Occupancy, day_of, days_to_read
+from services.scheduling.domain import Course, Decision, FollowUp, ReminderChanges, Session, course_id_of
+from shared.contracts.plan import TreatmentPlan
 from shared.runtime import Effects
 from shared.runtime.store import derived_id
 
 COURSES = "courses"
 
-__all__ = ["COURSES", "SLOTS", "Claim", "SchedulingRepository", "reminder_id"]
-
 
 def reminder_id(session_id: str, kind: str, start: datetime) -> str:
+    """The id of a delayed reminder event: one per session, kind and booked start, so it can be withdrawn."""
     return derived_id(session_id, "reminder", kind, start.isoformat())
 
 
-class SchedulingRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+class Repository:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.db = db
 
     async def course(self, course_id: str) -> Course | None:
@@ -39,17 +57,297 @@ class SchedulingRepository:
         course = await self.course(course_id) if course_id else None
         return course if course is not None and course.session(session_id) is not None else None
 
-    def save(self, before: Course | None, decision: Decision, claim: Claim, config: SchedulingConfig, now: datetime) -> Effects:
-        after = decision.course
-        effects = Effects(outcome=decision.outcome).put(COURSES, after.course_id, course_document(after))
+    @staticmethod
+    def save(decision: Decision, claim: Claim, reminders: ReminderChanges) -> Effects:
+        """The decision as Effects: the course, the calendar cells the claim gave back or handed over, the
+        events, and the reminder changes the domain worked out (``domain.reminder_changes``)."""
+        course = decision.course
+        effects = Effects(outcome=decision.outcome).put(COURSES, course.course_id, course_document(course))
         for cell in sorted(claim.stale):
             effects.delete(SLOTS, cell)
         for cell, holder in sorted(claim.reassigned.items()):
             effects.merge(SLOTS, cell, holder=holder)
         for event in decision.events:
             effects.emit(event)
-        reminders = reminder_changes(before, after, config, now)
         effects.cancel.extend(sorted(reminder_id(*key) for key in reminders.cancelled))
         for reminder in reminders.scheduled:
             effects.emit(reminder.event, due_at=reminder.due_at, id=reminder_id(reminder.event.session_id, reminder.kind, reminder.event.scheduled_for))
         return effects
+
+
+def course_document(course: Course) -> dict[str, Any]:
+    return {
+        "patient_id": course.patient_id,
+        "consultation_id": course.consultation_id,
+        "status": course.status,
+        "plan": course.plan.model_dump(mode="json"),
+        "sessions": [
+            {
+                "session_id": s.session_id,
+                "sequence": s.sequence,
+                "status": s.status,
+                "booking": _booking_doc(s.booking),
+                "at_risk": s.at_risk,
+                "completed_at": s.completed_at,
+            }
+            for s in course.sessions
+        ],
+        "follow_ups": [
+            {"follow_up_id": f.follow_up_id, "kind": f.kind, "booking": _booking_doc(f.booking), "escalation_id": f.escalation_id}
+            for f in course.follow_ups
+        ],
+        "completed_at": course.completed_at,
+        "escalations": list(course.escalations),
+    }
+
+
+def course_from(doc: dict[str, Any] | None) -> Course | None:
+    if doc is None:
+        return None
+    sessions = tuple(
+        Session(s["session_id"], s["sequence"], _booking(s["booking"]) if s.get("booking") else None, s["status"], s.get("at_risk"), s.get("completed_at"))
+        for s in doc["sessions"]
+    )
+    follow_ups = tuple(
+        FollowUp(f["follow_up_id"], f["kind"], _booking(f["booking"]), f.get("escalation_id")) for f in doc.get("follow_ups", [])
+    )
+    return Course(
+        course_id=doc["_id"],
+        patient_id=doc["patient_id"],
+        consultation_id=doc["consultation_id"],
+        plan=TreatmentPlan.model_validate(doc["plan"]),
+        status=doc["status"],
+        sessions=sessions,
+        follow_ups=follow_ups,
+        completed_at=doc.get("completed_at"),
+        escalations=tuple(doc.get("escalations", [])),
+    )
+
+
+def _booking_doc(booking: Booking | None) -> dict[str, Any] | None:
+    if booking is None:
+        return None
+    return {"start": booking.start, "minutes": booking.minutes, "practitioner_id": booking.practitioner_id, "chair_id": booking.chair_id}
+
+
+def _booking(doc: dict[str, Any]) -> Booking:
+    return Booking(doc["start"], doc["minutes"], doc["practitioner_id"], doc.get("chair_id"))
+
+
+# The shared calendar
+
+
+SLOTS = "slots"
+DAYS = "calendar"
+BUILT = "built"
+"""``_id`` of the document saying the day documents were built from the claims (see ``prepare``)."""
+DUPLICATE_KEY = 11000
+READ_AT_ONCE = 8
+
+
+class Holding(NamedTuple):
+    course_id: str
+    holder: str
+
+
+Day = dict[str, Holding]
+"""One day of the hint: who holds each taken cell."""
+
+
+class SlotTaken(Exception):
+    """Another booking holds some of the cells; the caller places again without them."""
+
+    def __init__(self, cells: frozenset[str]) -> None:
+        super().__init__(f"{len(cells)} cell(s) taken")
+        self.cells = cells
+
+
+@dataclass(frozen=True)
+class Claim:
+    reassigned: dict[str, str]
+    """Cells that change hands between the decision's own sessions (one moved into another's old slot)."""
+    stale: frozenset[str]
+    """Cells the decision's sessions held that it no longer needs: released by the effects."""
+
+
+def held_by(course: Course | None, holders: Iterable[str], step: timedelta) -> dict[str, tuple[str, datetime]]:
+    """(holder, cell start) of every cell the course's bookings for ``holders`` occupy."""
+    if course is None:
+        return {}
+    wanted = set(holders)
+    sessions = [(s.session_id, s.booking) for s in course.sessions if s.status == "scheduled" and s.booking is not None]
+    follow_ups = [(f.follow_up_id, f.booking) for f in course.follow_ups]
+    return {cell: (holder, start) for holder, booking in [*sessions, *follow_ups] if holder in wanted for cell, start in booking.held(step)}
+
+
+def others(day: Day, course_id: str) -> frozenset[str]:
+    """The cells of a day that other courses hold (a course may always re-place its own)."""
+    return frozenset(cell for cell, holding in day.items() if holding.course_id != course_id)
+
+
+class SlotContention(Exception):
+    """Other bookings kept winning the same cells: the runtime retries the event with backoff."""
+
+    retriable = True
+
+
+class Claims:
+    """The calendar cells a decision books, claimed by the handler itself: the one write scheduling's
+    handlers make before their Effects are recorded.
+
+    Why directly: a cell (a chair or a practitioner for one step of the grid) is shared by every patient,
+    and two instances booking two patients at once must not both get it. Only the claim settles that, and
+    only before the decision is final: a lost cell means placing again, which Effects applied later could
+    not do. Why it is safe: each claim is an insert under the cell's own id, so a cell has one holder
+    whatever the races, and the claim records the session or follow-up holding it. An event handled again
+    (its first attempt died before its Effects were recorded) decides the same and finds its own claims
+    ("ours" below), claiming nothing twice; cells an attempt left and no longer needs are given back by
+    the Effects (``Claim.stale``), and a lost race gives back everything it claimed before raising.
+    """
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], step: timedelta, attempts: int) -> None:
+        self.db = db
+        self.step = step
+        self.attempts = attempts
+        self._noting = asyncio.Lock()
+
+    async def place(self, before: Course | None, course_id: str, decide: Callable[[Busy], Decision]) -> tuple[Decision, Claim]:
+        """Decide against the calendar as stored, then claim what was decided; lose a race, decide again
+        without the lost cells, up to ``attempts`` times."""
+        taken: frozenset[str] = frozenset()
+        for _ in range(self.attempts):
+            decision, seen = await self._placed(course_id, taken, decide)
+            try:
+                return decision, await self.claim(before, decision, seen)
+            except SlotTaken as lost:
+                taken |= lost.cells
+        raise SlotContention(f"{course_id}: calendar cells kept being taken")
+
+    async def _placed(self, course_id: str, taken: frozenset[str], decide: Callable[[Busy], Decision]) -> tuple[Decision, dict[str, Day]]:
+        """Decide, read the days the decision looked at without having them, and decide again until it needed
+        none: a decision that places nothing reads nothing, a series reads about one day per session."""
+        seen: dict[str, Day] = {}
+        held: dict[str, frozenset[str]] = {}
+        for round in count():
+            occupancy = Occupancy(held, taken)
+            decision = decide(occupancy)
+            if not occupancy.unread:
+                break
+            read = await self.days(days_to_read(occupancy.unread, seen.keys(), round))
+            seen.update(read)
+            held.update({day: others(cells, course_id) for day, cells in read.items()})
+        return decision, seen
+
+    async def days(self, days: Iterable[str]) -> dict[str, Day]:
+        found: dict[str, Day] = {}
+        ids = list(days)
+        for start in range(0, len(ids), READ_AT_ONCE):
+            batch = ids[start : start + READ_AT_ONCE]
+            docs = await asyncio.gather(*(self.db[DAYS].find_one({"_id": day}) for day in batch))
+            found.update((day, _day(doc)) for day, doc in zip(batch, docs, strict=True))
+        return found
+
+    async def claim(self, before: Course | None, decision: Decision, seen: Mapping[str, Day]) -> Claim:
+        """Hold every cell the decision books for its sessions; raises SlotTaken (holding nothing new) when
+        another booking was first. Cells the stored course already gives these sessions are theirs, and so
+        are cells an earlier attempt at the same decision claimed before it died."""
+        course, holders = decision.course, decision.holds
+        if not holders:
+            return Claim({}, frozenset())
+        mine = course.course_id
+        wanted = held_by(course, holders, self.step)
+        had = {cell: holder for cell, (holder, _) in held_by(before, holders, self.step).items()}
+        fresh: list[dict[str, Any]] = [
+            {"_id": cell, "holder": holder, "course_id": mine, "patient_id": course.patient_id, "start": start}
+            for cell, (holder, start) in wanted.items()
+            if cell not in had
+        ]
+        clashing = await self._insert(fresh)
+        hinted = {cell: holding for day in seen.values() for cell, holding in day.items()}
+        # cells the hint gives these sessions but the stored course does not: left by an attempt that died
+        # after claiming, or a release the hint missed; the claim document says which
+        suspects = [c for c, h in hinted.items() if h.course_id == mine and h.holder in holders and c not in had and c not in wanted]
+        found = await self._read([*clashing, *suspects])
+
+        def ours(cell: str) -> bool:
+            doc = found.get(cell)
+            return doc is not None and doc.get("course_id") == mine and doc.get("holder") in holders
+
+        lost = frozenset(c for c in clashing if not ours(c))
+        if lost:
+            await self._delete([d["_id"] for d in fresh if d["_id"] not in clashing])
+            await self._note(seen, {c: _holding(found.get(c)) for c in lost})
+            raise SlotTaken(lost)
+        current = {**had, **{c: found[c]["holder"] for c in clashing}}
+        reassigned = {c: holder for c, (holder, _) in wanted.items() if c in current and current[c] != holder}
+        stale = (had.keys() | {c for c in suspects if ours(c)}) - wanted.keys()
+        truth: dict[str, Holding | None] = {c: _holding(found.get(c)) for c in suspects}
+        truth.update({c: None for c in stale})
+        truth.update({c: Holding(mine, holder) for c, (holder, _) in wanted.items()})
+        await self._note(seen, truth)
+        return Claim(reassigned, frozenset(stale))
+
+    async def prepare(self, now: datetime) -> None:
+        """Build the day documents from the claims once, for a store written before they existed.
+        Rare (once per database, at start-up), so it may scan the claims from today on."""
+        if await self.db[DAYS].find_one({"_id": BUILT}) is not None:
+            return
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        docs = await self.db[SLOTS].find({"start": {"$gte": today}}, {"course_id": 1, "holder": 1}).to_list()
+        await self._note({}, {doc["_id"]: _holding(doc) for doc in docs})
+        try:
+            await self.db[DAYS].insert_one({"_id": BUILT, "at": now})
+        except DuplicateKeyError:
+            pass  # another instance built them too
+
+    async def _insert(self, documents: list[dict[str, Any]]) -> list[str]:
+        """Insert every claim it can; returns the ids someone already holds."""
+        if not documents:
+            return []
+        try:
+            await self.db[SLOTS].insert_many(documents, ordered=False)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return [documents[e["index"]]["_id"] for e in errors]
+        return []
+
+    async def _read(self, cells: list[str]) -> dict[str, dict[str, Any]]:
+        docs = await asyncio.gather(*(self.db[SLOTS].find_one({"_id": cell}) for cell in cells))
+        return {doc["_id"]: doc for doc in docs if doc is not None}
+
+    async def _delete(self, cells: list[str]) -> None:
+        if cells:
+            await self.db[SLOTS].bulk_write([DeleteOne({"_id": cell}) for cell in cells], ordered=False)
+
+    async def _note(self, seen: Mapping[str, Day], truth: Mapping[str, Holding | None]) -> None:
+        """Bring the day documents in line with what is known to be true: one update per day that was not
+        read or reads otherwise, all in one round trip."""
+        changes: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+        for cell, holding in truth.items():
+            day = day_of(cell)
+            if day in seen and seen[day].get(cell) == holding:
+                continue
+            sets, unsets = changes.setdefault(day, ({}, {}))
+            if holding is None:
+                unsets[f"cells.{cell}"] = ""
+            else:
+                sets[f"cells.{cell}"] = holding._asdict()
+        updates = [
+            UpdateOne({"_id": day}, {**({"$set": sets} if sets else {}), **({"$unset": unsets} if unsets else {})}, upsert=bool(sets))
+            for day, (sets, unsets) in sorted(changes.items())
+        ]
+        if updates:
+            # one writer per process at a time: the local store's updates are read-modify-write, and two
+            # overlapping ones on a day could bring a released cell back
+            async with self._noting:
+                await self.db[DAYS].bulk_write(updates, ordered=False)
+
+
+def _day(doc: dict[str, Any] | None) -> Day:
+    return {cell: Holding(v["course_id"], v["holder"]) for cell, v in (doc or {}).get("cells", {}).items()}
+
+
+def _holding(doc: dict[str, Any] | None) -> Holding | None:
+    return None if doc is None else Holding(doc["course_id"], doc["holder"])

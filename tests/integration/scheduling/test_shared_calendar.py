@@ -9,7 +9,7 @@ from aiokafka.partitioner import murmur2
 
 from clinic.polling import eventually
 from services.scheduling.app import create_service
-from services.scheduling.claims import DAYS, SLOTS, SlotTaken
+from services.scheduling.repository import DAYS, SLOTS, SlotTaken
 from shared.clock import ManualClock
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import SessionScheduled

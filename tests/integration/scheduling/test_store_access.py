@@ -7,8 +7,7 @@ from datetime import timedelta
 
 from clinic.polling import eventually
 from services.scheduling.app import create_service
-from services.scheduling.claims import DAYS, SLOTS
-from services.scheduling.repository import COURSES
+from services.scheduling.repository import COURSES, DAYS, SLOTS
 from shared.clock import ManualClock
 from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.consultation import ConsultationApproved

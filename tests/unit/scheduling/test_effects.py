@@ -1,13 +1,13 @@
-"""What a decision writes: the course, released claims, and reminders scheduled or cancelled as sessions move."""
+"""What a decision writes: the course, released claims, and reminders scheduled or cancelled as sessions move
+(which reminders change is the domain's rule, ``reminder_changes``; ``Repository.save`` writes them)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from services.scheduling.calendar import Calendar
-from services.scheduling.domain import book_course
-from services.scheduling.rebooking import rebook, release
-from services.scheduling.repository import COURSES, SLOTS, Claim, SchedulingRepository, reminder_id
+from services.scheduling.domain import book_course, rebook, release, reminder_changes
+from services.scheduling.repository import COURSES, SLOTS, Claim, Repository, reminder_id
 from shared.contracts.scheduling import PreTreatmentReminderDue, RescheduleReason
 from shared.runtime.effects import Delete, Merge, Put
 from tests.unit.scheduling.factories import NOW, approval, booked, clinic
@@ -15,8 +15,8 @@ from tests.unit.scheduling.factories import NOW, approval, booked, clinic
 NO_CLAIMS = Claim({}, frozenset())
 
 
-def repository(config) -> SchedulingRepository:
-    return SchedulingRepository(None)  # save() does no I/O
+def save(before, decision, claim, config):
+    return Repository.save(decision, claim, reminder_changes(before, decision.course, config, NOW))  # no I/O
 
 
 def delayed(effects):
@@ -27,7 +27,7 @@ def test_a_booked_course_schedules_each_sessions_reminders_under_ids_derived_fro
     config = clinic()
     decision = book_course(approval(sessions=3), frozenset(), Calendar(config.calendar), config, NOW)
 
-    effects = repository(config).save(None, decision, NO_CLAIMS, config, NOW)
+    effects = save(None, decision, NO_CLAIMS, config)
 
     reminders = delayed(effects)
     first = decision.course.sessions[0].booking.start
@@ -46,7 +46,7 @@ def test_a_moved_session_has_its_old_reminders_cancelled_and_new_ones_scheduled_
     after = second.booking.start + timedelta(days=1)
     decision = rebook(course, second, RescheduleReason.SESSION_CANCELLED, after.replace(hour=0), frozenset(), Calendar(config.calendar), config, NOW)
 
-    effects = repository(config).save(course, decision, Claim({}, frozenset({"chair_01|old"})), config, NOW)
+    effects = save(course, decision, Claim({}, frozenset({"chair_01|old"})), config)
 
     old = second.booking.start
     assert sorted(effects.cancel) == sorted(reminder_id(second.session_id, kind, old) for kind in ("washout", "numbing_cream"))
@@ -59,7 +59,7 @@ def test_a_session_cancelled_for_good_loses_its_reminders_and_nothing_new_is_sch
     config = clinic()
     course = booked(config, sessions=3)
 
-    effects = repository(config).save(course, release(course, course.sessions[2]), NO_CLAIMS, config, NOW)
+    effects = save(course, release(course, course.sessions[2]), NO_CLAIMS, config)
 
     assert len(effects.cancel) == 2 and delayed(effects) == {}
 
@@ -69,7 +69,7 @@ def test_a_cell_passed_between_two_sessions_of_the_course_is_handed_over_not_rel
     course = booked(config, sessions=3)
     decision = release(course, course.sessions[2])
 
-    effects = repository(config).save(course, decision, Claim({"chair_01|x": "ses_UNIT0001_02"}, frozenset()), config, NOW)
+    effects = save(course, decision, Claim({"chair_01|x": "ses_UNIT0001_02"}, frozenset()), config)
 
     assert Merge(SLOTS, "chair_01|x", {"holder": "ses_UNIT0001_02"}) in effects.writes
     assert not [w for w in effects.writes if isinstance(w, Delete)]

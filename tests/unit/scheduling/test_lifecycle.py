@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from services.scheduling.calendar import Calendar
-from services.scheduling.lifecycle import already_escalated, complete_session, pause
+from services.scheduling.domain import already_escalated, complete_session, pause
 from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.scheduling import FollowUpScheduled, SessionCompleted, TreatmentCourseCompleted, TreatmentPaused
 from tests.unit.scheduling.factories import PATIENT, at, booked, clinic

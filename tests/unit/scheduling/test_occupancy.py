@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.scheduling.calendar import Booking, Calendar, day_of
+from services.scheduling.calendar import Booking, Calendar, Occupancy, day_of, days_to_read
 from services.scheduling.domain import book_course, course_id_of
-from services.scheduling.occupancy import Occupancy, days_to_read
 from tests.unit.scheduling.factories import MONDAY, NOW, approval, at, clinic, whole_days
 
 
 def decide_until_settled(calendar, config, stored: dict[str, frozenset[str]]):
-    """What booking.placed does, with the stored calendar as a dict: returns the decision and the days read."""
+    """What Claims.place does, with the stored calendar as a dict: returns the decision and the days read."""
     read: dict[str, frozenset[str]] = {}
     for round in range(50):
         occupancy = Occupancy(read)

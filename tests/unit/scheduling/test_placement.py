@@ -5,9 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, date, datetime, time, timedelta
 
-from services.scheduling.calendar import Booking, Calendar
+from services.scheduling.calendar import Booking, Calendar, nearest, place_series
 from services.scheduling.config import OpeningHours
-from services.scheduling.placement import nearest, place_series
 from tests.unit.scheduling.factories import MONDAY, at, clinic, days, whole_days
 
 NOT_BEFORE = datetime.combine(MONDAY, time(0), UTC)

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from services.scheduling.calendar import Calendar
-from services.scheduling.rebooking import answer_shortage, rebook, release
+from services.scheduling.domain import answer_shortage, rebook, release
 from shared.contracts.inventory import IngredientShortage
 from shared.contracts.scheduling import RescheduleReason, SchedulingFailed, SessionRescheduled
 from tests.unit.scheduling.factories import MONDAY, NOW, at, booked, clinic, days, whole_days

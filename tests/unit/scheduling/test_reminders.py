@@ -6,8 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from services.scheduling.config import ReminderRules
-from services.scheduling.domain import due_reminders
-from services.scheduling.reminders import reminders_for
+from services.scheduling.domain import due_reminders, reminders_for
 from shared.contracts.plan import PreTreatmentPrecautions
 from tests.unit.scheduling.factories import NOW, booked, clinic
 
