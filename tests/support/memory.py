@@ -130,7 +130,7 @@ class MemoryCollection:
         for field, value in update.get("$set", {}).items():
             _put(document, field, copy.deepcopy(value))
         for field in update.get("$unset", {}):
-            document.pop(field, None)
+            _drop(document, field)
         for field, amount in update.get("$inc", {}).items():
             _put(document, field, (_get(document, field) or 0) + amount)
         unknown = set(update) - {"$set", "$unset", "$inc"}
@@ -228,6 +228,15 @@ def _put(document: dict[str, Any], field: str, value: Any) -> None:
     for part in path:
         document = document.setdefault(part, {})
     document[last] = value
+
+
+def _drop(document: dict[str, Any], field: str) -> None:
+    *path, last = field.split(".")
+    parent: Any = document
+    for part in path:
+        parent = parent.get(part) if isinstance(parent, dict) else None
+    if isinstance(parent, dict):
+        parent.pop(last, None)
 
 
 def _sortable(value: Any) -> tuple[bool, Any]:
