@@ -323,7 +323,7 @@ def stock(
     """Current stock per lot and per ingredient, read from the inventory service's ledger."""
     found = Settings()
     lots = common.run("stock", _stock(found, set(ingredient) if ingredient else None), found)
-    from services.inventory.stock import by_ingredient
+    from services.inventory.domain import by_ingredient
 
     totals = by_ingredient(lots)
     if as_json:
@@ -345,7 +345,7 @@ def stock(
 
 
 async def _stock(settings: Settings, ingredients: set[str] | None) -> list:
-    from services.inventory.stock import stock_levels
+    from services.inventory.repository import stock_levels
     from shared.runtime import store
 
     client = store.connect(settings.mongodb_url.get_secret_value(), "clinic-cli")

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from services.inventory import lot_handlers  # noqa: F401  (registers the lot-side handlers)
 from services.inventory.config import InventoryConfig, load_config
-from services.inventory.handlers import handlers
-from services.inventory.repository import Repository
+from services.inventory.handlers import Deps, handlers
+from services.inventory.repository import Claims, Repository
 from shared.clock import Clock
 from shared.runtime import Runtime, Service
 from shared.settings import Settings
-
-
-@dataclass(frozen=True)
-class Deps:
-    repo: Repository
-    config: InventoryConfig
-    clock: Clock
 
 
 def create_service(settings: Settings | None = None, clock: Clock | None = None, config: InventoryConfig | None = None) -> Service[Deps]:
@@ -26,6 +16,6 @@ def create_service(settings: Settings | None = None, clock: Clock | None = None,
     async def dependencies(runtime: Runtime) -> Deps:
         repo = Repository(runtime.db)
         await repo.ensure_indexes()
-        return Deps(repo=repo, config=chosen, clock=runtime.clock)
+        return Deps(repo=repo, claims=Claims(runtime.db), config=chosen, clock=runtime.clock)
 
     return Service(handlers, dependencies, settings=settings, clock=clock)

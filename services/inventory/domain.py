@@ -1,19 +1,131 @@
-"""Inventory rules (pure): FEFO allocation, re-checks after a move, consumption, reorder and expiry."""
+"""Inventory rules (pure, no I/O, time passed in): a lot's balance and its movements, FEFO allocation,
+re-checks after a move, receipts, the ledger entry a movement becomes, the stock book, reorder and expiry
+signals, and the outgoing events built from all that.
+
+Sections, in the order an event meets them: amounts and a lot's balance; lots, holdings and sessions;
+allocation; receipts; ledger entries; the stock book; stock levels and alerts; outcomes; outgoing events.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Literal
+from enum import StrEnum
+from typing import Any, Literal
 
-from services.inventory.balance import EPS, q
-from services.inventory.config import Ingredient
+from services.inventory.config import Ingredient, InventoryConfig
+from shared.contracts.inventory import (
+    AffectedSession,
+    ConsumedLine,
+    IngredientShortage,
+    IngredientsReserved,
+    LotExpiringSoon,
+    LotQuarantined,
+    RecallReason,
+    ReservationReleased,
+    StockConsumed,
+    StockLow,
+)
+from shared.contracts.plan import DoseLine, LotAllocation, LotLine
+
+# -- amounts and a lot's balance ---------------------------------------------------------------------
+#
+# Every ledger entry stores the balance after it, so the next movement is computed from the latest entry
+# alone. Reserved stock never exceeds what is on hand: a reservation takes at most what is available, and
+# consumption beyond what a session held is capped and recorded as a shortfall.
+
+EPS = 1e-9
+
+
+def q(amount: float) -> float:
+    """Amounts are floats on the wire; rounding keeps sums of doses from drifting."""
+    return round(amount + 0.0, 6)
+
+
+class Kind(StrEnum):
+    RECEIVE = "receive"
+    RESERVE = "reserve"
+    RELEASE = "release"
+    CONSUME = "consume"
+    WITHDRAW = "withdraw"
+
+
+@dataclass(frozen=True)
+class LotState:
+    on_hand: float = 0.0
+    reserved: float = 0.0
+    withdrawn: bool = False
+
+    @property
+    def available(self) -> float:
+        """What a new reservation may take: nothing once the lot is withdrawn."""
+        return 0.0 if self.withdrawn else max(0.0, q(self.on_hand - self.reserved))
+
+
+@dataclass(frozen=True)
+class Movement:
+    kind: Kind
+    amount: float
+    """Size of the movement (received, reserved, released, used or withdrawn from use)."""
+    held_delta: float
+    """Change of the session's holding on this lot."""
+    after: LotState
+    shortfall: float = 0.0
+    """Used beyond what the lot could give (consumption only): recorded, never taken from others."""
+
+
+def receive(state: LotState, quantity: float) -> Movement:
+    if quantity <= EPS:
+        raise ValueError("a receipt must be positive")
+    return Movement(Kind.RECEIVE, q(quantity), 0.0, replace(state, on_hand=q(state.on_hand + quantity)))
+
+
+def reserve(state: LotState, wanted: float) -> Movement | None:
+    taken = q(min(wanted, state.available))
+    if taken <= EPS:
+        return None
+    return Movement(Kind.RESERVE, taken, taken, replace(state, reserved=q(state.reserved + taken)))
+
+
+def release(state: LotState, held: float, amount: float | None = None) -> Movement | None:
+    """Give back ``amount`` of what the session holds (all of it when ``amount`` is None)."""
+    freed = q(min(held, held if amount is None else amount))
+    if freed <= EPS:
+        return None
+    return Movement(Kind.RELEASE, freed, -freed, replace(state, reserved=q(max(0.0, state.reserved - freed))))
+
+
+def consume(state: LotState, held: float, used: float) -> Movement | None:
+    """The session's holding ends; ``used`` leaves the shelf. Extra use comes only from unreserved stock."""
+    if held <= EPS and used <= EPS:
+        return None
+    reserved = q(max(0.0, state.reserved - held))
+    taken = q(min(used, max(0.0, state.on_hand - reserved)))
+    after = replace(state, on_hand=q(state.on_hand - taken), reserved=reserved)
+    return Movement(Kind.CONSUME, q(used), -q(held), after, shortfall=q(used - taken))
+
+
+def withdraw(state: LotState) -> Movement:
+    return Movement(Kind.WITHDRAW, state.available, 0.0, replace(state, withdrawn=True))
+
+
+def nothing(state: LotState) -> Movement:
+    """A movement of nothing (a marker entry)."""
+    return Movement(Kind.RELEASE, 0.0, 0.0, state)
+
+
+# -- lots, holdings and sessions ---------------------------------------------------------------------
 
 
 def session_day(scheduled_for: datetime) -> date:
     return scheduled_for.astimezone(UTC).date()
+
+
+def today_of(now: datetime) -> date:
+    """Expiry dates are compared with the UTC date, like session days (``session_day``)."""
+    return now.date()
 
 
 @dataclass(frozen=True)
@@ -37,6 +149,10 @@ class Lot:
         """In date on the session day: a lot may be used up to and including its expiry date."""
         return not self.withdrawn and self.expires_on >= day
 
+    @property
+    def meta(self) -> LotMeta:
+        return LotMeta(self.lot_number, self.ingredient, self.unit, self.expires_on)
+
 
 @dataclass(frozen=True)
 class Holding:
@@ -47,6 +163,60 @@ class Holding:
     unit: str
     expires_on: date
     amount: float
+
+    @property
+    def meta(self) -> LotMeta:
+        return LotMeta(self.lot_number, self.ingredient, self.unit, self.expires_on)
+
+
+@dataclass(frozen=True)
+class SessionRef:
+    session_id: str
+    patient_id: str
+    course_id: str
+    scheduled_for: datetime
+
+
+@dataclass(frozen=True)
+class Hold:
+    """What a session holds of a lot, and how many movements of the session's there have been (version)."""
+
+    meta: LotMeta
+    amount: float = 0.0
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Session:
+    """What inventory knows of a booked session, as its events last left it.
+
+    ``holds``: what it holds of each lot with the holding's version (see the ledger entries below);
+    ``round``: the event's attempt that wrote it last, unfinished when a reservation wrote it before moving
+    stock and that event's Effects were never applied (a crash)."""
+
+    ref: SessionRef
+    status: str | None = None
+    """reserved, short, released or consumed; None before any of its events' Effects was applied."""
+    holds: dict[str, Hold] = field(default_factory=dict)
+    round: str | None = None
+    round_done: bool = True
+    consumed_lots: tuple[str, ...] = ()
+
+    @property
+    def unfinished(self) -> str | None:
+        """The round a reservation began whose event's Effects were never applied."""
+        return self.round if self.round and not self.round_done else None
+
+
+def status_of(session: Session | None) -> str | None:
+    return None if session is None else session.status
+
+
+def unfinished(session: Session | None) -> str | None:
+    return None if session is None else session.unfinished
+
+
+# -- allocation --------------------------------------------------------------------------------------
 
 
 def fefo(lots: Iterable[Lot], ingredient: str, day: date) -> list[Lot]:
@@ -83,7 +253,8 @@ def allocate(needs: dict[str, float], lots: Sequence[Lot], day: date) -> Plan:
     return Plan(tuple(taken), missing)
 
 
-ShortageCause = Literal["insufficient_stock", "expires_before_session"]
+ShortageCause = Literal["insufficient_stock", "expires_before_session", "lot_recalled", "lot_quarantined"]
+ReleaseCause = Literal["session_cancelled", "no_show", "course_paused", "session_rescheduled", "lot_withdrawn"]
 
 
 def shortage_cause(needs: dict[str, float], lots: Sequence[Lot], day: date, today: date) -> ShortageCause:
@@ -132,18 +303,7 @@ def needs_of(cocktail: Iterable[tuple[str, float]]) -> dict[str, float]:
     return dict(totals)
 
 
-def reorder_signal(available: float, reorder_point: float, armed: bool) -> Literal["low", "rearm"] | None:
-    """StockLow once per downward crossing; re-armed only when stock rises above the point again."""
-    if armed and available <= reorder_point + EPS:
-        return "low"
-    if not armed and available > reorder_point + EPS:
-        return "rearm"
-    return None
-
-
-def expiring_soon(expires_on: date, today: date, warning_days: int, remaining: float) -> bool:
-    days_left = (expires_on - today).days
-    return remaining > EPS and 0 <= days_left <= warning_days
+# -- receipts ----------------------------------------------------------------------------------------
 
 
 class Refused(Exception):
@@ -167,3 +327,403 @@ def check_receipt(lot: LotMeta, quantity: float, ingredient: Ingredient | None, 
         raise Refused("lot-withdrawn", lot.lot_number)
     if existing is not None and (existing.ingredient, existing.unit, existing.expires_on) != (lot.ingredient, lot.unit, lot.expires_on):
         raise Refused("lot-conflict", f"{lot.lot_number} is already stocked with another ingredient, unit or expiry")
+
+
+# -- ledger entries ----------------------------------------------------------------------------------
+#
+# Every movement on lot L is one entry ``L|<seq>`` holding the lot's balance after it; a session's movement
+# also says what the session holds afterwards (``held``) and the how-manyth change of that holding it is
+# (``hold``), under the unique ``key`` ``L|<session>|<hold>``; its ``cause`` is unique too. The entries are
+# the stored documents themselves: the compare-and-set (shelf.py) inserts and compares them as they are.
+
+Entry = dict[str, Any]
+"""A ledger entry as stored (see the fields ``new_entry`` writes)."""
+
+Decide = Callable[[LotState, float], Movement | None]
+"""From the lot's balance and what the session holds of it, the movement to make (None: nothing)."""
+
+
+def entry_id(lot_number: str, seq: int) -> str:
+    return f"{lot_number}|{seq:08d}"
+
+
+def hold_key(lot_number: str, session_id: str, version: int) -> str:
+    return f"{lot_number}|{session_id}|{version:06d}"
+
+
+def state_of(entry: Entry | None) -> LotState:
+    if entry is None:
+        return LotState()
+    return LotState(entry["on_hand"], entry["reserved"], entry["withdrawn"])
+
+
+def meta_of(entry: Entry) -> LotMeta:
+    return LotMeta(entry["lot"], entry["ingredient"], entry["unit"], date.fromisoformat(entry["expires_on"]))
+
+
+def lot_of(meta: LotMeta, entry: Entry | None) -> Lot:
+    state = state_of(entry)
+    return Lot(meta.lot_number, meta.ingredient, meta.unit, meta.expires_on, state.available, state.withdrawn)
+
+
+def hold_of(entry: Entry) -> Hold:
+    """The session's holding after its entry."""
+    return Hold(meta_of(entry), entry["held"], entry["hold"])
+
+
+def holding_of(hold: Hold) -> Holding:
+    m = hold.meta
+    return Holding(m.ingredient, m.lot_number, m.unit, m.expires_on, q(hold.amount))
+
+
+def new_entry(
+    meta: LotMeta, before: Entry | None, seq: int, cause: str, movement: Movement, now: datetime,
+    session: SessionRef | None, hold: Hold | None, extra: dict[str, Any],
+) -> Entry:
+    after = movement.after
+    last_consume = before.get("last_consume") if before is not None else None
+    withdrawals = dict(before.get("withdrawals", {})) if before is not None else {}
+    entry: Entry = {
+        "_id": entry_id(meta.lot_number, seq),
+        "lot": meta.lot_number,
+        "seq": seq,
+        "cause": cause,
+        "key": cause,
+        "kind": movement.kind.value,
+        "ingredient": meta.ingredient,
+        "unit": meta.unit,
+        "expires_on": meta.expires_on.isoformat(),
+        "amount": movement.amount,
+        "held_delta": movement.held_delta,
+        "shortfall": movement.shortfall,
+        "on_hand": after.on_hand,
+        "reserved": after.reserved,
+        "available": after.available,
+        "withdrawn": after.withdrawn,
+        "at": now,
+        "session_id": None,
+        **extra,
+    }
+    if session is not None:
+        version = (hold.version if hold else 0) + 1
+        entry.update(
+            session_id=session.session_id, patient_id=session.patient_id, course_id=session.course_id, scheduled_for=session.scheduled_for,
+            held=q((hold.amount if hold else 0.0) + movement.held_delta), hold=version, key=hold_key(meta.lot_number, session.session_id, version),
+        )
+    if movement.kind is Kind.CONSUME and movement.amount > EPS:
+        # the lot's consumptions form a chain back through the ledger, walked only when the lot is withdrawn
+        entry["prev_consume"] = last_consume
+        last_consume = seq
+    if movement.kind is Kind.WITHDRAW:
+        withdrawals[extra["withdrawal"]] = seq
+    entry.update(last_consume=last_consume, withdrawals=withdrawals)
+    return entry
+
+
+def out_of_play(lot: LotMeta, entry: Entry | None, today: date) -> bool:
+    """Nobody holds any of the lot and it can never be reserved again (used up, withdrawn or expired)."""
+    state = state_of(entry)
+    return state.reserved <= EPS and (state.on_hand <= EPS or state.withdrawn or lot.expires_on < today)
+
+
+def released_in(entries: Iterable[Entry]) -> tuple[Holding, ...]:
+    """What a round's entries gave back, net of what the same round took (a reservation undone within a
+    round was never announced)."""
+    net: dict[str, float] = defaultdict(float)
+    last: dict[str, Entry] = {}
+    for entry in entries:
+        if entry["kind"] in ("reserve", "release"):
+            net[entry["lot"]] -= entry["held_delta"]
+            last[entry["lot"]] = entry
+    return tuple(holding_of(Hold(meta_of(last[n]), amount)) for n, amount in sorted(net.items()) if amount > EPS)
+
+
+def taken_in(entries: Iterable[Entry]) -> dict[str, float]:
+    """What a round's entries reserved and still hold, per lot."""
+    net: dict[str, float] = defaultdict(float)
+    for entry in entries:
+        if entry["kind"] in ("reserve", "release"):
+            net[entry["lot"]] += entry["held_delta"]
+    return {n: q(amount) for n, amount in net.items() if amount > EPS}
+
+
+# -- the stock book ----------------------------------------------------------------------------------
+#
+# Which lots each ingredient has in play, and where each ingredient's StockLow stands: one small versioned
+# document read by every event that moves stock (stored by repository.py, changed by shelf.py).
+
+
+@dataclass(frozen=True)
+class Alert:
+    """StockLow of one ingredient: ``n`` crossings so far, re-armed or not, and the cause of crossing n."""
+
+    n: int = 0
+    armed: bool = True
+    cause: str | None = None
+
+
+@dataclass(frozen=True)
+class Version:
+    v: int = 0
+    lots: dict[str, LotMeta] = field(default_factory=dict)
+    alerts: dict[str, Alert] = field(default_factory=dict)
+
+    def lots_of(self, ingredients: Iterable[str]) -> list[LotMeta]:
+        wanted = set(ingredients)
+        return sorted((m for m in self.lots.values() if m.ingredient in wanted), key=lambda m: (m.ingredient, m.expires_on, m.lot_number))
+
+    def ingredients(self) -> set[str]:
+        return {m.ingredient for m in self.lots.values()}
+
+    def alert(self, ingredient: str) -> Alert:
+        return self.alerts.get(ingredient, Alert())
+
+    def with_lots(self, add: Iterable[LotMeta] = (), drop: Iterable[str] = ()) -> Version:
+        lots = {n: m for n, m in self.lots.items() if n not in set(drop)}
+        lots.update((m.lot_number, m) for m in add)
+        return replace(self, lots=lots)
+
+    def with_alert(self, ingredient: str, alert: Alert) -> Version:
+        return replace(self, alerts={**self.alerts, ingredient: alert})
+
+
+Edit = Callable[[Version], Version]
+
+
+def crossed(code: str, n: int, cause: str) -> Edit:
+    def edit(book: Version) -> Version:
+        return book if book.alert(code).n >= n else book.with_alert(code, Alert(n, False, cause))
+
+    return edit
+
+
+def rearmed(code: str, n: int) -> Edit:
+    def edit(book: Version) -> Version:
+        alert = book.alert(code)
+        return book if alert.n != n or alert.armed else book.with_alert(code, Alert(n, True, alert.cause))
+
+    return edit
+
+
+# -- stock levels and alerts -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LotStock:
+    lot_number: str
+    ingredient: str
+    unit: str
+    expires_on: date
+    status: str
+    """available, quarantined, recalled or expired."""
+    on_hand: float
+    reserved: float
+    available: float
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "available"
+
+
+@dataclass(frozen=True)
+class IngredientStock:
+    ingredient: str
+    unit: str
+    on_hand: float
+    reserved: float
+
+    @property
+    def available(self) -> float:
+        return max(0.0, round(self.on_hand - self.reserved, 6))
+
+
+def level(meta: LotMeta, entry: Entry | None, today: date | None, status: str = "available") -> LotStock:
+    state = state_of(entry)
+    if state.withdrawn and status == "available":
+        status = "quarantined"  # the lot document catches up right after the withdrawal entry
+    if status == "available" and today is not None and meta.expires_on < today:
+        status = "expired"
+    available = state.available if status == "available" else 0.0
+    return LotStock(meta.lot_number, meta.ingredient, meta.unit, meta.expires_on, status, state.on_hand, state.reserved, available)
+
+
+def by_ingredient(levels: list[LotStock]) -> dict[str, IngredientStock]:
+    """Totals over usable lots only: quarantined, recalled and expired stock is not stock."""
+    on_hand: dict[str, float] = defaultdict(float)
+    reserved: dict[str, float] = defaultdict(float)
+    units: dict[str, str] = {}
+    for lot in levels:
+        units[lot.ingredient] = lot.unit
+        if lot.usable:
+            on_hand[lot.ingredient] += lot.on_hand
+            reserved[lot.ingredient] += lot.reserved
+    return {i: IngredientStock(i, units[i], round(on_hand[i], 6), round(reserved[i], 6)) for i in units}
+
+
+def reorder_signal(available: float, reorder_point: float, armed: bool) -> Literal["low", "rearm"] | None:
+    """StockLow once per downward crossing; re-armed only when stock rises above the point again."""
+    if armed and available <= reorder_point + EPS:
+        return "low"
+    if not armed and available > reorder_point + EPS:
+        return "rearm"
+    return None
+
+
+def expiring_soon(expires_on: date, today: date, warning_days: int, remaining: float) -> bool:
+    days_left = (expires_on - today).days
+    return remaining > EPS and 0 <= days_left <= warning_days
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """Crossing ``n`` of an ingredient's reorder point (a StockLow claim): the numbers it was made with and
+    the key of the event that made it, so a re-run announces the same StockLow."""
+
+    ingredient: str
+    n: int
+    cause: str
+    at: datetime
+    unit: str
+    on_hand: float
+    reserved: float
+    available: float
+    reorder_point: float
+
+
+# -- outcomes ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    held: tuple[Holding, ...] = ()
+    """What the session holds afterwards (empty after a shortage)."""
+    missing: dict[str, float] = field(default_factory=dict)
+    shortage_cause: ShortageCause | None = None
+    released: tuple[Holding, ...] = ()
+    """What this round gave back to stock."""
+
+    @property
+    def short(self) -> bool:
+        return bool(self.missing)
+
+    @property
+    def ingredients(self) -> set[str]:
+        return {h.ingredient for h in (*self.held, *self.released)} | set(self.missing)
+
+
+@dataclass(frozen=True)
+class Consumed:
+    ingredient: str
+    lot_number: str
+    unit: str
+    amount: float
+    """Used (taken off the shelf, or recorded as a shortfall)."""
+    reserved: float
+    """What the session held of the lot until then."""
+
+
+WithdrawalKind = Literal["adverse_events", "recall"]
+
+
+@dataclass(frozen=True)
+class Move:
+    """What a withdrawal did to one session holding the lot."""
+
+    ref: SessionRef
+    status: Literal["reservation_moved", "shortage"]
+    held: tuple[Holding, ...] = ()
+    missing: dict[str, float] | None = None
+    released: tuple[Holding, ...] = ()
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    lot: Lot
+    entry: Entry
+    moves: list[Move]
+    administered: list[Entry]
+    """The lot's consumption entries, newest first."""
+
+
+# -- outgoing events ---------------------------------------------------------------------------------
+
+
+def allocations(held: Iterable[Holding]) -> tuple[LotAllocation, ...]:
+    return tuple(
+        LotAllocation(ingredient=h.ingredient, lot_number=h.lot_number, amount=h.amount, unit=h.unit, expires_on=h.expires_on)
+        for h in sorted(held, key=lambda h: (h.ingredient, h.expires_on, h.lot_number))
+    )
+
+
+def ingredients_reserved(ref: SessionRef, held: Iterable[Holding], now: datetime) -> IngredientsReserved:
+    return IngredientsReserved(
+        patient_id=ref.patient_id, course_id=ref.course_id, session_id=ref.session_id, scheduled_for=ref.scheduled_for,
+        reserved_at=now, allocations=allocations(held),
+    )
+
+
+def ingredient_shortage(ref: SessionRef, missing: dict[str, float], units: dict[str, str], cause: ShortageCause, now: datetime) -> IngredientShortage:
+    return IngredientShortage(
+        patient_id=ref.patient_id, course_id=ref.course_id, session_id=ref.session_id, needed_by=ref.scheduled_for,
+        detected_at=now, cause=cause,
+        missing=tuple(DoseLine(ingredient=i, amount=a, unit=units[i]) for i, a in sorted(missing.items())),
+    )
+
+
+def reservation_released(ref: SessionRef, lines: Iterable[Holding], cause: ReleaseCause, now: datetime) -> ReservationReleased:
+    return ReservationReleased(
+        patient_id=ref.patient_id, course_id=ref.course_id, session_id=ref.session_id, released_at=now,
+        cause=cause, released=allocations(lines),
+    )
+
+
+def stock_consumed(ref: SessionRef, lines: list[Consumed], now: datetime) -> StockConsumed:
+    used = [line for line in lines if line.amount > 0]
+    returned = [line for line in lines if line.amount <= 0 and line.reserved > 0]
+    return StockConsumed(
+        patient_id=ref.patient_id, course_id=ref.course_id, session_id=ref.session_id, consumed_at=now,
+        consumed=tuple(
+            ConsumedLine(ingredient=c.ingredient, lot_number=c.lot_number, amount=c.amount, reserved_amount=c.reserved, unit=c.unit) for c in used
+        ),
+        returned=tuple(LotLine(ingredient=c.ingredient, lot_number=c.lot_number, amount=c.reserved, unit=c.unit) for c in returned),
+    )
+
+
+def lot_quarantined(withdrawal: Withdrawal, recall_reason: RecallReason | None) -> LotQuarantined:
+    entry = withdrawal.entry
+    affected: dict[str, AffectedSession] = {}
+    for used in withdrawal.administered:
+        affected[used["session_id"]] = AffectedSession(
+            patient_id=used["patient_id"], session_id=used["session_id"], scheduled_for=used["scheduled_for"], status="administered"
+        )
+    for move in withdrawal.moves:
+        affected[move.ref.session_id] = AffectedSession(
+            patient_id=move.ref.patient_id, session_id=move.ref.session_id, scheduled_for=move.ref.scheduled_for, status=move.status
+        )
+    return LotQuarantined(
+        lot_number=withdrawal.lot.lot_number, ingredient=withdrawal.lot.ingredient, quarantined_at=entry["at"],
+        cause="recall" if recall_reason else "adverse_events", recall_reason=recall_reason,
+        escalation_ids=tuple(entry.get("escalation_ids", ())), affected=tuple(affected.values()),
+    )
+
+
+def stock_low(crossing: Crossing) -> StockLow:
+    return StockLow(
+        ingredient=crossing.ingredient, unit=crossing.unit, on_hand=max(0.0, crossing.on_hand), reserved=max(0.0, crossing.reserved),
+        available=crossing.available, reorder_point=crossing.reorder_point, detected_at=crossing.at,
+    )
+
+
+def lots_expiring(levels: list[LotStock], config: InventoryConfig, today: date, now: datetime) -> list[LotExpiringSoon]:
+    found = []
+    for lot in levels:
+        ingredient = config.ingredient(lot.ingredient)
+        if ingredient is None or not lot.usable or not expiring_soon(lot.expires_on, today, ingredient.expiry_warning_days, lot.on_hand):
+            continue
+        found.append(
+            LotExpiringSoon(
+                lot_number=lot.lot_number, ingredient=lot.ingredient, expires_on=lot.expires_on, days_left=(lot.expires_on - today).days,
+                remaining=lot.on_hand, reserved=lot.reserved, unit=lot.unit, detected_at=now,
+            )
+        )
+    return found

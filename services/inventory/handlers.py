@@ -1,23 +1,41 @@
-"""Inventory's reactions to a session's life: decode, move stock on the ledger, return effects.
+"""Inventory's reactions: a session's life (booked, moved, cancelled, missed, paused, completed) and the lot
+side (deliveries, recalls, escalated adverse events, the expiry scan). Each decodes its event, moves stock
+on one event's ``Shelf`` and returns Effects.
 
-Each handler reads the session's document and the stock book once, and the lots it touches by ``_id``
-(``Shelf``); nothing here searches a collection that grows with the clinic's history.
-
-The lot-side reactions (deliveries, recalls, escalations, the expiry scan) are in lot_handlers.py.
+Each handler reads the session's document and the stock book once, and the lots it touches by ``_id``;
+nothing here searches a collection that grows with the clinic's history (a withdrawal, rare, reads the
+ledger back). Its writes are Effects, except its claims on stock shared across patients (ledger entries,
+stock book versions, a lot's definition and flags, StockLow crossings), made through ``Deps.claims``
+(repository.py says why they cannot wait and why they are safe to make first).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from datetime import datetime
 
-from services.inventory import messages
-from services.inventory.alerts import stock_watch
-from services.inventory.domain import LotMeta, needs_of
-from services.inventory.ledger import SessionRef
-from services.inventory.reservations import consume_session, release_session, reserve_session
-from services.inventory.rounds import unfinished
+from services.inventory import domain
+from services.inventory.config import InventoryConfig
+from services.inventory.domain import (
+    Lot,
+    LotMeta,
+    Refused,
+    ReleaseCause,
+    Session,
+    SessionRef,
+    ShortageCause,
+    WithdrawalKind,
+    check_receipt,
+    needs_of,
+    status_of,
+    today_of,
+)
+from services.inventory.repository import Claims, Repository
 from services.inventory.shelf import Shelf
+from services.inventory.stock import consume_session, receive_stock, release_session, reserve_session, shelf_levels, stock_watch, withdraw_lot
+from shared.clock import Clock
+from shared.contracts.aftercare import AdverseEventEscalated
+from shared.contracts.inventory import LotRecalled, RecallReason, StockReceived
 from shared.contracts.plan import DoseLine
 from shared.contracts.scheduling import (
     SessionCancelled,
@@ -31,65 +49,78 @@ from shared.envelope import CloudEvent
 from shared.runtime import Effects, Handlers, Rejected, ignored
 from shared.runtime.store import derived_id, inbox_id
 
-if TYPE_CHECKING:
-    from services.inventory.app import Deps
-
-handlers = Handlers("inventory")
+SCAN_SECONDS = 900.0
+"""Expiry and stock-level scan; each lot's warning is keyed, so scanning often announces nothing twice."""
 
 
-def round_of(event: CloudEvent) -> str:
+@dataclass(frozen=True)
+class Deps:
+    repo: Repository
+    claims: Claims
+    config: InventoryConfig
+    clock: Clock
+
+    def shelf(self) -> Shelf:
+        """A fresh view of the stock for one event."""
+        return Shelf(self.repo, self.claims)
+
+
+handlers = Handlers[Deps]("inventory")
+
+
+def round_of(event: CloudEvent[object]) -> str:
     """Names this event's attempt in ledger causes: the same on every redelivery."""
     return derived_id("round", inbox_id(event)).replace("-", "")[:20]
 
 
-def today_of(now: datetime) -> date:
-    """Expiry dates are compared with the UTC date, like session days (domain.session_day)."""
-    return now.date()
-
-
-async def watch(deps: Deps, shelf: Shelf, ingredients: set[str], event: CloudEvent, now: datetime) -> Effects:
+async def watch(deps: Deps, shelf: Shelf, ingredients: set[str], event: CloudEvent[object], now: datetime) -> Effects:
     """StockLow for the ingredients this event moved, when it crossed the reorder point."""
     effects = Effects()
-    for _, low in await stock_watch(deps.repo, shelf, deps.config, ingredients, inbox_id(event), today_of(now), now):
+    for _, low in await stock_watch(shelf, deps.config, ingredients, inbox_id(event), today_of(now), now):
         effects.emit(low)
     return effects
 
 
+# -- a session's life ----------------------------------------------------------------------------------
+
+
 @handlers.on(SessionScheduled)
-async def on_session_scheduled(event: CloudEvent, deps: Deps) -> Effects:
-    booked: SessionScheduled = event.data  # type: ignore[assignment]
+async def on_session_scheduled(event: CloudEvent[SessionScheduled], deps: Deps) -> Effects:
+    booked = event.data
     session = await deps.repo.session(booked.session_id)
-    if session is not None and unfinished(session) != round_of(event):
+    if session is not None and domain.unfinished(session) != round_of(event):
         return ignored("already-known")  # a reschedule got here first, or the booking was published twice
     ref = SessionRef(booked.session_id, booked.patient_id, booked.course_id, booked.scheduled_for)
     return await _reserve(event, deps, ref, booked.cocktail, session, announced=False)
 
 
 @handlers.on(SessionRescheduled)
-async def on_session_rescheduled(event: CloudEvent, deps: Deps) -> Effects:
-    moved: SessionRescheduled = event.data  # type: ignore[assignment]
+async def on_session_rescheduled(event: CloudEvent[SessionRescheduled], deps: Deps) -> Effects:
+    moved = event.data
     session = await deps.repo.session(moved.session_id)
-    if _status(session) == "consumed":
+    if status_of(session) == "consumed":
         return ignored("already-consumed")
     ref = SessionRef(moved.session_id, moved.patient_id, moved.course_id, moved.scheduled_for)
-    return await _reserve(event, deps, ref, moved.cocktail, session, announced=_status(session) == "reserved")
+    return await _reserve(event, deps, ref, moved.cocktail, session, announced=status_of(session) == "reserved")
 
 
-async def _reserve(event: CloudEvent, deps: Deps, ref: SessionRef, cocktail: tuple[DoseLine, ...], session: dict[str, Any] | None, announced: bool) -> Effects:
+async def _reserve(
+    event: CloudEvent[object], deps: Deps, ref: SessionRef, cocktail: tuple[DoseLine, ...], session: Session | None, announced: bool
+) -> Effects:
     _check_units(deps, cocktail)
     now = deps.clock.now()
     needs = needs_of((line.ingredient, line.amount) for line in cocktail)
-    shelf = deps.repo.shelf()
-    outcome = await reserve_session(deps.repo, shelf, ref, needs, round_of(event), today_of(now), now, session)
+    shelf = deps.shelf()
+    outcome = await reserve_session(shelf, ref, needs, round_of(event), today_of(now), now, session)
     effects = deps.repo.save_session(ref, "short" if outcome.short else "reserved", now, round_of(event), shelf.holds(ref.session_id), needs)
     if outcome.short:
         units = {line.ingredient: line.unit.value for line in cocktail}
-        effects.emit(messages.shortage(ref, outcome.missing, units, outcome.shortage_cause or "insufficient_stock", now))
+        effects.emit(domain.ingredient_shortage(ref, outcome.missing, units, outcome.shortage_cause or "insufficient_stock", now))
         if announced and outcome.released:
-            effects.emit(messages.released(ref, outcome.released, "session_rescheduled", now))
+            effects.emit(domain.reservation_released(ref, outcome.released, "session_rescheduled", now))
         effects.outcome = "shortage"
     else:
-        effects.emit(messages.reserved(ref, outcome.held, now))
+        effects.emit(domain.ingredients_reserved(ref, outcome.held, now))
         effects.outcome = "reserved"
     return effects + await watch(deps, shelf, outcome.ingredients, event, now)
 
@@ -101,77 +132,170 @@ def _check_units(deps: Deps, cocktail: tuple[DoseLine, ...]) -> None:
             raise Rejected("unit-mismatch", f"{line.ingredient} is stocked in {ingredient.unit.value}, not {line.unit.value}")
 
 
-def _status(session: dict[str, Any] | None) -> str | None:
-    """What the session's events last decided (None before any of them was applied)."""
-    return None if session is None else session.get("status")
-
-
 @handlers.on(SessionCancelled)
-async def on_session_cancelled(event: CloudEvent, deps: Deps) -> Effects:
-    cancelled: SessionCancelled = event.data  # type: ignore[assignment]
+async def on_session_cancelled(event: CloudEvent[SessionCancelled], deps: Deps) -> Effects:
+    cancelled = event.data
     ref = SessionRef(cancelled.session_id, cancelled.patient_id, cancelled.course_id, cancelled.scheduled_for)
     return await _release(event, deps, ref, "session_cancelled", await deps.repo.session(ref.session_id))
 
 
 @handlers.on(SessionNoShow)
-async def on_session_no_show(event: CloudEvent, deps: Deps) -> Effects:
-    missed: SessionNoShow = event.data  # type: ignore[assignment]
+async def on_session_no_show(event: CloudEvent[SessionNoShow], deps: Deps) -> Effects:
+    missed = event.data
     ref = SessionRef(missed.session_id, missed.patient_id, missed.course_id, missed.scheduled_for)
     return await _release(event, deps, ref, "no_show", await deps.repo.session(ref.session_id))
 
 
 @handlers.on(TreatmentPaused)
-async def on_treatment_paused(event: CloudEvent, deps: Deps) -> Effects:
-    paused: TreatmentPaused = event.data  # type: ignore[assignment]
+async def on_treatment_paused(event: CloudEvent[TreatmentPaused], deps: Deps) -> Effects:
+    paused = event.data
     effects = Effects(outcome="released")
     for session_id in paused.released_sessions:
         session = await deps.repo.session(session_id)
         if session is None:
             continue
-        ref = SessionRef(session_id, paused.patient_id, paused.course_id, session["scheduled_for"])
+        ref = SessionRef(session_id, paused.patient_id, paused.course_id, session.ref.scheduled_for)
         effects += await _release(event, deps, ref, "course_paused", session)
     return effects
 
 
-async def _release(event: CloudEvent, deps: Deps, ref: SessionRef, cause: str, session: dict[str, Any] | None) -> Effects:
-    if _status(session) == "consumed":
+async def _release(event: CloudEvent[object], deps: Deps, ref: SessionRef, cause: ReleaseCause, session: Session | None) -> Effects:
+    if status_of(session) == "consumed":
         return ignored("already-consumed")
     now = deps.clock.now()
-    shelf = deps.repo.shelf()
+    shelf = deps.shelf()
     outcome = await release_session(shelf, ref, round_of(event), now, session)
     effects = deps.repo.save_session(ref, "released", now, round_of(event), shelf.holds(ref.session_id))
     if not outcome.released:
         effects.outcome = "nothing-reserved"
         return effects
-    effects.emit(messages.released(ref, outcome.released, cause, now))
+    effects.emit(domain.reservation_released(ref, outcome.released, cause, now))
     effects.outcome = "released"
     return effects + await watch(deps, shelf, outcome.ingredients, event, now)
 
 
 @handlers.on(SessionCompleted)
-async def on_session_completed(event: CloudEvent, deps: Deps) -> Effects:
-    completed: SessionCompleted = event.data  # type: ignore[assignment]
-    shelf = deps.repo.shelf()
+async def on_session_completed(event: CloudEvent[SessionCompleted], deps: Deps) -> Effects:
+    completed = event.data
+    shelf = deps.shelf()
     await shelf.load(line.lot_number for line in completed.lots_used)
     used: dict[str, float] = {}
     metas: dict[str, LotMeta] = {}
     for line in completed.lots_used:
-        lot = await deps.repo.lot(line.lot_number, shelf)
+        lot = await shelf.lot(line.lot_number)
         if lot is None:
             raise Rejected("unknown-lot", line.lot_number)
         if (lot.ingredient, lot.unit) != (line.ingredient, line.unit.value):
             raise Rejected("lot-mismatch", f"{line.lot_number} is {lot.ingredient} in {lot.unit}")
         used[line.lot_number] = round(used.get(line.lot_number, 0.0) + line.amount, 6)
-        metas[line.lot_number] = LotMeta(lot.lot_number, lot.ingredient, lot.unit, lot.expires_on)
+        metas[line.lot_number] = lot.meta
     session = await deps.repo.session(completed.session_id)
-    if _status(session) == "consumed":
+    if status_of(session) == "consumed":
         return ignored("already-consumed")
-    scheduled_for = session["scheduled_for"] if session is not None else completed.completed_at
+    scheduled_for = session.ref.scheduled_for if session is not None else completed.completed_at
     ref = SessionRef(completed.session_id, completed.patient_id, completed.course_id, scheduled_for)
     now = deps.clock.now()
     lines = await consume_session(shelf, ref, used, metas, round_of(event), now, session)
     consumed = sorted({line.lot_number for line in lines if line.amount > 0})
     effects = deps.repo.save_session(ref, "consumed", now, round_of(event), shelf.holds(ref.session_id), consumed=consumed)
-    effects.emit(messages.consumed(ref, lines, completed.completed_at))
+    effects.emit(domain.stock_consumed(ref, lines, completed.completed_at))
     effects.outcome = "consumed"
     return effects + await watch(deps, shelf, {line.ingredient for line in lines}, event, now)
+
+
+# -- the lot side ----------------------------------------------------------------------------------------
+
+
+@handlers.on(StockReceived)
+async def on_stock_received(event: CloudEvent[StockReceived], deps: Deps) -> Effects:
+    delivery = event.data
+    now = deps.clock.now()
+    meta = LotMeta(delivery.lot_number, delivery.ingredient, delivery.unit.value, delivery.expires_on)
+    ingredient = deps.config.ingredient(delivery.ingredient)
+    shelf = deps.shelf()
+    known = await shelf.lot(delivery.lot_number)
+    try:
+        check_receipt(meta, delivery.quantity, ingredient, known, today_of(now))
+        if known is None:  # two deliveries may race to define a new lot number: the claim decides
+            claimed = await deps.claims.lot(meta, delivery.delivery_id, delivery.received_at)
+            check_receipt(meta, delivery.quantity, ingredient, Lot(claimed.lot_number, claimed.ingredient, claimed.unit, claimed.expires_on), today_of(now))
+    except Refused as refused:
+        raise Rejected(refused.reason, refused.detail) from None
+    await receive_stock(shelf, meta, delivery.quantity, delivery.delivery_id, today_of(now), now)
+    effects = await watch(deps, shelf, {delivery.ingredient}, event, now)
+    effects.outcome = "received"
+    return effects
+
+
+@handlers.on(LotRecalled)
+async def on_lot_recalled(event: CloudEvent[LotRecalled], deps: Deps) -> Effects:
+    recall = event.data
+    shelf = deps.shelf()
+    lot = await shelf.lot(recall.lot_number)
+    if lot is None:
+        return ignored("unknown-lot")
+    if lot.ingredient != recall.ingredient:
+        raise Rejected("lot-mismatch", f"{recall.lot_number} is {lot.ingredient}")
+    effects = await _withdraw(event, deps, shelf, lot, "recall", recall.reason_code, recall_reason=recall.reason_code)
+    return effects if effects is not None else ignored("already-recalled")
+
+
+@handlers.on(AdverseEventEscalated)
+async def on_adverse_event_escalated(event: CloudEvent[AdverseEventEscalated], deps: Deps) -> Effects:
+    escalated = event.data
+    named = {lot.lot_number for lot in escalated.lots}
+    if not named:  # the report did not say: the lots used in that session
+        session = await deps.repo.session(escalated.session_id)
+        named = set(session.consumed_lots if session is not None else ())
+    now = deps.clock.now()
+    shelf = deps.shelf()
+    effects = Effects(outcome="flagged")
+    for lot_number in sorted(named):
+        lot = await shelf.lot(lot_number)
+        if lot is None:
+            continue
+        escalations = await deps.claims.flag(lot_number, escalated.escalation_id, escalated.session_id, now)
+        ingredient = deps.config.ingredient(lot.ingredient)
+        threshold = ingredient.quarantine_after_escalations if ingredient is not None else 1
+        if len(escalations) >= threshold:
+            quarantine = await _withdraw(event, deps, shelf, lot, "adverse_events", None, escalation_ids=escalations)
+            if quarantine is not None:
+                effects += quarantine
+    return effects
+
+
+async def _withdraw(
+    event: CloudEvent[object], deps: Deps, shelf: Shelf, lot: Lot, kind: WithdrawalKind, reason: RecallReason | None, **extra: object
+) -> Effects | None:
+    now = deps.clock.now()
+    withdrawal = await withdraw_lot(shelf, lot, kind, inbox_id(event), now, **extra)
+    if withdrawal is None:
+        return None
+    effects = deps.repo.mark_lot(lot.lot_number, "recalled" if kind == "recall" else "quarantined", now)
+    effects.emit(domain.lot_quarantined(withdrawal, reason))
+    short_cause: ShortageCause = "lot_recalled" if kind == "recall" else "lot_quarantined"
+    for move in withdrawal.moves:
+        if move.status == "reservation_moved":
+            effects.emit(domain.ingredients_reserved(move.ref, move.held, now))
+            continue
+        effects.emit(domain.ingredient_shortage(move.ref, move.missing or {}, {lot.ingredient: lot.unit}, short_cause, now))
+        if move.released:
+            effects.emit(domain.reservation_released(move.ref, move.released, "lot_withdrawn", now))
+    effects.outcome = "quarantined"
+    return effects + await watch(deps, shelf, {lot.ingredient}, event, now)
+
+
+@handlers.every(SCAN_SECONDS)
+async def scan_lots(deps: Deps, now: datetime) -> list[tuple[str, Effects]]:
+    """Expiry warnings and StockLow over the lots in play (the stock book's), read to their real end; the
+    heads found behind are brought up to date."""
+    today = today_of(now)
+    shelf = deps.shelf()
+    book = await shelf.book()
+    await shelf.load((m.lot_number for m in book.lots.values()), exact=True)
+    levels = await shelf_levels(shelf, book, today)
+    pairs = [(f"expiring|{soon.lot_number}", Effects().emit(soon)) for soon in domain.lots_expiring(levels, deps.config, today, now)]
+    lows = await stock_watch(shelf, deps.config, {lot.ingredient for lot in levels}, "scan", today, now)
+    pairs += [(f"stock-low|{low.ingredient}|{n}", Effects().emit(low)) for n, low in lows]
+    await shelf.flush()
+    return pairs

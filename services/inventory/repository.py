@@ -1,102 +1,96 @@
-"""Documents in, domain objects out; domain decisions out as Effects. Every read is by ``_id``.
+"""Inventory's store: ``Repository`` reads documents into domain objects (every hot-path read by ``_id``) and
+turns the decisions on a patient's own documents into Effects; ``Claims`` makes the few writes that cannot
+wait for the Effects, on resources shared across patients.
 
 Collections:
 - ``lots``: one per lot (ingredient, unit, expiry, status for operators); the first delivery defines it.
-- ``ledger`` and ``lot_heads``: the stock movements and each lot's latest state (ledger.py).
-- ``stock_book``: the lots in play per ingredient and where StockLow stands (book.py).
+- ``ledger``: the append-only stock movements, one entry ``<lot>|<seq>`` each (domain.py, "ledger
+  entries"); ``lot_heads``: a copy of each lot's latest entry by lot number, only a hint (shelf.py).
+- ``stock_book``: the lots in play and where StockLow stands, version ``v|<n>`` each, plus a ``head`` copy
+  of the latest (domain.py, "the stock book").
 - ``sessions``: what inventory knows of a booked session, written by that patient's events only: status,
-  cocktail, what it holds of each lot after its latest event with the holding's version (``holds``, see
-  ledger.py), and that event's round (``round``: a reservation writes it directly before it moves stock,
-  so that a re-run after a crash, or the session's next event, knows the record may be behind; the
-  Effects mark it done).
+  cocktail, what it holds of each lot after its latest event with the holding's version (``holds``), and
+  that event's round (``round``: a reservation writes it directly before it moves stock, so that a re-run
+  after a crash, or the session's next event, knows the record may be behind; the Effects mark it done).
 - ``lot_flags`` and ``stock_alerts``: claims shared across patients, made by unique inserts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
+from pymongo import ASCENDING, ReplaceOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.inventory.book import Book
-from services.inventory.domain import Lot, LotMeta
-from services.inventory.ledger import Hold, Ledger, SessionRef, lot_of, meta_of
-from services.inventory.shelf import Shelf
+from services.inventory.domain import (
+    EPS,
+    Alert,
+    Crossing,
+    Entry,
+    Hold,
+    LotMeta,
+    LotState,
+    LotStock,
+    Session,
+    SessionRef,
+    Version,
+    entry_id,
+    level,
+    state_of,
+)
 from shared.runtime import Effects
+
+Document = dict[str, Any]
+Db = AsyncDatabase[Document]
 
 LOTS = "lots"
 SESSIONS = "sessions"
 FLAGS = "lot_flags"
 ALERTS = "stock_alerts"
+LEDGER = "ledger"
+HEADS = "lot_heads"
+BOOK = "stock_book"
+BOOK_HEAD = "head"
 MAX_FLAGS = 1000
 
 
-def encode_holds(holds: dict[str, Hold]) -> dict[str, dict[str, Any]]:
-    return {
-        n: {"ingredient": h.meta.ingredient, "unit": h.meta.unit, "expires_on": h.meta.expires_on.isoformat(), "amount": h.amount, "version": h.version}
-        for n, h in holds.items()
-    }
-
-
-def decode_holds(document: dict[str, Any] | None) -> dict[str, Hold]:
-    return {
-        n: Hold(LotMeta(n, h["ingredient"], h["unit"], date.fromisoformat(h["expires_on"])), h["amount"], h["version"])
-        for n, h in (document or {}).items()
-    }
-
-
 class Repository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    """Reads, each by ``_id`` on an event's path; the searches are marked and only for rare paths."""
+
+    def __init__(self, db: Db) -> None:
         self.db = db
-        self.ledger = Ledger(db)
-        self.book = Book(db)
+        self.ledger: AsyncCollection[Document] = db[LEDGER]
+        self._book: Version | None = None
+        """The latest stock book version this process has seen (a version never changes)."""
 
     async def ensure_indexes(self) -> None:
-        await self.ledger.ensure_indexes()
+        await self.ledger.create_index([("cause", ASCENDING)], unique=True, name="cause")
+        await self.ledger.create_index([("key", ASCENDING)], unique=True, sparse=True, name="key")
+        # served on MongoDB only; FerretDB scans. For recovery, withdrawals and operators, never per event.
+        await self.ledger.create_index([("session_id", ASCENDING)], name="session")
+        await self.ledger.create_index([("lot", ASCENDING), ("seq", ASCENDING)], name="lot")
 
-    def shelf(self) -> Shelf:
-        """A fresh view of the lots for one event."""
-        return Shelf(self.ledger, self.book)
+    # -- lots and sessions ------------------------------------------------------------------------
 
-    # -- lots --------------------------------------------------------------------------------------
-
-    async def lot(self, lot_number: str, shelf: Shelf) -> Lot | None:
-        entry = await shelf.entry(lot_number)
-        if entry is not None:
-            return lot_of(meta_of(entry), entry)
+    async def lot_meta(self, lot_number: str) -> LotMeta | None:
+        """The lot as its first delivery defined it."""
         document = await self.db[LOTS].find_one({"_id": lot_number})
-        return None if document is None else Lot(lot_number, document["ingredient"], document["unit"], date.fromisoformat(document["expires_on"]))
+        return None if document is None else _lot_meta(document)
 
-    async def claim_lot(self, lot: LotMeta, delivery_id: str, received_at: datetime) -> LotMeta:
-        """The first delivery of a lot number defines it (ingredient, unit, expiry). Deliveries of one lot
-        number under two ingredients arrive on different partitions, so this is a unique insert."""
-        try:
-            await self.db[LOTS].insert_one(
-                {
-                    "_id": lot.lot_number, "ingredient": lot.ingredient, "unit": lot.unit, "expires_on": lot.expires_on.isoformat(),
-                    "status": "available", "first_delivery_id": delivery_id, "received_at": received_at,
-                }
-            )
-            return lot
-        except DuplicateKeyError:
-            document = await self.db[LOTS].find_one({"_id": lot.lot_number})
-            assert document is not None
-            return LotMeta(lot.lot_number, document["ingredient"], document["unit"], date.fromisoformat(document["expires_on"]))
-
-    def mark_lot(self, lot_number: str, status: str, now: datetime) -> Effects:
-        return Effects().merge(LOTS, lot_number, status=status, status_at=now)
-
-    # -- sessions ----------------------------------------------------------------------------------
-
-    async def session(self, session_id: str) -> dict[str, Any] | None:
-        return await self.db[SESSIONS].find_one({"_id": session_id})
-
-    async def begin_round(self, ref: SessionRef, round_id: str) -> None:
-        """Written directly, before a reservation moves stock: the write-ahead a re-run or the next event reads."""
-        fields = {"patient_id": ref.patient_id, "course_id": ref.course_id, "scheduled_for": ref.scheduled_for, "round": {"id": round_id, "done": False}}
-        await self.db[SESSIONS].update_one({"_id": ref.session_id}, {"$set": fields}, upsert=True)
+    async def session(self, session_id: str) -> Session | None:
+        document = await self.db[SESSIONS].find_one({"_id": session_id})
+        if document is None:
+            return None
+        ref = SessionRef(session_id, document["patient_id"], document["course_id"], document["scheduled_for"])
+        found = document.get("round") or {}
+        return Session(
+            ref, document.get("status"), decode_holds(document.get("holds")), found.get("id"), bool(found.get("done", True)),
+            tuple(document.get("consumed_lots", ())),
+        )
 
     def save_session(
         self,
@@ -108,7 +102,7 @@ class Repository:
         cocktail: dict[str, float] | None = None,
         consumed: list[str] | None = None,
     ) -> Effects:
-        fields: dict[str, Any] = {
+        fields: Document = {
             "patient_id": ref.patient_id,
             "course_id": ref.course_id,
             "scheduled_for": ref.scheduled_for,
@@ -123,7 +117,157 @@ class Repository:
             fields["consumed_lots"] = consumed
         return Effects().merge(SESSIONS, ref.session_id, **fields)
 
-    # -- claims shared across patients ------------------------------------------------------------
+    def mark_lot(self, lot_number: str, status: str, now: datetime) -> Effects:
+        return Effects().merge(LOTS, lot_number, status=status, status_at=now)
+
+    # -- the ledger -------------------------------------------------------------------------------
+
+    async def entry(self, lot_number: str, seq: int) -> Entry | None:
+        return await self.ledger.find_one({"_id": entry_id(lot_number, seq)})
+
+    async def hint(self, lot_number: str) -> Entry | None:
+        """The lot's head: its latest entry as last saved (maybe behind)."""
+        head = await self.db[HEADS].find_one({"_id": lot_number})
+        return None if head is None else {**head, "_id": entry_id(lot_number, head["seq"])}
+
+    async def latest(self, lot_number: str, known: Entry | None = None) -> Entry | None:
+        """The lot's latest entry: from ``known`` (or the head) forward, one ``_id`` probe per step."""
+        current = known if known is not None else await self.hint(lot_number)
+        while (following := await self.entry(lot_number, 0 if current is None else current["seq"] + 1)) is not None:
+            current = following
+        return current
+
+    async def state(self, lot_number: str) -> LotState:
+        return state_of(await self.latest(lot_number))
+
+    async def session_entries(self, session_id: str, **where: Any) -> list[Entry]:
+        """Every entry of a session. A search of the whole ledger: only for crash recovery, a session
+        moved by a withdrawal, and operators; never on an event's usual path."""
+        return await self.ledger.find({"session_id": session_id, **where}).sort("_id", ASCENDING).to_list()
+
+    async def holders(self, lot_number: str, before_seq: int) -> dict[str, float]:
+        """Sessions holding some of the lot just before entry ``before_seq``. A search of the whole
+        ledger: only for withdrawing a lot (a recall or a quarantine, rare)."""
+        found: dict[str, Entry] = {}
+        for entry in await self.ledger.find({"lot": lot_number, "seq": {"$lt": before_seq}, "session_id": {"$ne": None}}).to_list():
+            if entry["session_id"] not in found or entry["hold"] > found[entry["session_id"]]["hold"]:
+                found[entry["session_id"]] = entry
+        return {s: e["held"] for s, e in sorted(found.items()) if e["held"] > EPS}
+
+    # -- the stock book and the StockLow claims ---------------------------------------------------
+
+    async def book(self) -> Version:
+        """The latest version: from the one this process saw last (or the head), one ``_id`` probe per
+        version after it."""
+        latest = self._book
+        if latest is None:
+            head = await self.db[BOOK].find_one({"_id": BOOK_HEAD})
+            latest = Version() if head is None else decode_book(head)
+        while (following := await self.db[BOOK].find_one({"_id": book_id(latest.v + 1)})) is not None:
+            latest = decode_book(following)
+        return self.saw(latest)
+
+    def saw(self, version: Version) -> Version:
+        """Remember a version read or written; the latest one known is returned."""
+        if self._book is None or version.v > self._book.v:
+            self._book = version
+        return self._book
+
+    async def crossing(self, ingredient: str, n: int) -> Crossing | None:
+        document = await self.db[ALERTS].find_one({"_id": crossing_id(ingredient, n)})
+        return None if document is None else decode_crossing(document)
+
+
+class Claims:
+    """The writes a handler makes itself, before its Effects are recorded: claims on what patients share.
+
+    Stock moves under many patients' events on several instances at once, so what it may do cannot be
+    decided from a record only one of them writes: each claim is an insert under a deterministic unique
+    key (a ledger entry's ``<lot>|<seq>``, its cause and its session's holding key; a book version; a lot
+    number; a lot's flag slot; a StockLow crossing), which MongoDB and FerretDB both enforce atomically.
+    The winner goes on; the loser reads what won and decides again. Recording them with the Effects would be
+    too late: the Effects are applied after the decision, which is what the claim must protect.
+
+    They are safe to make before the Effects because every key derives from the event (its round, its
+    delivery, its escalation) or from what was claimed before it: a redelivered event, or a handler re-run
+    after a crash, finds its own claims taken and reaches the same decision, and never moves stock twice.
+    The lot heads and the book's head are hints, not claims: rewritten freely, never trusted.
+    The session's round (``round``) is written ahead of a reservation's moves for the same reason.
+    """
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self.ledger: AsyncCollection[Document] = db[LEDGER]
+        self.lot_heads: AsyncCollection[Document] = db[HEADS]
+
+    async def entry(self, entry: Entry) -> bool:
+        """Insert one ledger entry; False when a unique key (its slot, cause or holding key) is taken."""
+        try:
+            await self.ledger.insert_one(entry)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def entries(self, entries: list[Entry]) -> set[int]:
+        """Insert entries of different lots at once; the indexes of those refused by a unique key."""
+        if len(entries) == 1:
+            return set() if await self.entry(entries[0]) else {0}
+        refused: set[int] = set()
+        if entries:
+            try:
+                await self.ledger.insert_many(entries, ordered=False)
+            except BulkWriteError as error:
+                for problem in error.details.get("writeErrors", []):
+                    if problem.get("code") != 11000:
+                        raise
+                    refused.add(problem["index"])
+        return refused
+
+    async def heads(self, entries: Iterable[Entry]) -> None:
+        """Save each lot's latest entry known as its head (a hint)."""
+        writes = [ReplaceOne({"_id": e["lot"]}, {**e, "_id": e["lot"]}, upsert=True) for e in entries]
+        if not writes:
+            return
+        try:
+            await self.lot_heads.bulk_write(writes, ordered=False)
+        except BulkWriteError as error:  # two instances creating one head at once: either copy will do
+            if any(problem.get("code") != 11000 for problem in error.details.get("writeErrors", [])):
+                raise
+
+    async def book(self, version: Version) -> bool:
+        """Insert the stock book's version ``v``; False when another writer made version ``v`` first."""
+        document = encode_book(version)
+        try:
+            await self.db[BOOK].insert_one(document)
+        except DuplicateKeyError:
+            return False
+        try:
+            await self.db[BOOK].replace_one({"_id": BOOK_HEAD}, {**document, "_id": BOOK_HEAD}, upsert=True)
+        except DuplicateKeyError:  # two instances creating the head at once: it is only a hint
+            pass
+        return True
+
+    async def round(self, ref: SessionRef, round_id: str) -> None:
+        """The reservation's round on the session's document, before it moves stock: the write-ahead a
+        re-run or the session's next event reads (its Effects mark it done)."""
+        fields = {"patient_id": ref.patient_id, "course_id": ref.course_id, "scheduled_for": ref.scheduled_for, "round": {"id": round_id, "done": False}}
+        await self.db[SESSIONS].update_one({"_id": ref.session_id}, {"$set": fields}, upsert=True)
+
+    async def lot(self, lot: LotMeta, delivery_id: str, received_at: datetime) -> LotMeta:
+        """The first delivery of a lot number defines it (ingredient, unit, expiry). Deliveries of one lot
+        number under two ingredients arrive on different partitions, so this is a unique insert."""
+        try:
+            await self.db[LOTS].insert_one(
+                {
+                    "_id": lot.lot_number, "ingredient": lot.ingredient, "unit": lot.unit, "expires_on": lot.expires_on.isoformat(),
+                    "status": "available", "first_delivery_id": delivery_id, "received_at": received_at,
+                }
+            )
+            return lot
+        except DuplicateKeyError:
+            document = await self.db[LOTS].find_one({"_id": lot.lot_number})
+            assert document is not None
+            return _lot_meta(document)
 
     async def flag(self, lot_number: str, escalation_id: str, session_id: str, now: datetime) -> list[str]:
         """Record that an escalation implicates the lot (once); returns every escalation on the lot, first
@@ -148,13 +292,87 @@ class Repository:
                 named.append(slot["escalation_id"])
         raise RuntimeError(f"{lot_number}: more than {MAX_FLAGS} escalations")
 
-    async def alert(self, alert_id: str) -> dict[str, Any] | None:
-        return await self.db[ALERTS].find_one({"_id": alert_id})
-
-    async def claim_alert(self, document: dict[str, Any]) -> dict[str, Any]:
-        """Insert the claim, or return the one that got there first."""
+    async def crossing(self, crossing: Crossing) -> Crossing:
+        """Claim StockLow crossing ``n`` of the ingredient, or return the claim that got there first."""
         try:
-            await self.db[ALERTS].insert_one(document)
-            return document
+            await self.db[ALERTS].insert_one(encode_crossing(crossing))
+            return crossing
         except DuplicateKeyError:
-            return await self.alert(document["_id"]) or document
+            document = await self.db[ALERTS].find_one({"_id": crossing_id(crossing.ingredient, crossing.n)})
+            return crossing if document is None else decode_crossing(document)
+
+    async def rearm(self, ingredient: str, n: int, cause: str, now: datetime) -> None:
+        """Claim the re-arming after crossing ``n`` (stock rose above the reorder point again)."""
+        try:
+            await self.db[ALERTS].insert_one({"_id": f"{ingredient}|armed|{n}", "ingredient": ingredient, "kind": "armed", "n": n, "cause": cause, "at": now})
+        except DuplicateKeyError:
+            pass
+
+
+async def stock_levels(db: Db, today: date | None = None, ingredients: set[str] | None = None) -> list[LotStock]:
+    """Every lot ever received (optionally of some ingredients) with its balance, FEFO order within an
+    ingredient; ``today`` marks lots past their expiry as expired. For operators: this reads all of
+    ``lots`` and follows each lot's head to its latest entry, so it is never called per event."""
+    repo = Repository(db)
+    where: Document = {} if ingredients is None else {"ingredient": {"$in": sorted(ingredients)}}
+    levels = []
+    for lot in await db[LOTS].find(where).sort([("ingredient", ASCENDING), ("expires_on", ASCENDING), ("_id", ASCENDING)]).to_list():
+        levels.append(level(_lot_meta(lot), await repo.latest(lot["_id"]), today, lot.get("status", "available")))
+    return levels
+
+
+# -- documents <-> domain objects ------------------------------------------------------------------
+
+
+def _lot_meta(document: Document) -> LotMeta:
+    return LotMeta(document["_id"], document["ingredient"], document["unit"], date.fromisoformat(document["expires_on"]))
+
+
+def encode_holds(holds: dict[str, Hold]) -> Document:
+    return {
+        n: {"ingredient": h.meta.ingredient, "unit": h.meta.unit, "expires_on": h.meta.expires_on.isoformat(), "amount": h.amount, "version": h.version}
+        for n, h in holds.items()
+    }
+
+
+def decode_holds(document: Document | None) -> dict[str, Hold]:
+    return {
+        n: Hold(LotMeta(n, h["ingredient"], h["unit"], date.fromisoformat(h["expires_on"])), h["amount"], h["version"])
+        for n, h in (document or {}).items()
+    }
+
+
+def book_id(v: int) -> str:
+    return f"v|{v:08d}"
+
+
+def encode_book(version: Version) -> Document:
+    return {
+        "_id": book_id(version.v),
+        "v": version.v,
+        "lots": {n: {"ingredient": m.ingredient, "unit": m.unit, "expires_on": m.expires_on.isoformat()} for n, m in version.lots.items()},
+        "alerts": {i: {"n": a.n, "armed": a.armed, "cause": a.cause} for i, a in version.alerts.items()},
+    }
+
+
+def decode_book(document: Document) -> Version:
+    return Version(
+        document["v"],
+        {n: LotMeta(n, m["ingredient"], m["unit"], date.fromisoformat(m["expires_on"])) for n, m in document["lots"].items()},
+        {i: Alert(a["n"], a["armed"], a["cause"]) for i, a in document["alerts"].items()},
+    )
+
+
+def crossing_id(ingredient: str, n: int) -> str:
+    return f"{ingredient}|low|{n}"
+
+
+def encode_crossing(c: Crossing) -> Document:
+    return {
+        "_id": crossing_id(c.ingredient, c.n), "ingredient": c.ingredient, "kind": "low", "n": c.n, "cause": c.cause, "at": c.at,
+        "unit": c.unit, "on_hand": c.on_hand, "reserved": c.reserved, "available": c.available, "reorder_point": c.reorder_point,
+    }
+
+
+def decode_crossing(d: Document) -> Crossing:
+    return Crossing(d["ingredient"], d["n"], d["cause"], d["at"], d["unit"], d["on_hand"], d["reserved"], d["available"], d["reorder_point"])

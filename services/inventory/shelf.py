@@ -1,4 +1,20 @@
-"""What one event sees of the stock, and the movements it makes (the compare-and-set of ledger.py).
+"""What one event sees of the stock, and the movements it makes: the ledger's compare-and-set.
+
+To move stock on lot L an event computes from the latest entry it knows and inserts the next one,
+``L|<seq+1>`` (domain.py, "ledger entries"). Both MongoDB and FerretDB enforce ``_id`` uniqueness
+atomically, so that insert is a compare-and-set: of two instances computing from the same entry only one
+succeeds; the other reads the entry that won (by ``_id``) and computes again. No update's filter is relied
+on (FerretDB's updates are read-modify-write). The entry's unique ``key`` (the session's holding and its
+version) makes the same insert check what the session held, so a release or a consumption never frees
+more than the session held, whoever else moves it meanwhile (a withdrawal); its unique ``cause`` keeps a
+redelivered event or a re-run after a crash from moving stock twice. These inserts are the event's
+claims (``Claims`` in repository.py, which says why they are made before the Effects); everything else
+an event changes goes through its Effects.
+
+``lot_heads`` keeps a copy of each lot's latest entry, read by ``_id`` instead of searching the ledger; it
+is only a hint, written after the entries (late after a crash, or overwritten by an older copy when
+instances race), and a stale head only makes the next insert fail and step forward through ``L|seq+1`` ...
+by ``_id``. The stock book changes the same way: version n+1 is inserted computed from version n.
 
 A ``Shelf`` lives for one event. It reads the stock book once and each lot it touches once by ``_id``
 (the lot's head, or on to its real last entry where a decision needs it), knows what the sessions it
@@ -15,18 +31,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
-
-from services.inventory.balance import EPS
-from services.inventory.book import Book, Edit, Version
-from services.inventory.domain import Holding, LotMeta
-from services.inventory.ledger import Decide, Hold, Ledger, SessionRef, hold_of, holding_of, new_entry, state_of
+from services.inventory.domain import EPS, Decide, Edit, Entry, Hold, Holding, Lot, LotMeta, SessionRef, Version, hold_of, holding_of, lot_of, meta_of, new_entry, state_of
+from services.inventory.repository import Claims, Repository
 
 MAX_ATTEMPTS = 200
+BOOK_ATTEMPTS = 100
 
 
 class LedgerContention(RuntimeError):
@@ -38,7 +51,7 @@ class Earlier:
     """The movement's cause was used by an earlier run of the same handler: this is its entry (not looked
     up for a lot's own movements: a receipt needs nothing from it, a withdrawal finds it from the lot)."""
 
-    entry: dict[str, Any] | None
+    entry: Entry | None
 
 
 @dataclass(frozen=True)
@@ -53,19 +66,22 @@ class Request:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-Made = dict[str, Any] | Earlier | None
+Made = Entry | Earlier | None
 
 
 class Shelf:
-    def __init__(self, ledger: Ledger, book: Book) -> None:
-        self.ledger = ledger
-        self._books = book
+    """One event's view of the stock: reads through ``repo``, claims (ledger entries, book versions) through
+    ``claims``."""
+
+    def __init__(self, repo: Repository, claims: Claims) -> None:
+        self.repo = repo
+        self.claims = claims
         self._book: Version | None = None
-        self._latest: dict[str, dict[str, Any] | None] = {}
+        self._latest: dict[str, Entry | None] = {}
         self._exact: set[str] = set()
-        self._moved: dict[str, dict[str, Any]] = {}
+        self._moved: dict[str, Entry] = {}
         self._holds: dict[str, dict[str, Hold]] = {}
-        self._entries: dict[str, dict[str, dict[str, Any]]] = {}
+        self._entries: dict[str, dict[str, Entry]] = {}
         """The entries of each session this event made, or read back from the ledger, by ``_id``."""
         self.searched: set[str] = set()
         """Sessions whose entries were read back from the ledger (their holdings are then exact)."""
@@ -75,12 +91,24 @@ class Shelf:
     async def book(self) -> Version:
         """The stock book, read once per event."""
         if self._book is None:
-            self._book = await self._books.read()
+            self._book = await self.repo.book()
         return self._book
 
     async def change_book(self, edit: Edit) -> Version:
-        self._book = await self._books.change(edit, await self.book())
-        return self._book
+        """Apply ``edit`` to the latest version; nothing is written when it changes nothing. Of two writers
+        of version n+1 (deliveries of two ingredients, two instances) one wins, the other edits the winner."""
+        current = await self.book()
+        for _ in range(BOOK_ATTEMPTS):
+            changed = edit(current)
+            if (changed.lots, changed.alerts) == (current.lots, current.alerts):
+                self._book = current
+                return current
+            changed = replace(changed, v=current.v + 1)
+            if await self.claims.book(changed):
+                self._book = self.repo.saw(changed)
+                return self._book
+            current = await self.repo.book()
+        raise RuntimeError(f"stock book: {BOOK_ATTEMPTS} lost races")
 
     # -- lots ---------------------------------------------------------------------------------------
 
@@ -93,19 +121,27 @@ class Shelf:
             if exact:
                 self._exact.add(lot_number)
 
-    async def _read(self, lot_number: str, exact: bool) -> dict[str, Any] | None:
+    async def _read(self, lot_number: str, exact: bool) -> Entry | None:
         if exact:
-            return await self.ledger.latest(lot_number, self._latest.get(lot_number))
-        return await self.ledger.hint(lot_number)
+            return await self.repo.latest(lot_number, self._latest.get(lot_number))
+        return await self.repo.hint(lot_number)
 
-    async def entry(self, lot_number: str, exact: bool = False) -> dict[str, Any] | None:
+    async def entry(self, lot_number: str, exact: bool = False) -> Entry | None:
         await self.load([lot_number], exact)
         return self._latest[lot_number]
 
-    def known(self, lot_number: str) -> dict[str, Any] | None:
+    def known(self, lot_number: str) -> Entry | None:
         return self._latest.get(lot_number)
 
-    def _know(self, entry: dict[str, Any] | None, lot_number: str) -> None:
+    async def lot(self, lot_number: str) -> Lot | None:
+        """The lot as its latest entry known says, or as its first delivery defined it (no stock yet)."""
+        entry = await self.entry(lot_number)
+        if entry is not None:
+            return lot_of(meta_of(entry), entry)
+        meta = await self.repo.lot_meta(lot_number)
+        return None if meta is None else Lot(meta.lot_number, meta.ingredient, meta.unit, meta.expires_on)
+
+    def _know(self, entry: Entry | None, lot_number: str) -> None:
         current = self._latest.get(lot_number)
         if entry is not None and (current is None or entry["seq"] > current["seq"]):
             self._latest[lot_number] = entry
@@ -122,7 +158,7 @@ class Shelf:
     async def search(self, session_id: str) -> None:
         """Read the session's entries back from the ledger: what it holds is then exact. A search of the
         whole ledger, for the rare paths only (module docstring)."""
-        entries = await self.ledger.session_entries(session_id)
+        entries = await self.repo.session_entries(session_id)
         holds: dict[str, Hold] = {}
         for entry in entries:
             if entry["lot"] not in holds or entry["hold"] > holds[entry["lot"]].version:
@@ -141,17 +177,17 @@ class Shelf:
     def holdings(self, session_id: str) -> dict[str, Holding]:
         return {n: holding_of(h) for n, h in sorted(self._holds.get(session_id, {}).items()) if h.amount > EPS}
 
-    def entries_of(self, session_id: str, **where: Any) -> list[dict[str, Any]]:
+    def entries_of(self, session_id: str, **where: Any) -> list[Entry]:
         """The session's entries this event made or read back, in ledger order."""
         found = sorted(self._entries.get(session_id, {}).values(), key=lambda e: e["_id"])
         return [e for e in found if all(e.get(k) == v for k, v in where.items())]
 
-    def _made(self, session_id: str, cause: str) -> dict[str, Any] | None:
+    def _made(self, session_id: str, cause: str) -> Entry | None:
         return next((e for e in self._entries.get(session_id, {}).values() if e["cause"] == cause), None)
 
-    def _learn(self, entry: dict[str, Any]) -> None:
+    def _learn(self, entry: Entry) -> None:
         self._know(entry, entry["lot"])
-        self._moved[entry["lot"]] = self._latest[entry["lot"]]  # type: ignore[assignment]
+        self._moved[entry["lot"]] = self._latest[entry["lot"]] or entry
         if (session_id := entry.get("session_id")) is not None:
             self._entries.setdefault(session_id, {})[entry["_id"]] = entry
             known = self._holds.setdefault(session_id, {}).get(entry["lot"])
@@ -185,11 +221,10 @@ class Shelf:
             named = cause if suffix == 1 else f"{cause}|{suffix}"
             seq = 0 if current is None else current["seq"] + 1
             entry = new_entry(meta, current, seq, named, movement, now, session, hold, extra)
-            try:
-                await self.ledger.entries.insert_one(entry)
-            except DuplicateKeyError:
+            if not await self.claims.entry(entry):
                 # FerretDB does not say which unique index refused it: the slot tells
-                taken = await self.ledger.entry(meta.lot_number, seq)
+                made: Entry | None
+                taken = await self.repo.entry(meta.lot_number, seq)
                 if taken is not None:  # the lot moved meanwhile
                     self._learn(taken)
                     current = taken
@@ -220,7 +255,7 @@ class Shelf:
         assert len({r.meta.lot_number for r in requests}) == len(requests), "one movement per lot"
         await self.load(r.meta.lot_number for r in requests)
         results: list[Made] = [None] * len(requests)
-        batch: dict[int, dict[str, Any]] = {}
+        batch: dict[int, Entry] = {}
         for index, r in enumerate(requests):
             current = self._latest[r.meta.lot_number]
             hold = self.hold(r.session.session_id, r.meta) if r.session else None
@@ -228,22 +263,8 @@ class Shelf:
             if movement is not None:
                 seq = 0 if current is None else current["seq"] + 1
                 batch[index] = new_entry(r.meta, current, seq, r.cause, movement, now, r.session, hold, r.extra)
-        refused: set[int] = set()
-        if len(batch) == 1:
-            [(index, entry)] = batch.items()
-            try:
-                await self.ledger.entries.insert_one(entry)
-            except DuplicateKeyError:
-                refused.add(index)
-        elif batch:
-            indexes = list(batch)
-            try:
-                await self.ledger.entries.insert_many([batch[i] for i in indexes], ordered=False)
-            except BulkWriteError as error:
-                for problem in error.details.get("writeErrors", []):
-                    if problem.get("code") != 11000:
-                        raise
-                    refused.add(indexes[problem["index"]])
+        indexes = list(batch)
+        refused = {indexes[i] for i in await self.claims.entries([batch[i] for i in indexes])}
         for index, entry in batch.items():
             r = requests[index]
             if index in refused:
@@ -256,4 +277,4 @@ class Shelf:
     async def flush(self) -> None:
         """Save the heads of the lots moved (or found further along) since the last flush."""
         moved, self._moved = list(self._moved.values()), {}
-        await self.ledger.save_heads(moved)
+        await self.claims.heads(moved)

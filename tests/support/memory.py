@@ -60,6 +60,8 @@ class MemoryCollection:
         self.name = name
         self.docs: dict[Any, dict[str, Any]] = {}
         self.unique: list[tuple[str, ...]] = []
+        self.searches = 0
+        """Calls of ``find``: each reads the whole collection on the embedded store (never on a hot path)."""
 
     def _log(self, op: str, id: Any) -> None:
         self.database.writes.append(Written(self.name, op, id))
@@ -81,6 +83,7 @@ class MemoryCollection:
         return None
 
     def find(self, where: dict[str, Any] | None = None, projection: Any = None, **_: Any) -> MemoryCursor:
+        self.searches += 1
         return MemoryCursor([copy.deepcopy(d) for d in self.docs.values() if _matches(d, where or {})])
 
     async def count_documents(self, where: dict[str, Any], **_: Any) -> int:

@@ -8,10 +8,10 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from clinic.polling import eventually
-from services.inventory.deliveries import receive_stock
-from services.inventory.domain import LotMeta
-from services.inventory.repository import Repository
-from services.inventory.stock import LotStock, stock_levels
+from services.inventory.domain import LotMeta, LotStock
+from services.inventory.repository import Claims, Repository, stock_levels
+from services.inventory.shelf import Shelf
+from services.inventory.stock import receive_stock
 from shared.contracts import examples
 from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.inventory import LotRecalled, StockReceived
@@ -137,8 +137,9 @@ async def stock_lot(repo: Repository, number: str, quantity: float, expires_on: 
     """A delivery taken in the way the StockReceived handler does, without the broker."""
     meta = LotMeta(number, ingredient, "mg", expires_on)
     delivery_id = f"dlv_{number.replace('-', '')}"
-    await repo.claim_lot(meta, delivery_id, NOW)
-    await receive_stock(repo, repo.shelf(), meta, quantity, delivery_id, NOW.date(), NOW)
+    claims = Claims(repo.db)
+    await claims.lot(meta, delivery_id, NOW)
+    await receive_stock(Shelf(repo, claims), meta, quantity, delivery_id, NOW.date(), NOW)
     return meta
 
 
@@ -187,10 +188,10 @@ class CrashingLedger:
         return await self._collection.bulk_write(*args, **kwargs)
 
 
-def dying(repo: Repository, inserts: int) -> Repository:
-    """The same store, seen by a process that dies after ``inserts`` ledger entries."""
-    doomed = Repository(repo.db)
+def dying(repo: Repository, inserts: int) -> Claims:
+    """The same store's claims, made by a process that dies after ``inserts`` ledger entries."""
+    doomed = Claims(repo.db)
     budget = [inserts]
-    doomed.ledger.entries = CrashingLedger(doomed.ledger.entries, budget)  # type: ignore[assignment]
-    doomed.ledger.heads = CrashingLedger(doomed.ledger.heads, budget)  # type: ignore[assignment]
+    doomed.ledger = CrashingLedger(doomed.ledger, budget)  # type: ignore[assignment]
+    doomed.lot_heads = CrashingLedger(doomed.lot_heads, budget)  # type: ignore[assignment]
     return doomed

@@ -10,9 +10,10 @@ from pymongo import AsyncMongoClient
 
 from clinic.polling import eventually
 from services.inventory.app import create_service
-from services.inventory.ledger import SessionRef
-from services.inventory.repository import Repository
-from services.inventory.reservations import reserve_session
+from services.inventory.domain import SessionRef
+from services.inventory.repository import Claims, Repository
+from services.inventory.shelf import Shelf
+from services.inventory.stock import reserve_session
 from shared.clock import ManualClock
 from shared.contracts.inventory import IngredientShortage, IngredientsReserved
 from shared.contracts.scheduling import SessionScheduled
@@ -53,11 +54,11 @@ async def test_many_tasks_reserving_from_one_lot_at_once_take_exactly_what_it_ho
 
         async def book(n: int):
             ref = SessionRef(f"ses_RACE{run_id}_{n}", f"pt_RACE{n}X{run_id}", f"crs_RACE{n}X{run_id}", SESSION_AT)
-            return await reserve_session(repos[n % 2], repos[n % 2].shelf(), ref, {"biotin": 1.0}, f"r{n}", NOW.date(), NOW, None)
+            return await reserve_session(Shelf(repos[n % 2], Claims(repos[n % 2].db)), ref, {"biotin": 1.0}, f"r{n}", NOW.date(), NOW, None)
 
         outcomes = await asyncio.gather(*(book(n) for n in range(40)))
-        state = await repos[1].ledger.state(meta.lot_number)
-        entries = await repos[1].ledger.entries.find({"lot": meta.lot_number}).sort("seq", 1).to_list()
+        state = await repos[1].state(meta.lot_number)
+        entries = await repos[1].ledger.find({"lot": meta.lot_number}).sort("seq", 1).to_list()
     finally:
         for client in clients:
             await client.close()
@@ -79,20 +80,20 @@ async def test_a_round_run_again_after_a_crash_continues_where_it_stopped_and_ta
         second = await stock_lot(repo, f"BIO-B{run_id.upper()}", 10, date(2026, 12, 31))
         ref = SessionRef(f"ses_CRASH{run_id}_1", f"pt_CRASH{run_id}", f"crs_CRASH{run_id}", SESSION_AT)
 
-        async def reserve(repo: Repository, needs: dict[str, float], round_id: str):
-            return await reserve_session(repo, repo.shelf(), ref, needs, round_id, NOW.date(), NOW, await repo.session(ref.session_id))
+        async def reserve(repo: Repository, needs: dict[str, float], round_id: str, claims: Claims | None = None):
+            return await reserve_session(Shelf(repo, claims or Claims(repo.db)), ref, needs, round_id, NOW.date(), NOW, await repo.session(ref.session_id))
 
         # the process dies after the first ledger entry of round r1 is in (3 from the first lot, not the 2 from the second)
         with pytest.raises(Crash):
-            await reserve(dying(repo, inserts=1), {"biotin": 5.0}, "r1")
+            await reserve(repo, {"biotin": 5.0}, "r1", claims=dying(repo, inserts=1))
 
         resumed = await reserve(repo, {"biotin": 5.0}, "r1")
         again = await reserve(repo, {"biotin": 5.0}, "r1")
         # a later round that cannot be covered gives everything back; run twice, it decides the same
         short = await reserve(repo, {"biotin": 50.0}, "r2")
         short_again = await reserve(repo, {"biotin": 50.0}, "r2")
-        states = [await repo.ledger.state(lot.lot_number) for lot in (first, second)]
-        entries = await repo.ledger.session_entries(ref.session_id)
+        states = [await repo.state(lot.lot_number) for lot in (first, second)]
+        entries = await repo.session_entries(ref.session_id)
     finally:
         await client.close()
 

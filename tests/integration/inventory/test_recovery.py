@@ -7,9 +7,10 @@ from datetime import date
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.inventory.ledger import HEADS, SessionRef, entry_id
-from services.inventory.repository import Repository
-from services.inventory.reservations import consume_session, release_session, reserve_session
+from services.inventory.domain import SessionRef, entry_id
+from services.inventory.repository import HEADS, Claims, Repository
+from services.inventory.shelf import Shelf
+from services.inventory.stock import consume_session, release_session, reserve_session
 from tests.integration.inventory.stockroom import NOW, SESSION_AT, Crash, apply, dying, stock_lot
 
 
@@ -26,28 +27,28 @@ def session(run_id: str, n: int) -> SessionRef:
     return SessionRef(f"ses_REC{run_id}_{n}", f"pt_REC{n}X{run_id}", f"crs_REC{n}X{run_id}", SESSION_AT)
 
 
-async def reserve(repo: Repository, ref: SessionRef, needs: dict[str, float], round_id: str, save: bool = True):
-    shelf = repo.shelf()
-    outcome = await reserve_session(repo, shelf, ref, needs, round_id, NOW.date(), NOW, await repo.session(ref.session_id))
+async def reserve(repo: Repository, ref: SessionRef, needs: dict[str, float], round_id: str, save: bool = True, claims: Claims | None = None):
+    shelf = Shelf(repo, claims or Claims(repo.db))
+    outcome = await reserve_session(shelf, ref, needs, round_id, NOW.date(), NOW, await repo.session(ref.session_id))
     if save:
         await apply(repo, repo.save_session(ref, "short" if outcome.short else "reserved", NOW, round_id, shelf.holds(ref.session_id), needs))
     return outcome
 
 
 async def release(repo: Repository, ref: SessionRef, round_id: str):
-    shelf = repo.shelf()
+    shelf = Shelf(repo, Claims(repo.db))
     outcome = await release_session(shelf, ref, round_id, NOW, await repo.session(ref.session_id))
     await apply(repo, repo.save_session(ref, "released", NOW, round_id, shelf.holds(ref.session_id)))
     return outcome
 
 
-async def consume(repo: Repository, ref: SessionRef, used: dict[str, float], metas, round_id: str):
-    return await consume_session(repo.shelf(), ref, used, metas, round_id, NOW, await repo.session(ref.session_id))
+async def consume(repo: Repository, ref: SessionRef, used: dict[str, float], metas, round_id: str, claims: Claims | None = None):
+    return await consume_session(Shelf(repo, claims or Claims(repo.db)), ref, used, metas, round_id, NOW, await repo.session(ref.session_id))
 
 
 async def head_back_to(repo: Repository, lot_number: str, seq: int) -> None:
     """What two instances racing may leave: the head overwritten by an older copy."""
-    entry = await repo.ledger.entry(lot_number, seq)
+    entry = await repo.entry(lot_number, seq)
     await repo.db[HEADS].replace_one({"_id": lot_number}, {**entry, "_id": lot_number})
 
 
@@ -62,8 +63,8 @@ async def test_a_head_left_behind_neither_hides_a_holding_nor_lets_a_lot_be_over
     await head_back_to(repo, lot.lot_number, 1)
     taken = await reserve(repo, third, {"biotin": 9.0}, "d")
     exact = await reserve(repo, session(run_id, 4), {"biotin": 8.0}, "e")
-    state = await repo.ledger.state(lot.lot_number)
-    holders = await repo.ledger.holders(lot.lot_number, (await repo.ledger.latest(lot.lot_number))["seq"] + 1)
+    state = await repo.state(lot.lot_number)
+    holders = await repo.holders(lot.lot_number, (await repo.latest(lot.lot_number))["seq"] + 1)
 
     assert [(h.lot_number, h.amount) for h in released.released] == [(lot.lot_number, 3.0)]
     assert taken.missing == {"biotin": 1.0}  # 10 on hand, 2 held by the first session
@@ -76,10 +77,10 @@ async def test_a_cancellation_handled_before_a_crashed_booking_runs_again_releas
     lot = await stock_lot(repo, f"BIO-C{run_id.upper()}", 10, date(2026, 12, 31))
     ref = session(run_id, 1)
     with pytest.raises(Crash):  # the booking dies once its entry is in, before the head or its effects are saved
-        await reserve(dying(repo, inserts=1), ref, {"biotin": 4.0}, "booking", save=False)
+        await reserve(repo, ref, {"biotin": 4.0}, "booking", save=False, claims=dying(repo, inserts=1))
 
     released = await release(repo, ref, "cancellation")
-    state = await repo.ledger.state(lot.lot_number)
+    state = await repo.state(lot.lot_number)
 
     assert [(h.lot_number, h.amount) for h in released.released] == [(lot.lot_number, 4.0)]
     assert (state.on_hand, state.reserved) == (10, 0)
@@ -94,11 +95,11 @@ async def test_a_completion_run_again_after_a_crash_consumes_each_lot_once(repo,
     metas = {first.lot_number: first, second.lot_number: second}
 
     with pytest.raises(Crash):  # dies once the first lot's consumption is in
-        await consume(dying(repo, inserts=1), ref, used, metas, "completion")
+        await consume(repo, ref, used, metas, "completion", claims=dying(repo, inserts=1))
     resumed = await consume(repo, ref, used, metas, "completion")
     again = await consume(repo, ref, used, metas, "completion")
-    states = [await repo.ledger.state(lot.lot_number) for lot in (first, second)]
-    consumptions = await repo.ledger.session_entries(ref.session_id, kind="consume")
+    states = [await repo.state(lot.lot_number) for lot in (first, second)]
+    consumptions = await repo.session_entries(ref.session_id, kind="consume")
 
     expected = [(first.lot_number, 3.0, 3.0), (second.lot_number, 2.0, 2.0)]
     assert sorted((c.lot_number, c.amount, c.reserved) for c in resumed) == expected

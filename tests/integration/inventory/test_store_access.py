@@ -13,10 +13,9 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, monitoring
 
-from services.inventory.app import Deps
 from services.inventory.config import load_config
-from services.inventory.handlers import handlers
-from services.inventory.repository import Repository
+from services.inventory.handlers import Deps, handlers
+from services.inventory.repository import Claims, Repository
 from shared.clock import ManualClock
 from shared.envelope import new_event
 from shared.runtime.effects import Effects
@@ -50,7 +49,7 @@ class Inventory:
     def __init__(self, client: AsyncMongoClient, name: str, listener: Commands) -> None:
         self.db = database(client, name)
         self.repo = Repository(self.db)
-        self.deps = Deps(repo=self.repo, config=load_config(), clock=ManualClock(NOW))
+        self.deps = Deps(repo=self.repo, claims=Claims(self.db), config=load_config(), clock=ManualClock(NOW))
         self.listener = listener
 
     async def handle(self, data: Any) -> tuple[Effects, list[tuple[str, str, Any]]]:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from services.inventory.balance import LotState, consume, receive, release, reserve, withdraw
+from services.inventory.domain import LotState, consume, receive, release, reserve, withdraw
 
 
 def test_a_reservation_takes_at_most_what_is_available():

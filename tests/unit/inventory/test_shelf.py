@@ -3,12 +3,11 @@ before, a session's record behind its entries, batches."""
 
 from datetime import UTC, date, datetime
 
-from services.inventory import balance
-from services.inventory.book import Book
-from services.inventory.domain import LotMeta
-from services.inventory.ledger import HEADS, Ledger, SessionRef, entry_id
+from services.inventory import domain as balance
+from services.inventory.domain import LotMeta, SessionRef, entry_id
+from services.inventory.repository import HEADS, Claims, Repository
 from services.inventory.shelf import Earlier, Request, Shelf
-from tests.unit.inventory.fakes import Database
+from tests.support.memory import MemoryDatabase as Database
 
 NOW = datetime(2026, 3, 2, 8, tzinfo=UTC)
 BIO = LotMeta("BIO-1", "biotin", "mg", date(2026, 12, 31))
@@ -19,9 +18,16 @@ def ref(n: int) -> SessionRef:
     return SessionRef(f"ses_UNIT_{n}", f"pt_UNIT{n:05d}", f"crs_UNIT{n:04d}", NOW)
 
 
+async def database() -> Database:
+    """The memory store with the ledger's unique indexes, as the service creates them."""
+    db = Database("inventory")
+    await Repository(db).ensure_indexes()  # type: ignore[arg-type]
+    return db
+
+
 def shelf(db: Database, *knowing: Shelf) -> Shelf:
     """A shelf for the next event; it knows what the sessions hold as ``knowing`` left it (their records)."""
-    fresh = Shelf(Ledger(db), Book(db))  # type: ignore[arg-type]
+    fresh = Shelf(Repository(db), Claims(db))  # type: ignore[arg-type]
     for earlier in knowing:
         for session_id in earlier._holds:
             fresh.seed(session_id, earlier.holds(session_id))
@@ -42,7 +48,7 @@ async def reserve(s: Shelf, n: int, amount: float, lot: LotMeta = BIO, cause: st
 
 
 async def test_a_movement_decided_from_a_head_left_behind_is_made_after_the_real_last_entry():
-    db = Database()
+    db = await database()
     await stocked(db, BIO)
     await reserve(shelf(db), 1, 6)
     db[HEADS].docs["BIO-1"] = {**db["ledger"].docs[entry_id("BIO-1", 0)], "_id": "BIO-1"}  # back to the receipt
@@ -54,7 +60,7 @@ async def test_a_movement_decided_from_a_head_left_behind_is_made_after_the_real
 
 
 async def test_a_consumption_decided_from_a_record_behind_the_ledger_is_made_from_what_the_session_holds():
-    db = Database()
+    db = await database()
     await stocked(db, BIO)
     await reserve(shelf(db), 1, 3)  # its record (the session's document) never got this
 
@@ -65,7 +71,7 @@ async def test_a_consumption_decided_from_a_record_behind_the_ledger_is_made_fro
 
 
 async def test_a_movement_whose_cause_was_used_is_not_made_again():
-    db = Database()
+    db = await database()
     await stocked(db, BIO)
     first = shelf(db)
     await reserve(first, 1, 3)
@@ -81,7 +87,7 @@ async def test_a_movement_whose_cause_was_used_is_not_made_again():
 
 
 async def test_an_entry_made_by_an_earlier_run_whose_head_was_never_saved_is_that_runs_movement():
-    db = Database()
+    db = await database()
     await stocked(db, BIO)
     crashed = shelf(db)
     await crashed.append(BIO, "reserve|1", lambda state, held: balance.reserve(state, 4), NOW, ref(1), repeatable=True)  # no flush
@@ -93,7 +99,7 @@ async def test_an_entry_made_by_an_earlier_run_whose_head_was_never_saved_is_tha
 
 
 async def test_a_further_reservation_under_a_used_cause_gets_the_next_name():
-    db = Database()
+    db = await database()
     await stocked(db, BIO)
     first = shelf(db)
     await reserve(first, 1, 2)
@@ -104,7 +110,7 @@ async def test_a_further_reservation_under_a_used_cause_gets_the_next_name():
 
 
 async def test_each_consumption_points_to_the_one_before_and_a_withdrawal_says_where_it_is():
-    db = Database()
+    db = await database()
     await stocked(db, BIO)
     s = shelf(db)
     await reserve(s, 1, 3)
@@ -119,7 +125,7 @@ async def test_each_consumption_points_to_the_one_before_and_a_withdrawal_says_w
 
 
 async def test_a_batch_makes_its_movements_in_one_insert_and_remakes_only_the_lot_that_moved_meanwhile():
-    db = Database()
+    db = await database()
     await stocked(db, BIO, MNX)
     s = shelf(db)
     await s.load(["BIO-1", "MNX-1"])
