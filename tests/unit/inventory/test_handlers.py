@@ -1,0 +1,344 @@
+"""Inventory's handlers in-process (tests/support/unit_of_work.py) over the memory store: reservations FEFO,
+consumption, releases, deliveries, recalls and quarantines, shortages and StockLow, and the rejections,
+checked in milliseconds. The ledger's races and crashes are the integration tier's (tests/integration/inventory)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from services.inventory.app import create_service
+from services.inventory.handlers import Deps
+from shared.clock import ManualClock
+from shared.contracts import examples
+from shared.contracts.aftercare import AdverseEventEscalated
+from shared.contracts.inventory import (
+    IngredientShortage,
+    IngredientsReserved,
+    LotQuarantined,
+    LotRecalled,
+    ReservationReleased,
+    StockConsumed,
+    StockLow,
+    StockReceived,
+)
+from shared.contracts.scheduling import SessionCancelled, SessionCompleted, SessionRescheduled, SessionScheduled, TreatmentPaused
+from shared.settings import Settings
+from tests.support.unit_of_work import UnitOfWork
+
+NOW = datetime(2026, 3, 2, 8, tzinfo=UTC)
+SESSION_AT = datetime(2026, 3, 16, 9, tzinfo=UTC)
+SOON, LATER = date(2026, 6, 30), date(2026, 12, 31)
+
+
+async def work() -> UnitOfWork[Deps]:
+    return await UnitOfWork.of(create_service(Settings(), ManualClock(NOW)))
+
+
+def received(lot: str, quantity: float, expires_on: date = LATER, ingredient: str = "biotin", unit: str = "mg") -> StockReceived:
+    return StockReceived(
+        delivery_id=f"dlv_UNIT{lot.replace('-', '')}", ingredient=ingredient, lot_number=lot, expires_on=expires_on, quantity=quantity, unit=unit,
+        received_at=NOW,
+    )
+
+
+def ids(n: int) -> dict[str, str]:
+    return {"patient_id": f"pt_UNIT{n:04d}", "course_id": f"crs_UNIT{n:04d}", "session_id": f"ses_UNIT{n:04d}_01"}
+
+
+def dose(cocktail: dict[str, float], unit: str = "mg") -> list[dict[str, Any]]:
+    return [{"ingredient": i, "amount": a, "unit": unit} for i, a in cocktail.items()]
+
+
+def scheduled(n: int, cocktail: dict[str, float], at: datetime = SESSION_AT, unit: str = "mg") -> SessionScheduled:
+    return SessionScheduled.model_validate({**examples(SessionScheduled)[0], **ids(n), "scheduled_for": at, "cocktail": dose(cocktail, unit)})
+
+
+def rescheduled(n: int, cocktail: dict[str, float], at: datetime) -> SessionRescheduled:
+    return SessionRescheduled.model_validate(
+        {**examples(SessionRescheduled)[0], **ids(n), "previous_start": SESSION_AT, "scheduled_for": at, "cocktail": dose(cocktail), "reason": "clinic_closure"}
+    )
+
+
+def cancelled(n: int) -> SessionCancelled:
+    return SessionCancelled.model_validate({**examples(SessionCancelled)[0], **ids(n), "scheduled_for": SESSION_AT, "cancelled_at": NOW})
+
+
+def completed(n: int, used: list[tuple[str, str, float]]) -> SessionCompleted:
+    return SessionCompleted(
+        **ids(n), completed_at=SESSION_AT + timedelta(minutes=40), practitioner_id="clin_0107", depth_mm=2.0,
+        lots_used=[{"ingredient": i, "lot_number": lot, "amount": a, "unit": "mg"} for i, lot, a in used],
+    )
+
+
+def recalled(lot: str, ingredient: str = "biotin") -> LotRecalled:
+    return LotRecalled(lot_number=lot, ingredient=ingredient, reason_code="sterility_failure", recalled_by="supplier", recalled_at=NOW)
+
+
+def escalated(n: int, letter: str, lots: list[tuple[str, str]]) -> AdverseEventEscalated:
+    return AdverseEventEscalated.model_validate(
+        {
+            **examples(AdverseEventEscalated)[0], **ids(n), "escalation_id": f"esc_UNIT{n:04d}_{letter}", "report_id": f"sfx_UNIT{n:04d}_{letter}",
+            "lots": [{"ingredient": i, "lot_number": lot} for i, lot in lots],
+        }
+    )
+
+
+async def state(uow: UnitOfWork[Deps], lot: str) -> tuple[float, float]:
+    found = await uow.deps.repo.state(lot)
+    return found.on_hand, found.reserved
+
+
+# -- StockReceived -----------------------------------------------------------------------------------------
+
+
+async def test_a_delivery_defines_its_lot_and_puts_the_receipt_on_the_ledger_as_claims():
+    uow = await work()
+
+    handled = await uow.handle(received("BIO-A", 100))
+
+    assert handled.outcome == "received" and handled.events == []
+    assert {(w.collection, w.op) for w in handled.claims} >= {("lots", "insert"), ("ledger", "insert"), ("stock_book", "insert")}
+    assert handled.effects.writes == [], "a delivery moves only shared stock: its writes are claims"
+    assert await state(uow, "BIO-A") == (100, 0)
+
+
+async def test_deliveries_that_cannot_be_taken_in_are_rejected():
+    uow = await work()
+    await uow.handle(received("BIO-A", 100))
+
+    wrong_unit = await uow.handle(received("BIO-B", 100, unit="ml"))
+    expired = await uow.handle(received("BIO-C", 100, expires_on=NOW.date() - timedelta(days=1)))
+    conflict = await uow.handle(received("BIO-A", 100, expires_on=SOON))
+
+    assert [h.outcome for h in (wrong_unit, expired, conflict)] == ["rejected:unit-mismatch", "rejected:expired-on-receipt", "rejected:lot-conflict"]
+    assert all(h.claims == [] for h in (wrong_unit, expired, conflict))
+    assert await state(uow, "BIO-A") == (100, 0)
+
+
+# -- SessionScheduled ----------------------------------------------------------------------------------------
+
+
+async def test_a_booking_reserves_first_expiry_first_out_splitting_across_lots():
+    uow = await work()
+    await uow.handle(received("BIO-LATER", 50, LATER))
+    await uow.handle(received("BIO-SOONER", 3, SOON))
+
+    handled = await uow.handle(scheduled(1, {"biotin": 5.0}))
+
+    [reserved] = handled.emitted(IngredientsReserved)
+    assert handled.outcome == "reserved"
+    assert [(a.lot_number, a.amount) for a in reserved.allocations] == [("BIO-SOONER", 3.0), ("BIO-LATER", 2.0)]
+    assert {w.collection for w in handled.claims} >= {"ledger", "sessions"}, "the round is written ahead, the entries are claims"
+    assert [(w.collection, w.id) for w in handled.effects.writes] == [("sessions", "ses_UNIT0001_01")]
+    assert (await state(uow, "BIO-SOONER"), await state(uow, "BIO-LATER")) == ((3, 3), (50, 2))
+
+
+async def test_a_booking_seen_before_is_not_reserved_twice():
+    uow = await work()
+    await uow.handle(received("BIO-A", 50))
+    await uow.handle(scheduled(1, {"biotin": 5.0}))
+
+    again = await uow.handle(scheduled(1, {"biotin": 5.0}))
+
+    assert again.outcome == "already-known" and again.events == [] and again.claims == []
+    assert await state(uow, "BIO-A") == (50, 5)
+
+
+async def test_a_booking_the_stock_cannot_cover_reserves_nothing_and_says_what_is_missing():
+    uow = await work()
+    await uow.handle(received("BIO-A", 4))
+    await uow.handle(received("MNX-A", 50, ingredient="minoxidil"))
+
+    handled = await uow.handle(scheduled(1, {"biotin": 5.0, "minoxidil": 2.0}))
+
+    [short] = handled.emitted(IngredientShortage)
+    assert handled.outcome == "shortage" and handled.emitted(IngredientsReserved) == []
+    assert short.cause == "insufficient_stock" and [(m.ingredient, m.amount) for m in short.missing] == [("biotin", 1.0)]
+    assert (await state(uow, "BIO-A"), await state(uow, "MNX-A")) == ((4, 0), (50, 0)), "all or nothing"
+
+
+async def test_lots_that_expire_before_the_session_day_are_not_reserved_for_it():
+    uow = await work()
+    await uow.handle(received("BIO-A", 50, expires_on=date(2026, 3, 10)))
+
+    handled = await uow.handle(scheduled(1, {"biotin": 5.0}))
+
+    [short] = handled.emitted(IngredientShortage)
+    assert short.cause == "expires_before_session"
+
+
+async def test_a_cocktail_in_another_unit_than_the_stock_is_rejected_before_anything_is_written():
+    uow = await work()
+    await uow.handle(received("BIO-A", 50))
+    before = len(uow.db.writes)
+
+    handled = await uow.handle(scheduled(1, {"biotin": 5.0}, unit="ml"))
+
+    assert handled.outcome == "rejected:unit-mismatch" and len(uow.db.writes) == before
+
+
+async def test_stock_falling_to_the_reorder_point_is_announced_once():
+    uow = await work()
+    delivery = await uow.handle(received("BIO-A", 54))  # biotin's reorder point is 50
+
+    first = await uow.handle(scheduled(1, {"biotin": 5.0}))
+    second = await uow.handle(scheduled(2, {"biotin": 5.0}))
+
+    [low] = first.emitted(StockLow)
+    assert delivery.emitted(StockLow) == []
+    assert (low.ingredient, low.on_hand, low.reserved, low.available, low.reorder_point) == ("biotin", 54.0, 5.0, 49.0, 50.0)
+    assert ("stock_alerts", "insert") in {(w.collection, w.op) for w in first.claims}, "the crossing is a claim"
+    assert second.emitted(StockLow) == [], "once per crossing"
+
+
+# -- SessionRescheduled, SessionCancelled, TreatmentPaused ----------------------------------------------------
+
+
+async def test_a_session_moved_past_its_lots_expiry_is_moved_to_lots_in_date_and_the_old_ones_released():
+    uow = await work()
+    await uow.handle(received("BIO-SOON", 50, SOON))
+    await uow.handle(received("BIO-LATE", 50, LATER))
+    await uow.handle(scheduled(1, {"biotin": 5.0}))
+
+    moved = await uow.handle(rescheduled(1, {"biotin": 5.0}, datetime(2026, 8, 3, 9, tzinfo=UTC)))
+
+    [reserved] = moved.emitted(IngredientsReserved)
+    assert [(a.lot_number, a.amount) for a in reserved.allocations] == [("BIO-LATE", 5.0)]
+    assert (await state(uow, "BIO-SOON"), await state(uow, "BIO-LATE")) == ((50, 0), (50, 5))
+
+
+async def test_a_cancellation_releases_what_the_session_held():
+    uow = await work()
+    await uow.handle(received("BIO-A", 50))
+    await uow.handle(scheduled(1, {"biotin": 5.0}))
+
+    handled = await uow.handle(cancelled(1))
+    again = await uow.handle(cancelled(1))
+
+    [released] = handled.emitted(ReservationReleased)
+    assert handled.outcome == "released" and released.cause == "session_cancelled"
+    assert [(a.lot_number, a.amount) for a in released.released] == [("BIO-A", 5.0)]
+    assert again.outcome == "nothing-reserved" and again.events == []
+    assert await state(uow, "BIO-A") == (50, 0)
+
+
+async def test_a_paused_course_releases_its_released_sessions():
+    uow = await work()
+    await uow.handle(received("BIO-A", 50))
+    await uow.handle(scheduled(1, {"biotin": 5.0}))
+
+    paused = TreatmentPaused(
+        patient_id=ids(1)["patient_id"], course_id=ids(1)["course_id"], paused_at=NOW, reason="clinician_decision",
+        released_sessions=(ids(1)["session_id"], "ses_UNKNOWN_01"),
+    )
+    handled = await uow.handle(paused)
+
+    assert [r.cause for r in handled.emitted(ReservationReleased)] == ["course_paused"]
+    assert await state(uow, "BIO-A") == (50, 0)
+
+
+# -- SessionCompleted ------------------------------------------------------------------------------------------
+
+
+async def test_a_completed_session_consumes_what_was_used_and_returns_the_rest_once():
+    uow = await work()
+    await uow.handle(received("BIO-A", 50))
+    await uow.handle(received("MNX-A", 50, ingredient="minoxidil"))
+    await uow.handle(scheduled(1, {"biotin": 5.0, "minoxidil": 2.0}))
+
+    handled = await uow.handle(completed(1, [("biotin", "BIO-A", 4.0)]))
+    again = await uow.handle(completed(1, [("biotin", "BIO-A", 4.0)]))
+
+    [consumed] = handled.emitted(StockConsumed)
+    assert handled.outcome == "consumed"
+    assert [(c.lot_number, c.amount, c.reserved_amount) for c in consumed.consumed] == [("BIO-A", 4.0, 5.0)]
+    assert [(r.lot_number, r.amount) for r in consumed.returned] == [("MNX-A", 2.0)]
+    assert (await state(uow, "BIO-A"), await state(uow, "MNX-A")) == ((46, 0), (50, 0))
+    assert again.outcome == "already-consumed" and again.events == []
+
+
+async def test_a_completion_naming_an_unknown_or_mismatched_lot_is_rejected_with_nothing_moved():
+    uow = await work()
+    await uow.handle(received("BIO-A", 50))
+    await uow.handle(scheduled(1, {"biotin": 5.0}))
+
+    unknown = await uow.handle(completed(1, [("biotin", "BIO-NOPE", 4.0)]))
+    mismatch = await uow.handle(completed(1, [("minoxidil", "BIO-A", 4.0)]))
+
+    assert (unknown.outcome, mismatch.outcome) == ("rejected:unknown-lot", "rejected:lot-mismatch")
+    assert unknown.claims == mismatch.claims == []
+    assert await state(uow, "BIO-A") == (50, 5)
+
+
+# -- LotRecalled, AdverseEventEscalated --------------------------------------------------------------------------
+
+
+async def test_a_recall_withdraws_the_lot_and_moves_its_reservations_to_another_lot():
+    uow = await work()
+    await uow.handle(received("BIO-BAD", 50, SOON))
+    await uow.handle(received("BIO-SPARE", 50, LATER))
+    await uow.handle(scheduled(1, {"biotin": 5.0}))
+
+    handled = await uow.handle(recalled("BIO-BAD"))
+    again = await uow.handle(recalled("BIO-BAD"))
+
+    [quarantined] = handled.emitted(LotQuarantined)
+    [moved] = handled.emitted(IngredientsReserved)
+    assert handled.outcome == "quarantined" and quarantined.cause == "recall" and quarantined.recall_reason == "sterility_failure"
+    assert [(a.session_id, a.status) for a in quarantined.affected] == [(ids(1)["session_id"], "reservation_moved")]
+    assert [(a.lot_number, a.amount) for a in moved.allocations] == [("BIO-SPARE", 5.0)]
+    assert ("lots", "update") in {(w.collection, w.op) for w in uow.db.writes}, "the lot's status is an Effect"
+    assert again.outcome == "already-recalled" and again.events == []
+    assert (await state(uow, "BIO-BAD"), await state(uow, "BIO-SPARE")) == ((50, 0), (50, 5))
+
+
+async def test_a_recall_that_leaves_a_session_short_releases_it_and_says_so():
+    uow = await work()
+    await uow.handle(received("BIO-BAD", 50))
+    await uow.handle(scheduled(1, {"biotin": 5.0}))
+
+    handled = await uow.handle(recalled("BIO-BAD"))
+
+    [short] = handled.emitted(IngredientShortage)
+    [released] = handled.emitted(ReservationReleased)
+    assert short.cause == "lot_recalled" and released.cause == "lot_withdrawn"
+
+
+async def test_recalls_of_an_unknown_lot_are_ignored_and_of_another_ingredient_rejected():
+    uow = await work()
+    await uow.handle(received("BIO-A", 50))
+
+    unknown = await uow.handle(recalled("BIO-NOPE"))
+    mismatch = await uow.handle(recalled("BIO-A", ingredient="minoxidil"))
+
+    assert (unknown.outcome, mismatch.outcome) == ("unknown-lot", "rejected:lot-mismatch")
+    assert unknown.claims == mismatch.claims == []
+
+
+async def test_a_lot_named_by_two_escalations_is_quarantined_on_the_second():
+    uow = await work()
+    await uow.handle(received("MNX-A", 50, ingredient="minoxidil"))
+
+    first = await uow.handle(escalated(1, "A", [("minoxidil", "MNX-A")]))
+    same = await uow.handle(escalated(1, "A", [("minoxidil", "MNX-A")]))
+    second = await uow.handle(escalated(2, "B", [("minoxidil", "MNX-A")]))
+
+    assert (first.outcome, same.outcome, second.outcome) == ("flagged", "flagged", "quarantined")
+    assert [w.collection for w in first.claims] == ["lot_flags"] and same.claims == []
+    [quarantined] = second.emitted(LotQuarantined)
+    assert quarantined.cause == "adverse_events" and list(quarantined.escalation_ids) == ["esc_UNIT0001_A", "esc_UNIT0002_B"]
+
+
+async def test_an_escalation_naming_no_lot_flags_the_lots_its_session_used():
+    uow = await work()
+    await uow.handle(received("BIO-A", 50))
+    await uow.handle(scheduled(1, {"biotin": 5.0}))
+    await uow.handle(completed(1, [("biotin", "BIO-A", 5.0)]))
+
+    first = await uow.handle(escalated(1, "A", []))
+    second = await uow.handle(escalated(1, "B", []))
+
+    assert (first.outcome, second.outcome) == ("flagged", "quarantined")
+    [quarantined] = second.emitted(LotQuarantined)
+    assert [(a.session_id, a.status) for a in quarantined.affected] == [(ids(1)["session_id"], "administered")]
