@@ -61,7 +61,8 @@ class Deps:
     clock: Clock
 
     def shelf(self) -> Shelf:
-        """A fresh view of the stock for one event."""
+        """A fresh view of the stock for one event: it reads through ``repo``, and its ledger entries and
+        stock book versions are claims made through ``claims``."""
         return Shelf(self.repo, self.claims)
 
 

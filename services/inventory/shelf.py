@@ -212,6 +212,7 @@ class Shelf:
         a release, decided from what the session holds) whose cause is used that way is a further one:
         it gets the cause with ``|2``, ``|3`` ..."""
         current = await self.entry(meta.lot_number)
+        made: Entry | None
         suffix = 1
         for _ in range(MAX_ATTEMPTS):
             hold = self.hold(session.session_id, meta) if session else None
@@ -223,7 +224,6 @@ class Shelf:
             entry = new_entry(meta, current, seq, named, movement, now, session, hold, extra)
             if not await self.claims.entry(entry):
                 # FerretDB does not say which unique index refused it: the slot tells
-                made: Entry | None
                 taken = await self.repo.entry(meta.lot_number, seq)
                 if taken is not None:  # the lot moved meanwhile
                     self._learn(taken)
