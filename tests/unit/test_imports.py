@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared", "services", "clinic", "infra", "bench")
-ABOVE_SHARED = ("services", "clinic", "infra", "bench", "tests")
+ABOVE_SHARED = ("services", "clinic", "infra", "bench")
 
 Graph = Mapping[str, set[str]]
 
