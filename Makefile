@@ -12,7 +12,7 @@ NODE_TOOLS := tools/asyncapi
 NODE_STAMP := $(NODE_TOOLS)/node_modules/.installed-stamp
 WITH_INFRA = mkdir -p .local && $(BIN)/clinic infra up > $(ENDPOINTS) && set -a && . ./$(ENDPOINTS) && set +a &&
 
-.PHONY: setup lock infra-up infra-down infra-status test test-unit test-contract test-integration test-e2e schemas asyncapi lint-asyncapi run up down secrets bench clean
+.PHONY: setup lock infra-up infra-down infra-status lint test test-unit test-contract test-integration test-e2e schemas asyncapi lint-asyncapi run up down secrets bench clean
 
 ## The environment is installed from the lock (exact versions, every file checked against its hash),
 ## then the project itself without resolving anything; a changed lock or pyproject.toml re-installs.
@@ -38,6 +38,11 @@ infra-down: setup
 
 infra-status: setup
 	$(BIN)/clinic infra status
+
+## Static checks: ruff over the repository, mypy --strict over shared/ and services/ (pyproject.toml).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 ## Every tier against the real broker and store, after the official AsyncAPI parser (what CI runs).
 test: setup lint-asyncapi

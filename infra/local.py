@@ -21,8 +21,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.versions import KAFKA_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
-KAFKA_VERSION = "4.4.0"
 FERRETDB_VERSION = "1.24.0"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 WRAPPER_FILES = ("go.mod", "go.sum", "main.go")

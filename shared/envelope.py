@@ -39,6 +39,8 @@ class InvalidEvent(ValueError):
 
 
 T = TypeVar("T", covariant=True)
+M = TypeVar("M", bound=EventData)
+A = TypeVar("A")
 """The payload's type: a contract model once decoded (``CloudEvent[SessionCompleted]``)."""
 
 
@@ -60,7 +62,7 @@ class CloudEvent(Generic[T]):
     def key(self) -> str | None:
         return self.data.key() if isinstance(self.data, EventData) else None
 
-    def caused(self, data: EventData, *, source: str, id: str | None = None, time: datetime, traceparent: str | None = None) -> CloudEvent:
+    def caused(self, data: M, *, source: str, id: str | None = None, time: datetime, traceparent: str | None = None) -> CloudEvent[M]:
         """An event caused by this one: same correlation, this one as the cause, same trace.
 
         ``traceparent``: the context of the span handling this event when spans are recorded
@@ -77,7 +79,7 @@ class CloudEvent(Generic[T]):
 
 
 def new_event(
-    data: EventData,
+    data: M,
     *,
     source: str,
     id: str | None = None,
@@ -85,7 +87,7 @@ def new_event(
     correlation_id: str | None = None,
     causation_id: str | None = None,
     traceparent: str | None = None,
-) -> CloudEvent:
+) -> CloudEvent[M]:
     event_id = id or str(uuid.uuid4())
     return CloudEvent(
         id=event_id,
@@ -108,7 +110,7 @@ def child_traceparent(parent: str | None) -> str:
     return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
 
 
-def encode(event: CloudEvent) -> tuple[bytes, list[tuple[str, bytes]]]:
+def encode(event: CloudEvent[Any]) -> tuple[bytes, list[tuple[str, bytes]]]:
     """Binary content mode: (record value, headers). The key is ``event.key``."""
     data = event.data
     value = data.model_dump_json().encode() if isinstance(data, EventData) else json.dumps(data).encode()
@@ -130,7 +132,7 @@ def encode(event: CloudEvent) -> tuple[bytes, list[tuple[str, bytes]]]:
     return value, headers
 
 
-def decode(value: bytes | None, headers: Headers, registry: Registry = REGISTRY) -> CloudEvent:
+def decode(value: bytes | None, headers: Headers, registry: Registry = REGISTRY) -> CloudEvent[Any]:
     """Binary or structured mode to a CloudEvent whose data is the validated contract model.
 
     Raises InvalidEvent with a stable reason code: ``malformed``, ``missing-attribute``,
@@ -150,7 +152,7 @@ def decode(value: bytes | None, headers: Headers, registry: Registry = REGISTRY)
     return _event(attributes, data, registry)
 
 
-def _event(attributes: dict[str, Any], data: Any, registry: Registry) -> CloudEvent:
+def _event(attributes: dict[str, Any], data: Any, registry: Registry) -> CloudEvent[Any]:
     missing = [name for name in ("id", "source", "type", "specversion") if not attributes.get(name)]
     if missing:
         raise InvalidEvent("missing-attribute", f"CloudEvents attribute(s) {', '.join(missing)} missing")
@@ -187,7 +189,7 @@ def _event(attributes: dict[str, Any], data: Any, registry: Registry) -> CloudEv
     )
 
 
-def to_structured(event: CloudEvent) -> bytes:
+def to_structured(event: CloudEvent[Any]) -> bytes:
     """Structured mode JSON (what ``clinic tail --json`` prints and what structured producers send)."""
     value, headers = encode(event)
     document: dict[str, Any] = {k[3:]: v.decode() for k, v in headers if k.startswith("ce_")}
@@ -198,7 +200,7 @@ def to_structured(event: CloudEvent) -> bytes:
     return json.dumps(document).encode()
 
 
-def with_extensions(event: CloudEvent, **extensions: str) -> CloudEvent:
+def with_extensions(event: CloudEvent[A], **extensions: str) -> CloudEvent[A]:
     return replace(event, extensions={**event.extensions, **extensions})
 
 

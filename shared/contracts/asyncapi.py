@@ -17,6 +17,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from shared.contracts import REGISTRY, EventData, dlq_topic, examples, topic_of
+from shared.versions import KAFKA_VERSION
 
 VERSION = "1.1.0"
 KAFKA_BINDING = "0.5.0"
@@ -55,8 +56,8 @@ def specification(consumed: Mapping[str, Sequence[type[EventData]]], bootstrap: 
     for service, published in producers.items():
         for model in published:
             operations[f"{service}.to_{_snake(model)}"] = _operation("send", service, model.event_type, model.__name__, _sends(service, model))
-    for service, consumed in consumers.items():
-        for model in consumed:
+    for service, receives in consumers.items():
+        for model in receives:
             operations[f"{service}.on_{_snake(model)}"] = _operation(
                 "receive", service, model.event_type, model.__name__, f"{service} reacts to {model.__name__}.", group=f"clinic.{service}"
             )
@@ -257,8 +258,6 @@ _INFO = (
 
 
 def _servers(bootstrap: str) -> dict[str, Any]:
-    from infra.local import KAFKA_VERSION
-
     variable = {"bootstrap": {"default": "kafka.clinic.example:9093", "description": "host:port of the broker listener with this security protocol."}}
     return {
         "compose": {
@@ -287,4 +286,5 @@ def _payload_schemas(models: list[type[EventData]]) -> dict[str, Any]:
     if not models:
         return {}
     _, top = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
-    return top.get("$defs", {})
+    defs: dict[str, Any] = top.get("$defs", {})
+    return defs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, JsonValue
 
 from shared.contracts.base import (
     INGREDIENTS,
@@ -47,7 +47,7 @@ class AffectedSession(ValueObject):
 
 
 _SESSION = {"patient_id": "pt_7Q2M9K4X", "course_id": "crs_5D0B7E11", "session_id": "ses_5D0B7E11_01"}
-_ALLOCATIONS = [
+_ALLOCATIONS: list[JsonValue] = [
     {"ingredient": "hyaluronic_acid", "lot_number": "HA-2026-0117", "amount": 20.0, "unit": "mg", "expires_on": "2027-01-31"},
     {"ingredient": "biotin", "lot_number": "BIO-2026-0311", "amount": 5.0, "unit": "mg", "expires_on": "2026-11-30"},
     {"ingredient": "minoxidil", "lot_number": "MNX-2026-0208", "amount": 2.0, "unit": "mg", "expires_on": "2026-09-30"},

@@ -66,4 +66,5 @@ def dlq_topic(topic: str) -> str:
 
 def examples(model: type[EventData]) -> list[dict[str, Any]]:
     extra = model.model_config.get("json_schema_extra") or {}
-    return list(extra.get("examples", [])) if isinstance(extra, dict) else []
+    found = extra.get("examples", []) if isinstance(extra, dict) else []
+    return [example for example in found if isinstance(example, dict)] if isinstance(found, list) else []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, JsonValue, model_validator
 
 from shared.contracts.base import (
     FEW,
@@ -47,12 +47,12 @@ class ReminderInstruction(ValueObject):
     at: Timestamp = Field(description="When it starts to apply: start of a washout, time to apply cream, or review deadline.")
 
 
-_COCKTAIL = [
+_COCKTAIL: list[JsonValue] = [
     {"ingredient": "hyaluronic_acid", "amount": 20.0, "unit": "mg"},
     {"ingredient": "biotin", "amount": 5.0, "unit": "mg"},
     {"ingredient": "minoxidil", "amount": 2.0, "unit": "mg"},
 ]
-_LOTS_USED = [
+_LOTS_USED: list[JsonValue] = [
     {"ingredient": "hyaluronic_acid", "lot_number": "HA-2026-0117", "amount": 20.0, "unit": "mg"},
     {"ingredient": "biotin", "lot_number": "BIO-2026-0311", "amount": 5.0, "unit": "mg"},
     {"ingredient": "minoxidil", "lot_number": "MNX-2026-0208", "amount": 2.0, "unit": "mg"},

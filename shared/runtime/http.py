@@ -7,21 +7,38 @@ import contextlib
 import json
 import logging
 import socket
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-if TYPE_CHECKING:
-    from shared.runtime.service import Service
+from shared.contracts import EventData
+from shared.contracts.asyncapi import specification
 
 log = logging.getLogger("clinic.http")
+
+
+class Health(Protocol):
+    """What the endpoints need of a service (``shared.runtime.Service`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def consumed(self) -> Sequence[type[EventData]]:
+        """The contracts it reacts to, for its AsyncAPI document."""
+        ...
+
+    async def readiness(self) -> dict[str, bool]: ...
+
+    async def refresh_gauges(self) -> None: ...
 
 
 class HealthApp:
     """A small ASGI app; the routes are few and fixed, so no web framework is needed."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Health) -> None:
         self.service = service
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -42,10 +59,7 @@ class HealthApp:
             await self.service.refresh_gauges()
             await _reply(send, 200, generate_latest(), CONTENT_TYPE_LATEST)
         elif path == "/asyncapi.json":
-            from shared.contracts.asyncapi import specification
-
-            consumed = [model for model, _ in self.service.handlers.by_type.values()]
-            await _reply(send, 200, specification({self.service.name: consumed}))
+            await _reply(send, 200, specification({self.service.name: list(self.service.consumed)}))
         else:
             await _reply(send, 404, {"error": "not found", "routes": ["/healthz", "/readyz", "/metrics", "/asyncapi.json"]})
 
@@ -58,11 +72,11 @@ async def _reply(send: Any, status: int, body: Any, content_type: str = "applica
 
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
-    def capture_signals(self):  # the service owns SIGINT/SIGTERM and stops this server itself
+    def capture_signals(self) -> Iterator[None]:  # the service owns SIGINT/SIGTERM and stops this server itself
         yield
 
 
-async def serve(service: Service, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+async def serve(service: Health, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     """Start serving in the background; ``server.should_exit = True`` then awaiting the task stops it."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

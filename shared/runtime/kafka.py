@@ -100,7 +100,7 @@ async def _until_served(admin: AIOKafkaAdminClient, topics: list[str], timeout: 
         await asyncio.sleep(0.1)
 
 
-def _served(topic: dict) -> bool:
+def _served(topic: dict[str, Any]) -> bool:
     partitions = topic.get("partitions") or []
     return topic.get("error_code") == 0 and bool(partitions) and all(p.get("error_code") == 0 and p.get("leader", -1) >= 0 for p in partitions)
 

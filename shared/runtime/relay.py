@@ -24,12 +24,11 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 from pymongo import DeleteOne
-from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.clock import Clock
 from shared.runtime.metrics import OUTBOX_FAILED, OUTBOX_PUBLISHED
 from shared.runtime.retry import backoff, is_transient
-from shared.runtime.store import OUTBOX, OutboxStatus
+from shared.runtime.store import OUTBOX, Database, OutboxStatus
 from shared.runtime.tracing import Tracing, finish
 
 log = logging.getLogger("clinic.relay")
@@ -42,7 +41,7 @@ Due = tuple[datetime, int, str, "int | None"]
 class OutboxRelay:
     def __init__(
         self,
-        db: AsyncDatabase,
+        db: Database,
         broker: KafkaBroker,
         clock: Clock,
         *,
@@ -192,8 +191,8 @@ async def publish(broker: KafkaBroker, rows: list[dict[str, Any]], tracing: Trac
             pending.append(_failed_future(error))
     results = await asyncio.gather(*pending, return_exceptions=True)
     errors = [result if isinstance(result, BaseException) else None for result in results]
-    for (span, _), error in zip(sending, errors, strict=True):
-        finish(span, error)
+    for (span, _), failure in zip(sending, errors, strict=True):
+        finish(span, failure)
     return errors
 
 

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 from bson.codec_options import CodecOptions, TypeRegistry
 from pymongo import AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, UpdateOne, monitoring
@@ -46,6 +46,8 @@ INBOX = "inbox"
 OUTBOX = "outbox"
 DUPLICATE_KEY = 11000
 UNAUTHORIZED, AUTHENTICATION_FAILED = 13, 18
+Database: TypeAlias = AsyncDatabase[dict[str, Any]]
+"""A service's database: documents are plain dicts."""
 _NAMESPACE = uuid.UUID("0b5c3e52-7c1e-4a55-9d0f-6a1f4a8e2c10")
 
 
@@ -67,7 +69,7 @@ def _fallback(value: Any) -> Any:
     return value
 
 
-CODEC = CodecOptions(tz_aware=True, tzinfo=UTC, type_registry=TypeRegistry(fallback_encoder=_fallback))
+CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=UTC, type_registry=TypeRegistry(fallback_encoder=_fallback))
 
 
 class CommandCounter(monitoring.CommandListener):
@@ -86,7 +88,7 @@ class CommandCounter(monitoring.CommandListener):
         pass
 
 
-def connect(url: str, app_name: str, service: str | None = None, listeners: Sequence[monitoring.CommandListener] = ()) -> AsyncMongoClient:
+def connect(url: str, app_name: str, service: str | None = None, listeners: Sequence[monitoring.CommandListener] = ()) -> AsyncMongoClient[dict[str, Any]]:
     """One client per process; PyMongo pools connections. Short server selection so failures surface.
     With ``service``, every command is counted in the metrics under that name; ``listeners`` are
     further command listeners (the tracing's store spans)."""
@@ -108,11 +110,11 @@ def refusal(error: BaseException, database: str | None = None) -> str | None:
     return None
 
 
-def database(client: AsyncMongoClient, name: str) -> AsyncDatabase:
+def database(client: AsyncMongoClient[dict[str, Any]], name: str) -> Database:
     return client.get_database(name, codec_options=CODEC)
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
+async def ensure_indexes(db: Database) -> None:
     """Nothing to create: the inbox and the outbox are only ever addressed by ``_id``. Touching the
     store here makes start-up wait until it answers."""
     await db.command("ping")
@@ -123,12 +125,12 @@ def derived_id(*parts: object) -> str:
     return str(uuid.uuid5(_NAMESPACE, "/".join(str(p) for p in parts)))
 
 
-def inbox_id(event: CloudEvent) -> str:
+def inbox_id(event: CloudEvent[Any]) -> str:
     return f"{event.source}|{event.id}"
 
 
 def outgoing(
-    cause: CloudEvent | None, effects: Effects, source: str, now: datetime, topic_prefix: str, seed: str = "", partition: int | None = None
+    cause: CloudEvent[Any] | None, effects: Effects, source: str, now: datetime, topic_prefix: str, seed: str = "", partition: int | None = None
 ) -> list[dict[str, Any]]:
     """Outbox rows for the effects' events, encoded now so the relay only has to send bytes.
 
@@ -177,7 +179,7 @@ def _write_doc(write: Write) -> dict[str, Any]:
     raise TypeError(f"not a write: {write!r}")
 
 
-async def record(db: AsyncDatabase, key: str, event: CloudEvent | None, effects: Effects, rows: list[dict[str, Any]], now: datetime, where: dict[str, Any]) -> dict[str, Any]:
+async def record(db: Database, key: str, event: CloudEvent[Any] | None, effects: Effects, rows: list[dict[str, Any]], now: datetime, where: dict[str, Any]) -> dict[str, Any]:
     """Step 1: the write-ahead inbox document. Returns the stored document (ours or an earlier one)."""
     document = {
         "_id": key,
@@ -200,7 +202,7 @@ async def record(db: AsyncDatabase, key: str, event: CloudEvent | None, effects:
     return document
 
 
-async def apply(db: AsyncDatabase, document: dict[str, Any], now: datetime, *, publish_inline: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def apply(db: Database, document: dict[str, Any], now: datetime, *, publish_inline: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Step 2: apply recorded effects; every operation is idempotent. Returns the rows the caller
     publishes itself (with ``publish_inline``, those due now) and the rows stored in the outbox."""
     for collection, operations in _batches(document.get("writes", [])):
@@ -215,12 +217,12 @@ async def apply(db: AsyncDatabase, document: dict[str, Any], now: datetime, *, p
     return inline, stored
 
 
-async def keep(db: AsyncDatabase, row: dict[str, Any], error: BaseException) -> None:
+async def keep(db: Database, row: dict[str, Any], error: BaseException) -> None:
     """An event the broker refused when it was due: into the outbox, counted as one failed attempt."""
     await db[OUTBOX].replace_one({"_id": row["_id"]}, {**row, "attempts": 1, "error": error.__class__.__name__}, upsert=True)
 
 
-async def mark_applied(db: AsyncDatabase, documents: list[dict[str, Any]], now: datetime) -> None:
+async def mark_applied(db: Database, documents: list[dict[str, Any]], now: datetime) -> None:
     """Step 4, for several inbox documents in one round trip: effects applied, events published."""
     if not documents:
         return

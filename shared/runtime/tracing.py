@@ -164,7 +164,8 @@ def describe(span: Span, event_type: str, event_id: str, source: str) -> None:
     """Once the record is decoded: the span's name and the CloudEvents attributes (no patient, no data)."""
     if not span.is_recording():
         return
-    span.update_name(f"{span.name.split(' process ')[0]} process {event_type}")
+    name: str = getattr(span, "name", "")  # the API's Span has no name; a recording one (the SDK's) has
+    span.update_name(f"{name.split(' process ')[0]} process {event_type}")
     span.set_attributes({"messaging.message.id": event_id, "cloudevents.event_id": event_id, "cloudevents.event_type": event_type, "cloudevents.event_source": source})
 
 
@@ -204,7 +205,7 @@ class _StoreSpans(monitoring.CommandListener):
             attributes["db.collection.name"] = collection
             target = f"{event.database_name}.{collection}"
         host, port = event.connection_id if isinstance(event.connection_id, tuple) else (None, None)
-        if host:
+        if host and port is not None:
             attributes.update({"server.address": str(host), "server.port": int(port)})
         self.open[(event.connection_id, event.request_id)] = self.tracer.start_span(f"{event.command_name} {target}", kind=SpanKind.CLIENT, attributes=attributes)
 

@@ -7,8 +7,7 @@ from types import SimpleNamespace
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
-from shared.runtime import metrics
-from shared.runtime.service import Handlers, Service
+from shared.runtime import Handlers, Service, metrics
 from shared.settings import Settings
 
 
