@@ -11,7 +11,9 @@ from shared.contracts.base import INGREDIENTS, LINES, ClinicianId, Day, Ingredie
 
 
 class ValueObject(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
+    """Base of the objects inside events: immutable, unknown fields refused (as for ``EventData``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
 def schema_cases(field: str, cases: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -521,7 +521,7 @@ class Service(Generic[D]):
         where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         fields: dict[str, Any] = {**where}
         try:
-            event: CloudEvent | None = decode(record.value, record.headers)
+            event: CloudEvent | None = decode(record.value, record.headers, max_bytes=self.settings.max_event_bytes)
             invalid: InvalidEvent | None = None
         except InvalidEvent as error:
             event, invalid = None, error
