@@ -157,7 +157,10 @@ def decode(value: bytes | None, headers: Headers, registry: Registry = REGISTRY,
 
 def record_size(value: bytes | None, headers: Iterable[tuple[str, bytes | None]]) -> int:
     """What a record weighs against the limit: its value plus every header's name and value, in bytes."""
-    return len(value or b"") + sum(len(name.encode("utf-8", "replace")) + len(raw or b"") for name, raw in headers or ())
+    size = len(value or b"")
+    for name, raw in headers or ():
+        size += len(name.encode("utf-8", "replace")) + len(raw or b"")
+    return size
 
 
 def _event(attributes: dict[str, Any], data: Any, registry: Registry) -> CloudEvent:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import json
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 from clinic.asyncapi import DOCUMENT
