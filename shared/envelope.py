@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from shared.contracts import REGISTRY, EventData, Registry, UnknownEventType
+from shared.contracts.base import MAX_EVENT_BYTES
 
 SPECVERSION = "1.0"
 JSON = "application/json"
@@ -132,12 +133,16 @@ def encode(event: CloudEvent[Any]) -> tuple[bytes, list[tuple[str, bytes]]]:
     return value, headers
 
 
-def decode(value: bytes | None, headers: Headers, registry: Registry = REGISTRY) -> CloudEvent[Any]:
+def decode(value: bytes | None, headers: Headers, registry: Registry = REGISTRY, *, max_bytes: int | None = MAX_EVENT_BYTES) -> CloudEvent[Any]:
     """Binary or structured mode to a CloudEvent whose data is the validated contract model.
 
-    Raises InvalidEvent with a stable reason code: ``malformed``, ``missing-attribute``,
-    ``unsupported-specversion``, ``unknown-type`` or ``schema-invalid``.
+    Raises InvalidEvent with a stable reason code (shared/contracts/dead_letters.py): ``oversized``
+    (value plus headers above ``max_bytes``; checked first, before anything is parsed; None: no limit),
+    ``malformed``, ``missing-attribute``, ``unsupported-specversion``, ``unknown-type`` or
+    ``schema-invalid`` (which includes fields the contract does not have).
     """
+    if max_bytes is not None and (size := record_size(value, headers)) > max_bytes:
+        raise InvalidEvent("oversized", f"record is {size} bytes (value and headers); the limit is {max_bytes} (CLINIC_MAX_EVENT_BYTES)")
     header_map = _header_map(headers)
     content_type = header_map.get("content-type", "")
     if content_type.startswith(STRUCTURED) or _unlabelled_structured(header_map, value):
@@ -150,6 +155,14 @@ def decode(value: bytes | None, headers: Headers, registry: Registry = REGISTRY)
     if "traceparent" in header_map and "traceparent" not in attributes:
         attributes["traceparent"] = header_map["traceparent"]
     return _event(attributes, data, registry)
+
+
+def record_size(value: bytes | None, headers: Iterable[tuple[str, bytes | None]]) -> int:
+    """What a record weighs against the limit: its value plus every header's name and value, in bytes."""
+    size = len(value or b"")
+    for name, raw in headers or ():
+        size += len(name.encode("utf-8", "replace")) + len(raw or b"")
+    return size
 
 
 def _event(attributes: dict[str, Any], data: Any, registry: Registry) -> CloudEvent[Any]:
@@ -250,9 +263,18 @@ def _header_map(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
 
 def _summarise(error: ValidationError) -> str:
     # Field locations and messages only: input values may hold clinical data and must not reach headers.
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<data>'}: {e['msg']}" for e in error.errors()[:5]]
+    # Unknown field names are the sender's words: shortened, so a huge name cannot fill the header.
+    parts = [f"{_location(e['loc'])}: {_UNKNOWN_FIELD if e['type'] == 'extra_forbidden' else e['msg']}" for e in error.errors()[:5]]
     more = error.error_count() - len(parts)
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+_UNKNOWN_FIELD = "unknown field: the contract has no such field (unknown fields are refused)"
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    path = ".".join(str(part) if len(str(part)) <= 64 else f"{str(part)[:61]}..." for part in loc)
+    return path or "<data>"
 
 
 def _parse_time(value: Any) -> datetime:

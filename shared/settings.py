@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.contracts.base import MAX_EVENT_BYTES
+
 KafkaProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 # Docker and Kubernetes mount secrets as files; a file named like a setting's environment variable
@@ -78,6 +80,10 @@ class Settings(BaseSettings):
     )
     consumer_stall_seconds: float = Field(
         60.0, gt=0, description="Readiness turns false when one batch or one rebalance has taken longer than this (the consumer is not making progress)."
+    )
+    max_event_bytes: int = Field(
+        MAX_EVENT_BYTES, ge=1024, le=16 * 1024 * 1024,
+        description="Largest record (value plus headers, in bytes) a service accepts; larger ones are dead-lettered as `oversized` before they are parsed.",
     )
     retry_max_seconds: float = Field(30.0, gt=0, description="Cap of the backoff between retries of transient failures.")
     handler_attempts: int = Field(3, ge=1, description="Attempts for a non-transient handler error before it is dead-lettered.")

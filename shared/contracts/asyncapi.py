@@ -16,15 +16,19 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+<<<<<<< HEAD
 from shared.contracts import REGISTRY, EventData, dlq_topic, examples, topic_of
 from shared.versions import KAFKA_VERSION
+=======
+from shared.contracts import REGISTRY, EventData, dead_letters, dlq_topic, examples, topic_of
+from shared.contracts.base import MAX_EVENT_BYTES
+>>>>>>> rules16
 
 VERSION = "1.1.0"
 KAFKA_BINDING = "0.5.0"
 CORRELATION = "#/components/correlationIds/ce_correlationid"
 DLQ_HEADERS = {
-    "dlq_reason": "Stable code of why it failed: malformed, missing-attribute, unsupported-specversion, unknown-type, "
-    "schema-invalid, handler-error, internal-error, or a service's own rejection code (e.g. unknown-session).",
+    "dlq_reason": dead_letters.describe(),
     "dlq_error": "What failed, without event data (field locations and messages, or an exception class); at most 1000 characters.",
     "dlq_topic": "The topic the record was read from.",
     "dlq_partition": "Its partition there (decimal).",
@@ -152,7 +156,8 @@ def _message(model: type[EventData]) -> dict[str, Any]:
         "title": model.__name__,
         "summary": _summary(model),
         "description": (model.__doc__ or "").strip() + "\n\nCloudEvents 1.0 in Kafka binary content mode: the value is the JSON data, "
-        "the attributes are `ce_` headers. Structured mode (`content-type: application/cloudevents+json`, the whole event as the value) is accepted too.",
+        "the attributes are `ce_` headers. Structured mode (`content-type: application/cloudevents+json`, the whole event as the value) is accepted too. "
+        + _LIMITS,
         "contentType": "application/json",
         "headers": {"$ref": f"#/components/schemas/{model.__name__}Headers"},
         "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
@@ -253,8 +258,14 @@ _INFO = (
     "(EHR, front desk, treatment room, patient app, supplier). Every event is a CloudEvents 1.0 event in Kafka binary content mode, "
     "one topic per event type (major version in the name), keyed by the pseudonymous patient id (lot and ingredient events by lot "
     "number or ingredient code). Records a service cannot accept go to `<topic>.dlq`. JSON Schemas of every payload are also in "
-    "the repository's schemas/ folder."
+    "the repository's schemas/ folder. "
 )
+_LIMITS = (
+    f"Limits: a record (value plus headers) above {MAX_EVENT_BYTES} bytes ({MAX_EVENT_BYTES // 1024} KiB, CLINIC_MAX_EVENT_BYTES) is "
+    "dead-lettered as `oversized` before it is parsed; a field the contract does not have is refused (`additionalProperties: false`) "
+    "and dead-lettered as `schema-invalid`."
+)
+_INFO += _LIMITS
 
 
 def _servers(bootstrap: str) -> dict[str, Any]:

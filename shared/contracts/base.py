@@ -74,14 +74,22 @@ LINES = 100
 """Medications, allergies, lab results, rules fired, instructions, lots and amounts of one session."""
 SESSIONS = 1000
 """Sessions one lot touches (a recall or quarantine)."""
+MAX_EVENT_BYTES = 256 * 1024
+"""Default cap on one record (value plus headers) a service accepts: larger ones are dead-lettered as
+``oversized`` before they are parsed (``CLINIC_MAX_EVENT_BYTES`` changes it). The largest valid event is far
+smaller; Kafka's own default limit (about 1 MB) is too generous to be the clinic's."""
 
 _WORD = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 class EventData(BaseModel):
-    """Base of every event's data: immutable, unknown fields ignored so additive changes stay compatible."""
+    """Base of every event's data: immutable, and strict about its shape.
 
-    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
+    Unknown fields are refused (``extra="forbid"``, ``additionalProperties: false`` in the schemas): a
+    misspelt or padded field is dead-lettered as ``schema-invalid`` instead of silently dropped. A new
+    optional field is therefore a change consumers must be deployed for before producers send it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     event_type: ClassVar[str]
     """CloudEvents ``type`` and Kafka topic, e.g. ``clinic.session.completed.v1``."""

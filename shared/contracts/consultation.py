@@ -335,7 +335,7 @@ class ConsultationReviewed(EventData):
                     "clinician_id": "clin_0042",
                     "reviewed_at": "2026-03-03T16:20:00Z",
                     "decision": "clear",
-                    "rule_ids": ["review.alopecia_areata"],
+                    "rule_ids": ["suitability.alopecia_areata"],
                     "reason": "specialist_clearance",
                     "plan_adjustments": {"sessions": 4, "interval_days": 21},
                 }
@@ -374,7 +374,7 @@ class ConsultationApproved(EventData):
                     "rule_set_version": "2026.03.1",
                     "rules_fired": [
                         {"rule_id": "allergy.known_allergen", "outcome": "exclude_ingredient", "detail": "known allergy to a formulary ingredient"},
-                        {"rule_id": "meds.aspirin_washout", "outcome": "note", "detail": "first session after a 7-day aspirin washout"},
+                        {"rule_id": "meds.washout_in_progress", "outcome": "note", "detail": "first session after the aspirin/NSAID washout"},
                     ],
                     "plan": {
                         "sessions": 6,
@@ -446,13 +446,13 @@ class ConsultationDeferred(EventData):
                     "deferred_at": "2026-03-02T10:00:04Z",
                     "rule_set_version": "2026.03.1",
                     "rules_fired": [
-                        {"rule_id": "labs.ferritin_required", "outcome": "defer", "detail": "ferritin result required"},
+                        {"rule_id": "labs.ferritin_missing", "outcome": "defer", "detail": "ferritin result required"},
                         {"rule_id": "allergy.test_required", "outcome": "defer", "detail": "allergy test required for new ingredients"},
                     ],
                     "missing": [
                         {
                             "requirement": "lab_result",
-                            "rule_id": "labs.ferritin_required",
+                            "rule_id": "labs.ferritin_missing",
                             "lab_test": "ferritin",
                             "detail": "ferritin result required",
                         },

@@ -107,7 +107,7 @@ class Pipeline(Generic[D]):
         event: CloudEvent[Any] | None
         invalid: InvalidEvent | None
         try:
-            event = decode(record.value, record.headers)
+            event = decode(record.value, record.headers, max_bytes=context.settings.max_event_bytes)
             invalid = None
         except InvalidEvent as error:
             event, invalid = None, error
