@@ -12,7 +12,7 @@ NODE_TOOLS := tools/asyncapi
 NODE_STAMP := $(NODE_TOOLS)/node_modules/.installed-stamp
 WITH_INFRA = mkdir -p .local && $(BIN)/clinic infra up > $(ENDPOINTS) && set -a && . ./$(ENDPOINTS) && set +a &&
 
-.PHONY: setup lock infra-up infra-down infra-status lint test test-unit test-contract test-integration test-e2e schemas asyncapi lint-asyncapi run up down secrets bench clean
+.PHONY: setup lock infra-up infra-down infra-status lint test test-unit test-contract test-integration test-e2e schemas asyncapi rules lint-asyncapi run up down secrets bench clean
 
 ## The environment is installed from the lock (exact versions, every file checked against its hash),
 ## then the project itself without resolving anything; a changed lock or pyproject.toml re-installs.
@@ -77,6 +77,10 @@ secrets: setup
 ## Regenerate the JSON Schemas under schemas/ from the contract models.
 schemas: setup
 	$(BIN)/python -m shared.contracts.schemas
+
+## Regenerate the rules reference (docs/rules.md, docs/rules.json) from the services' configuration.
+rules: setup
+	$(BIN)/python -m clinic.rules
 
 ## Regenerate the system's AsyncAPI document under asyncapi/.
 asyncapi: setup

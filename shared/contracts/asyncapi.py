@@ -16,13 +16,9 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-<<<<<<< HEAD
-from shared.contracts import REGISTRY, EventData, dlq_topic, examples, topic_of
-from shared.versions import KAFKA_VERSION
-=======
 from shared.contracts import REGISTRY, EventData, dead_letters, dlq_topic, examples, topic_of
 from shared.contracts.base import MAX_EVENT_BYTES
->>>>>>> rules16
+from shared.versions import KAFKA_VERSION
 
 VERSION = "1.1.0"
 KAFKA_BINDING = "0.5.0"
