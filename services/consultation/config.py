@@ -70,7 +70,11 @@ STATIC_RULES = (
 )
 
 
-def lab_rule(test: str, problem: Literal["missing", "out_of_range"]) -> str:
+LabProblem = Literal["missing", "out_of_range"]
+LAB_PROBLEMS: tuple[LabProblem, ...] = ("missing", "out_of_range")
+
+
+def lab_rule(test: str, problem: LabProblem) -> str:
     return f"labs.{test}_{problem}"
 
 
@@ -100,7 +104,7 @@ class RuleSet(Model):
 
     @model_validator(mode="after")
     def _complete(self) -> RuleSet:
-        needed = [*STATIC_RULES, *(lab_rule(t, p) for t in self.labs for p in ("missing", "out_of_range"))]
+        needed = [*STATIC_RULES, *(lab_rule(t, p) for t in self.labs for p in LAB_PROBLEMS)]
         if missing := [rule for rule in needed if rule not in self.rules]:
             raise ValueError(f"rule set lacks {', '.join(missing)}")
         for rule, outcome in FIXED_OUTCOMES.items():
