@@ -181,10 +181,10 @@ class Formulary(Model):
             return [self.unscaled_band]
         return sorted({r.band for scale in scales for r in self.bands[scale]})
 
-    def band(self, scale: str | None, value: int | None) -> Band:
+    def band(self, scale: Scale | None, value: int | None) -> Band:
         if scale is None or value is None:
             return self.unscaled_band
-        return next(r.band for r in self.bands[scale] if r.low <= value <= r.high)  # type: ignore[index]
+        return next(r.band for r in self.bands[scale] if r.low <= value <= r.high)
 
     def ingredient(self, code: str) -> Ingredient | None:
         return next((i for i in self.ingredients if i.code == code), None)
