@@ -1,6 +1,7 @@
 """After a session: the treated session as aftercare remembers it, its instructions and its check-ins.
 
-Pure: no I/O, time is passed in. Classification and escalation of side effects are in ``side_effects``.
+Pure: no I/O, time is passed in. Classification and escalation of side effects are in ``side_effects``
+(also pure); a course's outcome trend is at the end.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.aftercare.config import AftercareConfig
 from shared.contracts.aftercare import (
@@ -16,6 +17,7 @@ from shared.contracts.aftercare import (
     AftercareInstruction,
     AftercareInstructionsIssued,
     IngredientLot,
+    OutcomeRecorded,
     Symptom,
 )
 from shared.contracts.plan import LotLine
@@ -100,3 +102,38 @@ def bounded_id(prefix: str, readable: str, *cause: object) -> str:
 
 def _suffix(identifier: str) -> str:
     return identifier.split("_", 1)[1]
+
+
+@dataclass(frozen=True)
+class OutcomePoint:
+    """One measurement of a course's outcome, as the trend keeps it."""
+
+    key: str
+    """Identity of the measurement: its moment to the microsecond (a stored date keeps only milliseconds)."""
+    measured_at: datetime
+    session_id: str | None = None
+    clinician_id: str | None = None
+    density_per_cm2: float | None = None
+    shaft_diameter_um: float | None = None
+    satisfaction: int | None = None
+    photo_views: tuple[str, ...] = ()
+    clinician_decision: str | None = None
+
+
+def with_outcome(recorded: Iterable[OutcomePoint], outcome: OutcomeRecorded) -> tuple[OutcomePoint, ...]:
+    """The course's trend, oldest first, with this measurement; a re-sent measurement of the same course at
+    the same moment is a correction: it replaces the one recorded."""
+    measured_at = outcome.measured_at.astimezone(UTC)
+    point = OutcomePoint(
+        key=measured_at.isoformat(),
+        session_id=outcome.session_id,
+        clinician_id=outcome.clinician_id,
+        measured_at=measured_at,
+        density_per_cm2=outcome.density_per_cm2,
+        shaft_diameter_um=outcome.shaft_diameter_um,
+        satisfaction=outcome.satisfaction,
+        photo_views=tuple(outcome.photo_views),
+        clinician_decision=outcome.clinician_decision,
+    )
+    kept = [p for p in recorded if p.key != point.key]
+    return tuple(sorted([*kept, point], key=lambda p: (p.measured_at, p.key)))

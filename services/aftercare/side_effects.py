@@ -21,6 +21,8 @@ from shared.contracts.aftercare import AdverseEventEscalated, CheckInAnswered, S
 
 Reason = Literal["allergic_reaction", "infection", "grade_3_or_above", "persisting"]
 Channel = Literal["patient_app", "clinician", "check_in"]
+SERIOUS_REASONS: dict[Symptom, Reason] = {Symptom.ALLERGIC_REACTION: "allergic_reaction", Symptom.INFECTION: "infection"}
+"""The escalation reason of each symptom that may be configured as serious at any grade."""
 
 
 class InvalidReport(ValueError):
@@ -89,7 +91,7 @@ class Classification:
 def classify(report: Report, rules: EscalationRules) -> Classification:
     reasons: list[Reason] = []
     if report.symptom in rules.serious_symptoms:
-        reasons.append(report.symptom.value)  # type: ignore[arg-type]  # allergic_reaction / infection
+        reasons.append(SERIOUS_REASONS[report.symptom])
     if report.grade >= rules.escalate_from_grade:
         reasons.append("grade_3_or_above")
     if report.still_present and report.observed_at - report.onset_at > rules.persisting_after:

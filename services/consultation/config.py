@@ -70,7 +70,11 @@ STATIC_RULES = (
 )
 
 
-def lab_rule(test: str, problem: Literal["missing", "out_of_range"]) -> str:
+LabProblem = Literal["missing", "out_of_range"]
+LAB_PROBLEMS: tuple[LabProblem, ...] = ("missing", "out_of_range")
+
+
+def lab_rule(test: str, problem: LabProblem) -> str:
     return f"labs.{test}_{problem}"
 
 
@@ -100,7 +104,7 @@ class RuleSet(Model):
 
     @model_validator(mode="after")
     def _complete(self) -> RuleSet:
-        needed = [*STATIC_RULES, *(lab_rule(t, p) for t in self.labs for p in ("missing", "out_of_range"))]
+        needed = [*STATIC_RULES, *(lab_rule(t, p) for t in self.labs for p in LAB_PROBLEMS)]
         if missing := [rule for rule in needed if rule not in self.rules]:
             raise ValueError(f"rule set lacks {', '.join(missing)}")
         for rule, outcome in FIXED_OUTCOMES.items():
@@ -177,10 +181,10 @@ class Formulary(Model):
             return [self.unscaled_band]
         return sorted({r.band for scale in scales for r in self.bands[scale]})
 
-    def band(self, scale: str | None, value: int | None) -> Band:
+    def band(self, scale: Scale | None, value: int | None) -> Band:
         if scale is None or value is None:
             return self.unscaled_band
-        return next(r.band for r in self.bands[scale] if r.low <= value <= r.high)  # type: ignore[index]
+        return next(r.band for r in self.bands[scale] if r.low <= value <= r.high)
 
     def ingredient(self, code: str) -> Ingredient | None:
         return next((i for i in self.ingredients if i.code == code), None)

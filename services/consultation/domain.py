@@ -1,24 +1,24 @@
 """Screening a consultation into a decision: approve with a plan, defer with what is missing, or reject.
 
-Pure: the facts, the patient's file, the configuration and the time go in; a decision comes out.
+Pure: the facts, the patient's file, the configuration and the time go in; a decision comes out, with the
+contract event to publish (an approval carries the treatment plan, built at the end of this module).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from services.consultation import rules
-from services.consultation.cocktail import Exclusions, Formulation, formulate
 from services.consultation.config import UNSUITABLE, Band, ConsultationConfig, RuleSet
-from services.consultation.planning import build_plan
-from services.consultation.rules import Finding
+from services.consultation.rules import Exclusions, Finding, Formulation, formulate
 from services.consultation.state import ConsultationFile, PatientFile, Review
 from shared.contracts.consultation import ConsultationApproved, ConsultationDeferred, ConsultationRecorded, ConsultationRejected, MissingItem
-from shared.contracts.plan import RuleOutcome
+from shared.contracts.plan import DoseLine, PreTreatmentPrecautions, RuleOutcome, TreatmentPlan
 
 Decided = ConsultationApproved | ConsultationDeferred | ConsultationRejected
 
@@ -96,8 +96,8 @@ def decide(file: ConsultationFile, patient: PatientFile, config: ConsultationCon
     if rejects:
         rejecter = next((r for r in sorted(file.reviews, key=lambda r: r.reviewed_at) if r.decision == "reject"), None)
         referral = next((spec.referral for spec in rejects if spec.referral), None)
-        event = ConsultationRejected(**common, rejected_at=now, referral=referral, rejected_by=rejecter and rejecter.clinician_id)
-        return Decision("rejected", event, _signature("rejected", fired, ()))
+        rejected = ConsultationRejected(**common, rejected_at=now, referral=referral, rejected_by=rejecter and rejecter.clinician_id)
+        return Decision("rejected", rejected, _signature("rejected", fired, ()))
     blocking = [f for f in findings if rule_set.rules[f.rule_id].outcome in ("defer", "review") and f.rule_id not in cleared]
     missing = tuple(dict.fromkeys(_missing(f, rule_set) for f in blocking))
     if missing:
@@ -125,6 +125,46 @@ def rescreen(file: ConsultationFile, patient: PatientFile, config: ConsultationC
     record = {"status": decision.status, "decided_at": now, "event_type": decision.event.event_type, "data": decision.event.model_dump(mode="json")}
     updated = file.model_copy(update={"status": decision.status, "signature": decision.signature, "decisions": (*file.decisions, record)})
     return Rescreen(updated, decision.event)
+
+
+# The treatment plan: the course template for type and band, the clinician's adjustments, precautions.
+
+
+def adjustments(reviews: Iterable[Review]) -> dict[str, object]:
+    """Each parameter from the latest review that set it."""
+    chosen: dict[str, object] = {}
+    for review in sorted(reviews, key=lambda r: r.reviewed_at):
+        if review.plan_adjustments is not None:
+            chosen.update(review.plan_adjustments.model_dump(exclude_none=True))
+    return chosen
+
+
+def build_plan(
+    facts: ConsultationRecorded,
+    band: Band,
+    cocktail: tuple[DoseLine, ...],
+    findings: Iterable[Finding],
+    reviews: Iterable[Review],
+    config: ConsultationConfig,
+    today: date,
+) -> TreatmentPlan:
+    findings = list(findings)
+    template = config.formulary.courses[facts.hair_loss_type][band].model_dump()
+    washouts = [f.not_before for f in findings if f.not_before is not None]
+    precautions = config.precautions
+    no_cream = any(f.rule_id == "precaution.numbing_cream_allergy" for f in findings)
+    return TreatmentPlan(
+        **{**template, **adjustments(reviews)},
+        earliest_start=max([today, *washouts]),
+        cocktail=cocktail,
+        precautions=PreTreatmentPrecautions(
+            avoid_aspirin_nsaids_days=precautions.aspirin_nsaid_washout_days,
+            avoid_alcohol_days=precautions.alcohol_days,
+            numbing_cream_minutes_before=None if no_cream else precautions.numbing_cream_minutes,
+            anticoagulant_clinician_review=any(f.rule_id == "review.anticoagulant" for f in findings),
+        ),
+        concurrent_treatments=facts.concurrent_treatments,
+    )
 
 
 def _today(config: ConsultationConfig, now: datetime) -> date:

@@ -1,4 +1,8 @@
-"""One handler per consumed event: decode, call the domain, return Effects."""
+"""One handler per consumed event: read the files, call the domain, return Effects.
+
+Consultation writes nothing itself: a consultation's and a patient's files belong to that one patient, so
+every write is an Effect. The decisions it publishes are built by the domain (``rescreen``).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,6 @@ from shared.contracts.consultation import AllergyTestRecorded, ConsultationRecor
 from shared.envelope import CloudEvent
 from shared.runtime import Effects, Handlers, Rejected, ignored
 
-handlers = Handlers("consultation")
-
 
 @dataclass(frozen=True)
 class Deps:
@@ -25,9 +27,12 @@ class Deps:
     clock: Clock
 
 
+handlers = Handlers[Deps]("consultation")
+
+
 @handlers.on(ConsultationRecorded)
-async def on_consultation_recorded(event: CloudEvent, deps: Deps) -> Effects:
-    facts: ConsultationRecorded = event.data  # type: ignore[assignment]
+async def on_consultation_recorded(event: CloudEvent[ConsultationRecorded], deps: Deps) -> Effects:
+    facts = event.data
     if problem := assessment_problem(facts):
         raise Rejected(problem, facts.consultation_id)
     file, patient = await _consultation(deps, facts.consultation_id, facts.patient_id)
@@ -37,8 +42,8 @@ async def on_consultation_recorded(event: CloudEvent, deps: Deps) -> Effects:
 
 
 @handlers.on(ConsultationReviewed)
-async def on_consultation_reviewed(event: CloudEvent, deps: Deps) -> Effects:
-    review: ConsultationReviewed = event.data  # type: ignore[assignment]
+async def on_consultation_reviewed(event: CloudEvent[ConsultationReviewed], deps: Deps) -> Effects:
+    review = event.data
     if unknown := [r for r in review.rule_ids if r not in deps.config.rule_set.rules]:
         raise Rejected("unknown-rule", f"{review.consultation_id} {','.join(unknown)}")
     file, patient = await _consultation(deps, review.consultation_id, review.patient_id)
@@ -49,15 +54,15 @@ async def on_consultation_reviewed(event: CloudEvent, deps: Deps) -> Effects:
 
 
 @handlers.on(LabResultsRecorded)
-async def on_lab_results_recorded(event: CloudEvent, deps: Deps) -> Effects:
-    labs: LabResultsRecorded = event.data  # type: ignore[assignment]
+async def on_lab_results_recorded(event: CloudEvent[LabResultsRecorded], deps: Deps) -> Effects:
+    labs = event.data
     file, patient = await _consultation(deps, labs.consultation_id, labs.patient_id)  # refuses results filed under another patient
     return await _patient_changed(deps, patient.with_labs(labs.results), file)
 
 
 @handlers.on(AllergyTestRecorded)
-async def on_allergy_test_recorded(event: CloudEvent, deps: Deps) -> Effects:
-    test: AllergyTestRecorded = event.data  # type: ignore[assignment]
+async def on_allergy_test_recorded(event: CloudEvent[AllergyTestRecorded], deps: Deps) -> Effects:
+    test = event.data
     if unknown := sorted({r.ingredient for r in test.results if deps.config.formulary.ingredient(r.ingredient) is None}):
         raise Rejected("unknown-ingredient", f"{test.consultation_id} {','.join(unknown)}")
     file, patient = await _consultation(deps, test.consultation_id, test.patient_id)
@@ -65,8 +70,8 @@ async def on_allergy_test_recorded(event: CloudEvent, deps: Deps) -> Effects:
 
 
 @handlers.on(AdverseEventEscalated)
-async def on_adverse_event_escalated(event: CloudEvent, deps: Deps) -> Effects:
-    escalation: AdverseEventEscalated = event.data  # type: ignore[assignment]
+async def on_adverse_event_escalated(event: CloudEvent[AdverseEventEscalated], deps: Deps) -> Effects:
+    escalation = event.data
     if not escalation.suspect_ingredients:
         return ignored("no-suspect-ingredient")
     # Unknown codes are kept too: a sensitivity is safety information, never bad input to drop.

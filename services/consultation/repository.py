@@ -20,7 +20,7 @@ PATIENTS = "patients"
 
 
 class Repository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.db = db
 
     async def consultation(self, consultation_id: str, patient_id: str) -> ConsultationFile:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.consultation.cocktail import ESSENTIAL_SENSITIVITY, Exclusions, formulate
 from services.consultation.config import ConsultationConfig, Formulary
+from services.consultation.rules import ESSENTIAL_SENSITIVITY, Exclusions, formulate
 from shared.contracts.consultation import HairLossType
 
 FORMULARY = ConsultationConfig().formulary
