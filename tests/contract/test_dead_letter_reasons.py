@@ -4,7 +4,7 @@ The code is scanned (ast), not imported, so a new ``Rejected("some-code", ...)``
 shared/ fails here until shared/contracts/dead_letters.py says what it means; a code listed there that
 nothing raises any more fails too. Reasons are the first argument of any exception class whose
 ``__init__`` takes ``reason`` first (Rejected, InvalidEvent, InvalidReport, Refused, and any new one), and
-the reason given to the runtime's ``_dead_letter``."""
+the reason given to the runtime's ``dead_letters.send``."""
 
 from __future__ import annotations
 
@@ -68,6 +68,12 @@ def _resolve(name: str, scope: ast.AST, trees: dict[Path, ast.Module]) -> list[s
     return None
 
 
+def _dead_letters(call: ast.Call) -> bool:
+    """The runtime's dead-letter call: ``<...>.dead_letters.send(record, reason, detail)``."""
+    func = call.func
+    return isinstance(func, ast.Attribute) and func.attr == "send" and isinstance(func.value, ast.Attribute) and func.value.attr == "dead_letters"
+
+
 def scan() -> tuple[dict[str, set[str]], list[str]]:
     """reason -> who raises it (a service, or runtime), and the call sites whose reason could not be told."""
     trees = sources()
@@ -80,7 +86,7 @@ def scan() -> tuple[dict[str, set[str]], list[str]]:
             name = _name(call.func)
             if name in classes and call.args:
                 argument = call.args[0]
-            elif name == "_dead_letter" and len(call.args) >= 2:
+            elif _dead_letters(call) and len(call.args) >= 2:
                 argument = call.args[1]
             else:
                 continue
@@ -96,7 +102,7 @@ def scan() -> tuple[dict[str, set[str]], list[str]]:
                     unresolved.append(where)
                 for value in strings or ():
                     raised[value].add(raiser(path))
-            elif name != "_dead_letter":  # the runtime forwarding error.reason in a variable it was handed
+            elif not _dead_letters(call):  # the runtime forwarding error.reason in a variable it was handed
                 unresolved.append(where)
     return dict(raised), unresolved
 
