@@ -12,7 +12,7 @@ NODE_TOOLS := tools/asyncapi
 NODE_STAMP := $(NODE_TOOLS)/node_modules/.installed-stamp
 WITH_INFRA = mkdir -p .local && $(BIN)/clinic infra up > $(ENDPOINTS) && set -a && . ./$(ENDPOINTS) && set +a &&
 
-.PHONY: setup lock infra-up infra-down infra-status lint test test-unit test-contract test-integration test-e2e schemas asyncapi rules lint-asyncapi run up down secrets bench clean
+.PHONY: setup lock infra-up infra-down infra-status lint test test-unit test-contract test-integration test-e2e schemas asyncapi rules lint-asyncapi run up down secrets bench chaos clean
 
 ## The environment is installed from the lock (exact versions, every file checked against its hash),
 ## then the project itself without resolving anything; a changed lock or pyproject.toml re-installs.
@@ -100,6 +100,12 @@ lint-asyncapi: $(NODE_STAMP)
 ## (python -m bench.journeys --help). The runtime-only benchmark: python -m bench.runtime_bench.
 bench: setup
 	$(WITH_INFRA) $(BIN)/python -m bench.journeys $(BENCH_ARGS)
+
+## Chaos run (not part of `make test`): journeys while instances are SIGKILLed and the broker and store
+## restarted, on a Kafka and FerretDB of its own; exit 1 if any effect is lost, duplicated or stuck.
+## Options: make chaos CHAOS_ARGS="--journeys 40 --kill-every 10" (python -m bench.chaos --help).
+chaos: setup
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

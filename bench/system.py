@@ -26,7 +26,6 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from clinic import stack
-from clinic.asyncapi import SERVICES
 from shared.runtime.kafka import ensure_topics as create_topics
 from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings, redact
@@ -148,12 +147,18 @@ def parse_metrics(text: str) -> ServiceMetrics:
 class Services:
     """The four services started by `clinic.stack` on one deployment; stopped by `stop()` (idempotent)."""
 
-    def __init__(self, settings: Settings, state: Path, *, chairs: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, state: Path, *, chairs: int | None = None, env: dict[str, str] | None = None, instances: dict[str, int] | None = None
+    ) -> None:
+        """``instances``: how many processes per service (default one each; see ``stack.instance_names``)."""
         self.settings = settings
         self.state = state
         self.chairs = chairs
         self.extra_env = env or {}
+        self.names = stack.instance_names(instances)
         self.processes: list[stack.ServiceProcess] = []
+        self.env: dict[str, str] = {}
+        self.ports: dict[str, int] = {}
 
     def start(self, timeout: float = 180.0) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
@@ -168,8 +173,8 @@ class Services:
             path = self.state / "scheduling.json"
             path.write_text(json.dumps(scheduling_config(self.chairs), indent=2))
             env["CLINIC_SCHEDULING_CONFIG"] = str(path)
-        ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
-        self.processes = stack.start(env, self.state, http_ports=ports)
+        self.env, self.ports = env, dict(zip(self.names, free_ports(len(self.names)), strict=True))
+        self.processes = stack.start(env, self.state, http_ports=self.ports, names=self.names)
         try:
             stack.wait_ready(self.processes, timeout)
         except stack.StackError as error:
@@ -179,7 +184,15 @@ class Services:
             raise BenchError(f"{first}{last} (logs in {self.state / 'logs'})") from None
 
     def stop(self) -> None:
-        stack.stop(self.state)
+        stack.stop(self.state, names=self.names)
+
+    def restart(self, name: str) -> tuple[int | None, int]:
+        """SIGKILL one instance and start it again on the same port (not waiting until it is ready);
+        returns the old and the new pid."""
+        old = stack.kill(self.state, name)
+        [process] = stack.start(self.env, self.state, http_ports=self.ports, names=(name,))
+        self.processes = [process if p.name == name else p for p in self.processes]
+        return old, process.pid
 
     def check_alive(self) -> None:
         for process in self.processes:

@@ -39,8 +39,22 @@ def ports(base: int = BASE_HTTP_PORT) -> dict[str, int]:
     return {name: base + i for i, name in enumerate(SERVICES)}
 
 
+def instance_names(counts: dict[str, int] | None = None) -> tuple[str, ...]:
+    """Process names for ``counts`` instances per service: the first keeps the service's name, the next
+    ones are ``<service>-2``, ``<service>-3``... (their own log, pid file and HTTP port, the same group)."""
+    counts = counts or {}
+    return tuple(name if i == 1 else f"{name}-{i}" for name in SERVICES for i in range(1, counts.get(name, 1) + 1))
+
+
+def service_of(name: str) -> str:
+    """The service an instance name runs: ``inventory-2`` -> ``inventory``."""
+    base, _, number = name.rpartition("-")
+    return base if base and number.isdigit() else name
+
+
 def start(env: dict[str, str], state: Path, *, http_ports: dict[str, int] | None = None, names: tuple[str, ...] = SERVICES) -> list[ServiceProcess]:
-    """Start each service as `python -m services.<name>`, logs in state/logs, pids in state/services."""
+    """Start each service as `python -m services.<name>`, logs in state/logs, pids in state/services.
+    ``names`` may hold instance names (``inventory-2``, see ``instance_names``)."""
     http_ports = http_ports or ports()
     (state / "logs").mkdir(parents=True, exist_ok=True)
     (state / "services").mkdir(parents=True, exist_ok=True)
@@ -53,7 +67,7 @@ def start(env: dict[str, str], state: Path, *, http_ports: dict[str, int] | None
         process_env = {**os.environ, **env, "CLINIC_HTTP_PORT": str(http_ports[name])}
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
+                [sys.executable, "-m", f"services.{service_of(name)}"],
                 env=process_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -105,6 +119,19 @@ def stop(state: Path, names: tuple[str, ...] = SERVICES, grace: float = 20.0) ->
         (state / "services" / f"{name}.pid").unlink(missing_ok=True)
         stopped.append(name)
     return stopped
+
+
+def kill(state: Path, name: str) -> int | None:
+    """SIGKILL one running instance (no clean shutdown: a crash); returns its pid, None if it was not running."""
+    pid = running_pid(state, name)
+    if pid is None:
+        return None
+    _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (state / "services" / f"{name}.pid").unlink(missing_ok=True)
+    return pid
 
 
 def running_pid(state: Path, name: str) -> int | None:

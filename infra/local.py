@@ -219,6 +219,29 @@ def down(layout: Layout, say=print, wipe: bool = False, *, names: tuple[str, ...
         say(f"wiped data under {layout.state}")
 
 
+def stop_component(layout: Layout, name: str, say=print) -> None:
+    """Stop one of the two processes ``up`` started here ("kafka" or "ferretdb"), keeping its data."""
+    down(layout, say, names=(_component(name),))
+
+
+def start_component(layout: Layout, name: str, say=print, wait_seconds: float = 120.0) -> None:
+    """Start one of the two processes again on its data (after ``stop_component``) and wait until it answers."""
+    name = _component(name)
+    layout.state.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_seconds
+    if name == "kafka":
+        if _start_kafka(layout, fetch_kafka(layout, say), say):
+            _wait(lambda: _kafka_ready(layout), "kafka", layout, deadline, f"Kafka did not answer on {layout.bootstrap}")
+    elif _start_ferretdb(layout, build_ferretdb(layout, say), say):
+        _wait(lambda: _mongo_ready(layout), "ferretdb", layout, deadline, f"FerretDB did not answer on {layout.host}:{layout.mongo_port}")
+
+
+def _component(name: str) -> str:
+    if name not in ("kafka", "ferretdb"):
+        raise InfraError(f"unknown component {name!r}: kafka or ferretdb")
+    return name
+
+
 def status(layout: Layout) -> dict[str, str]:
     result = {}
     for name, port in (("kafka", layout.kafka_port), ("ferretdb", layout.mongo_port)):
