@@ -58,6 +58,8 @@ class DeadLetter:
     event_id: str | None
     event_type: str | None
     record: ConsumerRecord
+    replayed_from: str | None = None
+    """Set when a replayed dead letter failed again: the dead letter (topic:partition:offset) it was replayed from."""
 
     @classmethod
     def of(cls, record: ConsumerRecord) -> DeadLetter:
@@ -77,6 +79,7 @@ class DeadLetter:
             event_id=headers.get("ce_id"),
             event_type=headers.get("ce_type"),
             record=record,
+            replayed_from=headers.get("dlq_replayed_from"),
         )
 
 

@@ -173,11 +173,15 @@ def dlq_list(
     if as_json:
         common.echo_json([_letter(letter) for letter in letters])
         return
-    table = Table(title=f"{len(letters)} dead letter(s)", title_justify="left")
+    again = sum(1 for letter in letters if letter.replayed_from)
+    title = f"{len(letters)} dead letter(s)" + (f", {again} of them failed again after a replay" if again else "")
+    table = Table(title=title, title_justify="left")
     for column in ("dead-letter topic", "offset", "from", "reason", "error", "event id", "key", "failed at"):
         table.add_column(column, overflow="fold")
     for letter in letters:
         origin = f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}"
+        if letter.replayed_from:
+            origin += f" (replay of {letter.replayed_from})"
         table.add_row(letter.topic, f"{letter.partition}:{letter.offset}", origin, letter.reason, letter.error[:120], letter.event_id or "-", letter.key or "-", letter.failed_at[:19])
     common.console().print(table)
 
