@@ -268,7 +268,10 @@ async def drive(args: argparse.Namespace, settings: Settings, services: Services
         chaos = Chaos(services, layout, driver, args, rng)
         try:
             await deliver(client, stock_delivery(tag, args.journeys))
-            say(f"delivered stock for {args.journeys} journeys; driving them, {args.concurrency} in flight, a SIGKILL every {args.kill_every:.0f} s")
+            say(f"delivered stock for {args.journeys} journeys; waiting for inventory to take it in")
+            if not await settle(settings, services, 120.0):
+                raise BenchError("the services did not take the stock in within 120 s")
+            say(f"driving {args.journeys} journeys, {args.concurrency} in flight, a SIGKILL every {args.kill_every:.0f} s")
             started = time.monotonic()
 
             def progress(d: Driver, elapsed: float) -> None:
