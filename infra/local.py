@@ -38,6 +38,22 @@ FERRETDB_ID_PATCH = (
     """IDColumn = DefaultColumn + "->'_id'""",
 )
 
+# FerretDB v1's `update` command closes each statement's query (an open SQLite read, holding one of the
+# database's 100 pooled connections) with a `defer` inside its loop over the statements, so only when the
+# whole command returns. An `update` with more than 100 statements (a consumer's batch of inbox updates
+# after a backlog: CLINIC_CONSUME_BATCH_SIZE is 200) then waits forever for a 101st connection, and with it
+# every command that waits on the metadata lock (a service's start-up index creation takes it), even `ping`:
+# the whole store hangs. Found by the chaos run (bench/chaos.py). The build closes each statement's query as
+# soon as that statement is done (the deferred close then finds it closed).
+FERRETDB_UPDATE_PATCH = (
+    "internal/handler/msg_update.go",
+    """		result, err := common.UpdateDocument(ctx, c, "update", iter, &u)
+		if err != nil {""",
+    """		result, err := common.UpdateDocument(ctx, c, "update", iter, &u)
+		closer.Close() // clinic-backbone: release this statement's connection now, not at the end of the command
+		if err != nil {""",
+)
+
 
 class InfraError(RuntimeError):
     """A failure a person can act on; the message says what and where to look."""
@@ -116,7 +132,7 @@ def fetch_kafka(layout: Layout, say=print) -> Path:
 
 
 def build_ferretdb(layout: Layout, say=print) -> Path:
-    """Build our wrapper against a patched copy of the FerretDB module (see FERRETDB_ID_PATCH). The copy and
+    """Build our wrapper against a patched copy of the FerretDB module (FERRETDB_ID_PATCH, FERRETDB_UPDATE_PATCH). The copy and
     the wrapper with its `replace` directive live in a build folder next to the binary, never in git."""
     binary = layout.ferretdb_binary
     if binary.exists():
@@ -133,8 +149,9 @@ def build_ferretdb(layout: Layout, say=print) -> Path:
         shutil.copy(ROOT / "infra" / "ferretdb" / name, wrapper / name)
     _check_required_version(wrapper, env)
     upstream = _copy_module(wrapper, build / "FerretDB", env, _ticker(say, "Go is downloading the FerretDB module"))
-    _patch(upstream, *FERRETDB_ID_PATCH)
-    say(f"patched {FERRETDB_ID_PATCH[0]} of FerretDB (the _id lookups use the _id index) in {upstream}")
+    for patch in _patches():
+        _patch(upstream, *patch)
+    say(f"patched FerretDB in {upstream}: {FERRETDB_ID_PATCH[0]} (the _id lookups use the _id index), {FERRETDB_UPDATE_PATCH[0]} (an update releases each statement's connection)")
     _run(["go", "mod", "edit", f"-replace={FERRETDB_MODULE}={upstream}"], "go mod edit of the wrapper copy failed", cwd=wrapper, env=env)
     _run(["go", "build", "-trimpath", "-o", str(binary) + ".partial", "."], "go build of FerretDB failed",
          progress=_ticker(say, "Go is building FerretDB"), cwd=wrapper, env=env)
@@ -163,14 +180,18 @@ def _copy_module(wrapper: Path, target: Path, env: dict[str, str], progress=None
     return target
 
 
+def _patches() -> tuple[tuple[str, str, str], ...]:
+    return (FERRETDB_ID_PATCH, FERRETDB_UPDATE_PATCH)
+
+
 def _patch(module: Path, relative: str, old: str, new: str) -> None:
     path = module / relative
     text = path.read_text() if path.exists() else ""
     if text.count(old) != 1:
         raise InfraError(
             f"cannot patch FerretDB {FERRETDB_VERSION}: expected the text `{old}` once in {relative} of {FERRETDB_MODULE}, "
-            f"found it {text.count(old)} times (looked in {path}). After an upgrade, check whether the SQLite backend "
-            "still filters on an `_id` expression its `_id` index does not match, then update or drop FERRETDB_ID_PATCH in infra/local.py"
+            f"found it {text.count(old)} times (looked in {path}). After an upgrade, check whether FerretDB still has the defect "
+            "the patch's comment in infra/local.py describes (FERRETDB_ID_PATCH, FERRETDB_UPDATE_PATCH), then update or drop that patch"
         )
     path.write_text(text.replace(old, new))
 
@@ -479,9 +500,9 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def _source_hash(folder: Path) -> str:
-    """The wrapper's sources and the patch applied to FerretDB: a change to either builds a new binary."""
+    """The wrapper's sources and the patches applied to FerretDB: a change to either builds a new binary."""
     digest = hashlib.sha256()
     for name in WRAPPER_FILES:
         digest.update((folder / name).read_bytes())
-    digest.update(repr(FERRETDB_ID_PATCH).encode())
+    digest.update(repr(_patches()).encode())
     return digest.hexdigest()[:12]

@@ -59,6 +59,16 @@ def test_the_ferretdb_build_is_cached_by_the_patch_too(tmp_path, monkeypatch):
     assert layout(tmp_path).ferretdb_binary != unpatched
 
 
+def test_the_update_patch_closes_each_statements_query_once_it_is_done(tmp_path):
+    relative, old, new = local.FERRETDB_UPDATE_PATCH
+    source = tmp_path / relative
+    source.parent.mkdir(parents=True)
+    source.write_text(f"\tfor _, u := range params.Updates {{\n{old}\n\t\t}}\n")
+    local._patch(tmp_path, relative, old, new)
+    assert "closer.Close() // clinic-backbone" in source.read_text()
+    assert layout(tmp_path).ferretdb_binary.parent.name.startswith("ferretdb-")
+
+
 def test_the_id_patch_rewrites_the_filter_expression_once(tmp_path):
     relative, old, new = local.FERRETDB_ID_PATCH
     source = tmp_path / relative
