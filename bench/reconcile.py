@@ -48,6 +48,8 @@ class Report:
     lost: Counter = field(default_factory=Counter)
     duplicated: Counter = field(default_factory=Counter)
     conflicting: int = 0
+    repeats: int = 0
+    """Records that repeat an event id with the same content (at-least-once publishing; the inboxes drop them)."""
     stuck: list[str] = field(default_factory=list)
     ended: Counter = field(default_factory=Counter)
     """Journeys a business decision ended (deferred, rejected, scheduling failed, shortage): stuck too."""
@@ -73,6 +75,7 @@ class Report:
             ("effects lost (expected, absent)", by_kind(self.lost)),
             ("business effects duplicated", by_kind(self.duplicated)),
             ("same event id, different content", f"{self.conflicting}"),
+            ("same event id again, same content (not counted)", f"{self.repeats}"),
             ("stuck (journeys not complete)", f"{len(self.stuck)}" + (f"  (ended by {', '.join(f'{k} {v}' for k, v in sorted(self.ended.items()))})" if self.ended else "")),
             ("dead letters", by_kind(self.dead_letters)),
         ]
@@ -94,10 +97,15 @@ def reconcile(seen: Iterable[Seen], patients: Iterable[str] | None = None, dead_
     report = Report(dead_letters=Counter(dead_letters))
     by_id: dict[str, Seen] = {}
     for event in seen:
-        first = by_id.setdefault(event.id, event)
-        if first is not event and (first.name != event.name or _canonical(first.data) != _canonical(event.data)):
+        first = by_id.get(event.id)
+        if first is None:
+            by_id[event.id] = event
+            continue
+        if first.name != event.name or _canonical(first.data) != _canonical(event.data):
             report.conflicting += 1
             report.examples.append(f"event {event.id} seen with different content ({first.name} / {event.name})")
+        else:
+            report.repeats += 1
     # the distinct events (by id) per type and patient
     events: dict[str, dict[str, list[Seen]]] = defaultdict(lambda: defaultdict(list))
     for event in by_id.values():

@@ -40,6 +40,7 @@ def test_a_complete_journey_with_repeated_deliveries_is_clean() -> None:
 
     assert (report.journeys, report.complete, report.stuck) == (1, 1, [])
     assert not report.lost and not report.duplicated and report.conflicting == 0
+    assert report.repeats == 3
     assert (report.sessions, report.completed_sessions, report.side_effects) == (2, 2, 1)
     assert report.dead_letters == {"handler-error": 1}
     assert report.ok
