@@ -164,7 +164,7 @@ def reconcile(seen: Iterable[Seen], patients: Iterable[str] | None = None, dead_
         for event in of("IngredientsReserved", patient):
             for ingredient in {a["ingredient"] for a in event.data.get("allocations", [])}:
                 reserved[(event.data["session_id"], ingredient)].append(event)
-        for session, booking in sorted(booked.items()):
+        for session in sorted(booked):
             mine = [e for e in of("IngredientsReserved", patient) if e.data.get("session_id") == session]
             if not mine:
                 lose("reservation", f"{session} ({patient})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiokafka import ConsumerRecord
 
-from shared.operations import DeadLetter
+from clinic.operations import DeadLetter
 
 pytestmark = pytest.mark.unit
 
