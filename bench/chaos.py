@@ -296,6 +296,7 @@ async def drive(args: argparse.Namespace, settings: Settings, services: Services
         if component not in chaos.outages:
             await chaos.outage(component, {"kafka": "broker", "ferretdb": "store"}[component])
     say(f"journeys driven in {drove:.0f} s ({outcome.failures or 'all seen complete by the driver'}); waiting for the system to go quiet")
+    await asyncio.to_thread(services.wait_ready)  # an instance restarted just before has joined its group again
     quiet = await settle(settings, services, args.settle_timeout)
     seen, letters, undecodable = await read_back(settings)
     report = reconcile(seen, [j.patient for j in outcome.journeys], letters)

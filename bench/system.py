@@ -186,6 +186,12 @@ class Services:
     def stop(self) -> None:
         stack.stop(self.state, names=self.names)
 
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        try:
+            stack.wait_ready(self.processes, timeout)
+        except stack.StackError as error:
+            raise BenchError(f"{str(error).splitlines()[0]} (logs in {self.state / 'logs'})") from None
+
     def restart(self, name: str) -> tuple[int | None, int]:
         """SIGKILL one instance and start it again on the same port (not waiting until it is ready);
         returns the old and the new pid."""
