@@ -9,17 +9,27 @@ from typing import Any
 from aiokafka import ConsumerRecord
 
 from shared.contracts import dlq_topic
+from shared.runtime import metrics
 from shared.runtime.context import Context
 from shared.runtime.retry import backoff, is_transient
+
+REPLAYED_FROM = "dlq_replayed_from"
+"""The header ``clinic dlq replay`` puts on a record it re-publishes: where the dead letter was."""
 
 
 class DeadLetters:
     def __init__(self, context: Context[Any]) -> None:
         self.context = context
+        self.replays_failed = 0
+        """Replayed dead letters that failed again since this instance started (also a metric, and in /readyz)."""
 
     async def send(self, record: ConsumerRecord, reason: str, detail: str) -> None:
         context = self.context
         headers = {name: (value or b"").decode("utf-8", "replace") for name, value in record.headers or ()}
+        if REPLAYED_FROM in headers:  # an operator's replay failed again: counted, so it is not silently given up
+            self.replays_failed += 1
+            metrics.REPLAYS_FAILED.labels(context.name, record.topic, reason).inc()
+            context.log.warning("a replayed dead letter failed again", extra={"reason": reason, "replayed_from": headers[REPLAYED_FROM], **where(record)})
         headers.update(
             {
                 "dlq_reason": reason,

@@ -32,6 +32,10 @@ class Health(Protocol):
 
     async def readiness(self) -> dict[str, bool]: ...
 
+    def attention(self) -> dict[str, int]:
+        """What an operator must look at although the service can go on (shown by /readyz, never gating it)."""
+        ...
+
     async def refresh_gauges(self) -> None: ...
 
 
@@ -54,7 +58,9 @@ class HealthApp:
             await _reply(send, 200, {"status": "alive", "service": self.service.name})
         elif path == "/readyz":
             checks = await self.service.readiness()
-            await _reply(send, 200 if all(checks.values()) else 503, {"service": self.service.name, "ready": all(checks.values()), "checks": checks})
+            await _reply(
+                send, 200 if all(checks.values()) else 503, {"service": self.service.name, "ready": all(checks.values()), "checks": checks, "attention": self.service.attention()},
+            )
         elif path == "/metrics":
             await self.service.refresh_gauges()
             await _reply(send, 200, generate_latest(), CONTENT_TYPE_LATEST)

@@ -23,6 +23,11 @@ HANDLER_SECONDS = Histogram(
 OUTBOX_BACKLOG = Gauge("clinic_outbox_backlog", "Outbox events due and not yet published.", ["service"])
 OUTBOX_FAILED = Counter("clinic_outbox_failed_total", "Outbox events given up on after repeated refusals (see the service log).", ["service"])
 OUTBOX_SET_ASIDE = Gauge("clinic_outbox_set_aside", "Outbox events refused too often and set aside (`clinic outbox list <service>`).", ["service"])
+REPLAYS_FAILED = Counter(
+    "clinic_dead_letter_replays_failed_total",
+    "Replayed dead letters (`clinic dlq replay`) that failed again and went back to the dead-letter topic; `clinic dlq list` marks them as replays.",
+    ["service", "topic", "reason"],
+)
 OUTBOX_PUBLISHED = Counter("clinic_outbox_published_total", "Outbox events published.", ["service"])
 CONSUMER_LAG = Gauge(
     "clinic_consumer_lag",

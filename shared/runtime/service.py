@@ -241,6 +241,14 @@ class Service(Generic[D]):
         assigned = bool(consumer is not None and consumer.assignment()) and self.assignment.rebalance_since is None
         return {"store": store_ok, "broker": broker_ok, "consumer_assigned": assigned, "consumer_progressing": self._progressing()}
 
+    def attention(self) -> dict[str, int]:
+        """Figures that do not stop this instance but need an operator: outbox events set aside after repeated
+        refusals (`clinic outbox list/redrive`) and replayed dead letters that failed again (`clinic dlq list`)."""
+        return {
+            "outbox_set_aside": self.relay.set_aside if self.relay is not None else 0,
+            "dead_letter_replays_failed": self.dead_letters.replays_failed,
+        }
+
     async def _store_answers(self) -> bool:
         if self.db is None:
             return False

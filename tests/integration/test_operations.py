@@ -82,6 +82,10 @@ async def test_dead_letters_are_listed_and_replayed_once_each_as_selected_after_
         await eventually(lambda: _equals(group_lag(settings), 0), what="replayed events handled")
         published = await bus.events(probe.OUTBOUND, lambda d: d.patient_id in (first, second))
         inbound = [r for r in await bus.records(bus.topic(probe.INBOUND)) if r.key and r.key.decode() in (first, second)]
+        attention = service.attention()
+    assert attention["dead_letter_replays_failed"] == 1, "the malformed record, replayed, failed again: counted, not silently dropped"
+    code, out, _ = await clinic(settings, "dlq", "list", "--json")
+    assert code == 0 and [letter["reason"] for letter in json.loads(out) if letter.get("replayed_from")] == ["malformed"]
     assert len(published) == 2
     assert len(inbound) == 4, "the originals and exactly one replay each"
     assert service.stats.handled == {probe.INBOUND.event_type: 2}
@@ -118,6 +122,7 @@ async def test_health_endpoints_answer_and_readiness_turns_false_when_the_store_
             await proxy.cut()
             _, body = await eventually(lambda: _status(settings, "/readyz", 503), what="not ready without the store")
             assert body["checks"]["store"] is False and body["checks"]["broker"] is True
+            assert body["attention"] == {"outbox_set_aside": 0, "dead_letter_replays_failed": 0}, "shown, never gating"
 
             await proxy.open()
             await eventually(lambda: _status(settings, "/readyz", 200), timeout=45, what="ready again")
