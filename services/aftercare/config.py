@@ -80,6 +80,9 @@ class AftercareConfig(_Config):
     instructions: tuple[InstructionRule, ...] = Field(DEFAULT_INSTRUCTIONS, min_length=1)
     check_in_hours: tuple[int, ...] = Field((24, 72), description="Check-ins fall due this many hours after each session.")
     escalation: EscalationRules = EscalationRules()
+    parked_reports_per_session: int = Field(
+        20, ge=1, le=100, description="Side-effect reports that may wait for one session's completion; more are dead-lettered (parked-full)."
+    )
 
     @field_validator("instructions")
     @classmethod

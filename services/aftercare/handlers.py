@@ -8,11 +8,14 @@ check-in reminder's id lets an early answer cancel it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+
+from prometheus_client import Gauge
 
 from services.aftercare.config import AftercareConfig
 from services.aftercare.domain import TreatedSession, plan_aftercare, with_outcome
-from services.aftercare.repository import Repository
-from services.aftercare.side_effects import InvalidReport, Report, assess, reports_from_answer
+from services.aftercare.repository import Parked, Repository, parked_reports
+from services.aftercare.side_effects import InvalidReport, Report, assess, recorded, refusal, reports_from_answer
 from shared.clock import Clock
 from shared.contracts.aftercare import CheckInAnswered, OutcomeRecorded, SideEffectReported
 from shared.contracts.scheduling import SessionCompleted
@@ -30,6 +33,14 @@ class Deps:
 
 handlers = Handlers[Deps]("aftercare")
 
+PARKED_REPORTS = Gauge(
+    "clinic_aftercare_parked_reports",
+    "Side-effect reports parked under a session aftercare has not seen completed (waiting), or refused when it completed (refused).",
+    ["state"],
+)
+PARKED_OLDEST_SECONDS = Gauge("clinic_aftercare_parked_oldest_seconds", "Age of the oldest side-effect report still waiting for its session's completion.")
+PARKED_WATCH_SECONDS = 60.0
+
 
 def instructions_event_id(session_id: str) -> str:
     return derived_id(session_id, "instructions")
@@ -43,15 +54,22 @@ def escalation_event_id(escalation_id: str) -> str:
     return derived_id("escalation", escalation_id)
 
 
+def recorded_event_id(report_id: str) -> str:
+    return derived_id("recorded", report_id)
+
+
 @handlers.on(SessionCompleted)
 async def on_session_completed(event: CloudEvent[SessionCompleted], deps: Deps) -> Effects:
     completed = event.data
-    if await deps.repo.session(completed.session_id) is not None:
+    session, parked = await deps.repo.session_and_parked(completed.session_id)
+    if session is not None:
         return ignored("already-issued")
     plan = plan_aftercare(completed, deps.config, deps.clock.now())
     effects = deps.repo.save_plan(plan).emit(plan.instructions, id=instructions_event_id(completed.session_id))
     for due in plan.check_ins:
         effects.emit(due, due_at=due.due_at, id=check_in_event_id(due.session_id, due.hours_after_session))
+    if parked is not None and parked.reports:
+        effects += _waited(deps, plan.session, parked)
     return effects
 
 
@@ -61,6 +79,8 @@ async def on_side_effect_reported(event: CloudEvent[SideEffectReported], deps: D
     known, session = await deps.repo.report_and_session(report.report_id, report.session_id)
     if known:
         return ignored("duplicate-report")
+    if session is None:  # sent before its session's completion (another topic): it waits for it
+        return await _parked(deps, event.data)
     return _assessed(deps, _checked(session, report.session_id, report.patient_id), (report,))
 
 
@@ -87,6 +107,43 @@ async def on_outcome_recorded(event: CloudEvent[OutcomeRecorded], deps: Deps) ->
     return deps.repo.save_outcomes(outcome.patient_id, outcome.course_id, trend)
 
 
+@handlers.every(PARKED_WATCH_SECONDS)
+async def watch_parked(deps: Deps, now: datetime) -> list[tuple[str, Effects]]:
+    """Keeps the parked-report gauges current (an operator's view: it changes nothing)."""
+    parked = await parked_reports(deps.repo.db)
+    waiting = [at for p in parked for at in p.parked_at]
+    PARKED_REPORTS.labels(state="waiting").set(len(waiting))
+    PARKED_REPORTS.labels(state="refused").set(sum(len(p.refused) for p in parked))
+    PARKED_OLDEST_SECONDS.set(max(0.0, (now - min(waiting)).total_seconds()) if waiting else 0.0)
+    return []
+
+
+async def _parked(deps: Deps, report: SideEffectReported) -> Effects:
+    parked = await deps.repo.parked(report.session_id)
+    if parked is not None and parked.holds(report.report_id):
+        return ignored("duplicate-report")
+    if parked is not None and len(parked.reports) >= deps.config.parked_reports_per_session:
+        raise Rejected("parked-full", f"{report.session_id} already has {len(parked.reports)} reports waiting for its completion")
+    effects = deps.repo.park(parked, report, deps.clock.now())
+    effects.outcome = "parked"
+    return effects
+
+
+def _waited(deps: Deps, session: TreatedSession, parked: Parked) -> Effects:
+    """The reports that waited for this session: each that can follow it is recorded (and escalated when
+    serious) as if it came now; one that cannot (another patient's, an onset before the session) is kept
+    on the parked list with its reason, since the SessionCompleted that found it must not be refused."""
+    rules = deps.config.escalation
+    reports = [Report.of(r) for r in parked.reports]
+    refused = [(r, refusal(session, r, rules)) for r in reports]
+    effects = _assessed(deps, session, tuple(r for r, why in refused if why is None), waited=True)
+    effects += deps.repo.unpark(
+        parked, [{"report_id": r.report_id, "reason": why.reason, "detail": why.detail} for r, why in refused if why is not None]
+    )
+    effects.outcome = f"waiting-{effects.outcome}"  # waiting-recorded or waiting-escalated
+    return effects
+
+
 def _checked(session: TreatedSession | None, session_id: str, patient_id: str) -> TreatedSession:
     if session is None:
         raise Rejected("unknown-session", f"{session_id} has no completed session in aftercare")
@@ -95,12 +152,15 @@ def _checked(session: TreatedSession | None, session_id: str, patient_id: str) -
     return session
 
 
-def _assessed(deps: Deps, session: TreatedSession, reports: tuple[Report, ...]) -> Effects:
+def _assessed(deps: Deps, session: TreatedSession, reports: tuple[Report, ...], *, waited: bool = False) -> Effects:
+    now = deps.clock.now()
     try:
-        assessment = assess(session, reports, deps.config.escalation, deps.clock.now())
+        assessment = assess(session, reports, deps.config.escalation, now)
     except InvalidReport as error:
         raise Rejected(error.reason, error.detail) from None
     effects = deps.repo.record_assessment(session, assessment)
+    for item in assessment.items:
+        effects.emit(recorded(session, item, now, waited=waited), id=recorded_event_id(item.report.report_id))
     for escalation in assessment.escalations:
         effects.emit(escalation, id=escalation_event_id(escalation.escalation_id))
     effects.outcome = "escalated" if assessment.escalations else "recorded"

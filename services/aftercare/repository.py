@@ -17,13 +17,29 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.aftercare.domain import AftercarePlan, OutcomePoint, TreatedSession
 from services.aftercare.side_effects import Assessment
-from shared.contracts.aftercare import CheckInAnswered, IngredientLot, Symptom
+from shared.contracts.aftercare import CheckInAnswered, IngredientLot, SideEffectReported, Symptom
 from shared.runtime import Effects
 
 SESSIONS = "sessions"
 CHECK_INS = "check_ins"
 SIDE_EFFECTS = "side_effects"
 OUTCOME_TRENDS = "outcome_trends"
+PARKED = "parked_reports"
+"""Side-effect reports that arrived before their session's completion, one document per session (``_id``
+the session id, at most ``parked_reports_per_session`` reports): SessionCompleted reads it by ``_id`` and
+records them. What stays is a report whose session never completed (or that could not follow it): the
+operator's list (``parked_reports``) and the ``clinic_aftercare_parked_reports`` gauge show it."""
+
+
+@dataclass(frozen=True)
+class Parked:
+    session_id: str
+    reports: tuple[SideEffectReported, ...]
+    parked_at: tuple[datetime, ...]
+    refused: tuple[dict[str, Any], ...] = ()
+
+    def holds(self, report_id: str) -> bool:
+        return any(r.report_id == report_id for r in self.reports)
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,13 @@ class Repository:
 
     async def known_report(self, report_id: str) -> bool:
         return await self.db[SIDE_EFFECTS].find_one({"_id": report_id}, {"_id": 1}) is not None
+
+    async def parked(self, session_id: str) -> Parked | None:
+        doc = await self.db[PARKED].find_one({"_id": session_id})
+        return None if doc is None else _parked(doc)
+
+    async def session_and_parked(self, session_id: str) -> tuple[TreatedSession | None, Parked | None]:
+        return await asyncio.gather(self.session(session_id), self.parked(session_id))
 
     async def check_in(self, check_in_id: str) -> CheckIn | None:
         doc = await self.db[CHECK_INS].find_one({"_id": check_in_id})
@@ -143,6 +166,26 @@ class Repository:
             effects.merge(SESSIONS, session.session_id, escalated={s.value: g for s, g in assessment.escalated.items()})
         return effects
 
+    def park(self, parked: Parked | None, report: SideEffectReported, now: datetime) -> Effects:
+        """The report waits under its session (the whole document: it is small and one patient's)."""
+        reports = [*(parked.reports if parked else ()), report]
+        times = [*(parked.parked_at if parked else ()), now]
+        return Effects().put(
+            PARKED,
+            report.session_id,
+            {
+                "patient_id": report.patient_id,
+                "reports": [{"report": r.model_dump(mode="json"), "parked_at": t} for r, t in zip(reports, times, strict=True)],
+                "refused": list(parked.refused if parked else ()),
+            },
+        )
+
+    def unpark(self, parked: Parked, refused: list[dict[str, Any]]) -> Effects:
+        """The session completed: its reports are recorded; those that could not follow it stay listed."""
+        if not refused and not parked.refused:
+            return Effects().delete(PARKED, parked.session_id)
+        return Effects().put(PARKED, parked.session_id, {"patient_id": None, "reports": [], "refused": [*parked.refused, *refused]})
+
     def record_answer(self, answer: CheckInAnswered) -> Effects:
         return Effects().merge(
             CHECK_INS,
@@ -156,6 +199,24 @@ class Repository:
     def save_outcomes(self, patient_id: str, course_id: str, points: tuple[OutcomePoint, ...]) -> Effects:
         document = {"patient_id": patient_id, "course_id": course_id, "points": [{**asdict(p), "photo_views": list(p.photo_views)} for p in points]}
         return Effects().put(OUTCOME_TRENDS, course_id, document)
+
+
+def _parked(doc: dict[str, Any]) -> Parked:
+    lines = doc.get("reports") or []
+    return Parked(
+        session_id=doc["_id"],
+        reports=tuple(SideEffectReported.model_validate(line["report"]) for line in lines),
+        parked_at=tuple(line["parked_at"] for line in lines),
+        refused=tuple(doc.get("refused") or ()),
+    )
+
+
+async def parked_reports(db: AsyncDatabase[Any]) -> list[Parked]:
+    """Every session with reports still parked (waiting for a completion, or refused when it came).
+
+    An operator's and the gauge's view, not a handler's: it reads the whole ``parked_reports`` collection,
+    which holds only reports still waiting (a completed session's are removed), so it stays small."""
+    return [_parked(doc) async for doc in db[PARKED].find({})]
 
 
 async def outcome_trend(db: AsyncDatabase[Any], course_id: str) -> list[OutcomePoint]:

@@ -17,7 +17,7 @@ from typing import Literal
 
 from services.aftercare.config import EscalationRules
 from services.aftercare.domain import TreatedSession, bounded_id
-from shared.contracts.aftercare import AdverseEventEscalated, CheckInAnswered, SideEffectReported, Symptom
+from shared.contracts.aftercare import AdverseEventEscalated, CheckInAnswered, SideEffectRecorded, SideEffectReported, Symptom
 
 Reason = Literal["allergic_reaction", "infection", "grade_3_or_above", "persisting"]
 Channel = Literal["patient_app", "clinician", "check_in"]
@@ -147,6 +147,36 @@ def assess(session: TreatedSession, reports: tuple[Report, ...], rules: Escalati
             escalated[report.symptom] = report.grade
         items.append(Assessed(report, classification, escalation))
     return Assessment(tuple(items), escalated)
+
+
+def recorded(session: TreatedSession, item: Assessed, now: datetime, *, waited: bool = False) -> SideEffectRecorded:
+    """The answer to one report: how it was classified and whether it escalated."""
+    report = item.report
+    return SideEffectRecorded(
+        report_id=report.report_id,
+        patient_id=report.patient_id,
+        course_id=session.course_id,
+        session_id=report.session_id,
+        symptom=report.symptom,
+        grade=report.grade,
+        reported_by=report.reported_by,
+        check_in_id=report.check_in_id,
+        category=item.classification.category.value,
+        reasons=item.classification.reasons,
+        escalation_id=item.escalation.escalation_id if item.escalation else None,
+        already_escalated=item.already_escalated,
+        waited_for_session=waited,
+        recorded_at=now,
+    )
+
+
+def refusal(session: TreatedSession, report: Report, rules: EscalationRules) -> InvalidReport | None:
+    """Why a report that waited for its session cannot follow it, or None when it can."""
+    try:
+        check(session, report, rules)
+    except InvalidReport as error:
+        return error
+    return None
 
 
 def escalation_id(report_id: str) -> str:

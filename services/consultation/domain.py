@@ -17,7 +17,16 @@ from services.consultation import rules
 from services.consultation.config import UNSUITABLE, Band, ConsultationConfig, RuleSet
 from services.consultation.rules import Exclusions, Finding, Formulation, formulate
 from services.consultation.state import ConsultationFile, PatientFile, Review
-from shared.contracts.consultation import ConsultationApproved, ConsultationDeferred, ConsultationRecorded, ConsultationRejected, MissingItem
+from shared.contracts.consultation import (
+    ConsultationApproved,
+    ConsultationDeferred,
+    ConsultationRecorded,
+    ConsultationRejected,
+    ConsultationReviewApplied,
+    ConsultationReviewed,
+    ConsultationWashoutEnded,
+    MissingItem,
+)
 from shared.contracts.plan import DoseLine, PreTreatmentPrecautions, RuleOutcome, TreatmentPlan
 
 Decided = ConsultationApproved | ConsultationDeferred | ConsultationRejected
@@ -28,6 +37,8 @@ class Decision:
     status: Literal["approved", "deferred", "rejected"]
     event: Decided
     signature: str
+    washout_ends: date | None = None
+    """For a deferral that lapses by itself: the day it stops applying (the consultation is re-screened then)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,14 @@ class Rescreen:
     file: ConsultationFile
     event: Decided | None
     """None when the decision is the one already published (or the consultation is not recorded yet)."""
+    washout_listed: date | None = None
+    """A new day to list the consultation under for the washout check (``ConsultationFile.washout_ends``)."""
+    washout_moved: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """The file is to be saved: a new decision, or its washout day moved."""
+        return self.event is not None or self.washout_moved
 
 
 def course_id(consultation_id: str) -> str:
@@ -49,8 +68,7 @@ def clearances(reviews: tuple[Review, ...], rule_set: RuleSet) -> dict[str, Revi
         if review.decision != "clear":
             continue
         for rule_id in review.rule_ids:
-            spec = rule_set.rules.get(rule_id)
-            if spec is not None and spec.clearable and spec.outcome in ("defer", "review"):
+            if _clearable(rule_id, rule_set):
                 cleared[rule_id] = review
     return cleared
 
@@ -60,6 +78,7 @@ def screen(file: ConsultationFile, patient: PatientFile, config: ConsultationCon
     assert facts is not None, "only a recorded consultation is screened"
     rule_set, formulary, precautions = config.rule_set, config.formulary, config.precautions
     today = _today(config, now)
+    medications = patient.medications(facts)
     formulation = Formulation()
     if facts.hair_loss_type not in UNSUITABLE:
         band = _band(facts, config)
@@ -73,8 +92,8 @@ def screen(file: ConsultationFile, patient: PatientFile, config: ConsultationCon
         *rules.scalp(facts),
         *rules.labs((*facts.lab_results, *patient.lab_results), rule_set, now),
         *rules.allergy_test(facts, cocktail, patient.negative_tests(), rule_set),
-        *rules.blood_thinners(facts.current_medications, today, precautions.aspirin_nsaid_washout_days),
-        *rules.anticoagulants(facts.current_medications, today, precautions.aspirin_nsaid_washout_days),
+        *rules.blood_thinners(medications, today, precautions.aspirin_nsaid_washout_days),
+        *rules.anticoagulants(medications, today, precautions.aspirin_nsaid_washout_days),
         *rules.medical_history(facts),
         *rules.numbing_cream(facts, precautions),
         *rules.consent(facts),
@@ -101,7 +120,8 @@ def decide(file: ConsultationFile, patient: PatientFile, config: ConsultationCon
     blocking = [f for f in findings if rule_set.rules[f.rule_id].outcome in ("defer", "review") and f.rule_id not in cleared]
     missing = tuple(dict.fromkeys(_missing(f, rule_set) for f in blocking))
     if missing:
-        return Decision("deferred", ConsultationDeferred(**common, deferred_at=now, missing=missing), _signature("deferred", fired, missing))
+        deferred = ConsultationDeferred(**common, deferred_at=now, missing=missing)
+        return Decision("deferred", deferred, _signature("deferred", fired, missing), _washout_ends(blocking, file, patient, config, now))
     plan = build_plan(facts, _band(facts, config), formulation.cocktail, findings, file.reviews, config, _today(config, now))
     event = ConsultationApproved(
         **common,
@@ -120,11 +140,60 @@ def rescreen(file: ConsultationFile, patient: PatientFile, config: ConsultationC
     if file.facts is None or not file.is_open:
         return Rescreen(file, None)
     decision = decide(file, patient, config, now)
+    washout = decision.washout_ends
+    listed = washout if washout is not None and washout != file.washout_ends else None
     if decision.signature == file.signature:
-        return Rescreen(file, None)
+        if washout == file.washout_ends:
+            return Rescreen(file, None)
+        return Rescreen(file.model_copy(update={"washout_ends": washout}), None, listed, washout_moved=True)
     record = {"status": decision.status, "decided_at": now, "event_type": decision.event.event_type, "data": decision.event.model_dump(mode="json")}
-    updated = file.model_copy(update={"status": decision.status, "signature": decision.signature, "decisions": (*file.decisions, record)})
-    return Rescreen(updated, decision.event)
+    update = {"status": decision.status, "signature": decision.signature, "decisions": (*file.decisions, record), "washout_ends": washout}
+    return Rescreen(file.model_copy(update=update), decision.event, listed, washout_moved=washout != file.washout_ends)
+
+
+def washout_ended(file: ConsultationFile, day: date) -> ConsultationWashoutEnded | None:
+    """What the washout check publishes for a consultation listed under ``day``: nothing for one decided
+    since, or listed under another day since (a stale entry of the day's list)."""
+    if not file.is_open or file.washout_ends != day:
+        return None
+    return ConsultationWashoutEnded(patient_id=file.patient_id, consultation_id=file.consultation_id, washout_ended_on=day)
+
+
+def today(config: ConsultationConfig, now: datetime) -> date:
+    """The clinic's day at ``now`` (the washout check's day)."""
+    return _today(config, now)
+
+
+def review_applied(review: ConsultationReviewed, after: Rescreen, rule_set: RuleSet, now: datetime) -> ConsultationReviewApplied:
+    """The answer to a review: what it cleared, what no review clears, and the decision that followed."""
+    clearable = [r for r in review.rule_ids if _clearable(r, rule_set)] if review.decision == "clear" else []
+    return ConsultationReviewApplied(
+        patient_id=review.patient_id,
+        consultation_id=review.consultation_id,
+        clinician_id=review.clinician_id,
+        reviewed_at=review.reviewed_at,
+        applied_at=now,
+        decision=review.decision,
+        cleared=tuple(clearable),
+        not_cleared=tuple(r for r in review.rule_ids if r not in clearable),
+        plan_adjusted=review.plan_adjustments is not None,
+        result=after.file.status if after.event is not None and after.file.status != "pending" else "unchanged",
+        status=after.file.status,
+    )
+
+
+def _clearable(rule_id: str, rule_set: RuleSet) -> bool:
+    spec = rule_set.rules.get(rule_id)
+    return spec is not None and spec.clearable and spec.outcome in ("defer", "review")
+
+
+def _washout_ends(blocking: list[Finding], file: ConsultationFile, patient: PatientFile, config: ConsultationConfig, now: datetime) -> date | None:
+    """The day this deferral may lapse by itself: only a prescribed anticoagulant's review does (when every
+    one is stopped, the review is needed only until their washout ends). A medication still taken lapses
+    by nothing but the EHR's MedicationStopped, so it is never listed."""
+    if not any(f.rule_id == "review.anticoagulant" for f in blocking) or file.facts is None:
+        return None
+    return rules.anticoagulant_washout_ends(patient.medications(file.facts), _today(config, now), config.precautions.aspirin_nsaid_washout_days)
 
 
 # The treatment plan: the course template for type and band, the clinician's adjustments, precautions.

@@ -7,17 +7,31 @@ every write is an Effect. The decisions it publishes are built by the domain (``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from services.consultation.config import ConsultationConfig
-from services.consultation.domain import Rescreen, rescreen
+from services.consultation.domain import Rescreen, rescreen, review_applied, today, washout_ended
 from services.consultation.repository import Repository
 from services.consultation.rules import assessment_problem
 from services.consultation.state import ConsultationFile, PatientFile, Review
 from shared.clock import Clock
 from shared.contracts.aftercare import AdverseEventEscalated
-from shared.contracts.consultation import AllergyTestRecorded, ConsultationRecorded, ConsultationReviewed, LabResultsRecorded
+from shared.contracts.consultation import (
+    AllergyTestRecorded,
+    ConsultationRecorded,
+    ConsultationReviewed,
+    ConsultationWashoutEnded,
+    LabResultsRecorded,
+    MedicationStopped,
+)
 from shared.envelope import CloudEvent
 from shared.runtime import Effects, Handlers, Rejected, ignored
+from shared.runtime.store import derived_id
+
+WASHOUT_CHECK_SECONDS = 600.0
+"""How often the washout check looks at the day's list (a day's list is answered once)."""
+WASHOUT_LOOKBACK_DAYS = 31
+"""Days back the washout check still answers, for a service that was stopped over midnight."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +62,13 @@ async def on_consultation_reviewed(event: CloudEvent[ConsultationReviewed], deps
         raise Rejected("unknown-rule", f"{review.consultation_id} {','.join(unknown)}")
     file, patient = await _consultation(deps, review.consultation_id, review.patient_id)
     reviewed = file.model_copy(update={"reviews": (*file.reviews, Review.of(review))})
+    now = deps.clock.now()
     if not file.is_open:  # recorded for the audit trail; a final decision stays final
-        return deps.repo.save_consultation(reviewed) + ignored("already-decided")
-    return _decisions(deps, patient, [rescreen(reviewed, patient, deps.config, deps.clock.now())])
+        applied = review_applied(review, Rescreen(reviewed, None), deps.config.rule_set, now)
+        return deps.repo.save_consultation(reviewed).emit(applied) + ignored("already-decided")
+    screen = rescreen(reviewed, patient, deps.config, now)
+    # Every review is answered, also one that changes no decision; the new decision (if any) comes first.
+    return _decisions(deps, patient, [screen]).emit(review_applied(review, screen, deps.config.rule_set, now))
 
 
 @handlers.on(LabResultsRecorded)
@@ -79,6 +97,40 @@ async def on_adverse_event_escalated(event: CloudEvent[AdverseEventEscalated], d
     return await _patient_changed(deps, patient)
 
 
+@handlers.on(MedicationStopped)
+async def on_medication_stopped(event: CloudEvent[MedicationStopped], deps: Deps) -> Effects:
+    """Kept on the patient's file: every open consultation recorded before the stop is screened with it."""
+    patient = await deps.repo.patient(event.data.patient_id)
+    return await _patient_changed(deps, patient.with_stop(event.data))
+
+
+@handlers.on(ConsultationWashoutEnded)
+async def on_washout_ended(event: CloudEvent[ConsultationWashoutEnded], deps: Deps) -> Effects:
+    """The washout check's answer, handled in the patient's order like any other fact."""
+    ended = event.data
+    file, patient = await _consultation(deps, ended.consultation_id, ended.patient_id)
+    if not file.is_open:
+        return ignored("already-decided")
+    return _decisions(deps, patient, [rescreen(file, patient, deps.config, deps.clock.now())], changed_only=True)
+
+
+@handlers.every(WASHOUT_CHECK_SECONDS)
+async def check_washouts(deps: Deps, now: datetime) -> list[tuple[str, Effects]]:
+    """Publishes ConsultationWashoutEnded for each consultation listed under a day that has come (read by
+    ``_id``, one document a day), then deletes the day's list. Keys are the day and the consultation, so a
+    check that runs twice, or on two instances, publishes once."""
+    day = today(deps.config, now)
+    pairs: list[tuple[str, Effects]] = []
+    for listed_on, listed in await deps.repo.washouts(day - timedelta(days=n) for n in range(WASHOUT_LOOKBACK_DAYS, -1, -1)):
+        for file in await deps.repo.consultations(listed):
+            ended = washout_ended(file, listed_on)
+            if ended is not None:
+                key = f"washout|{listed_on.isoformat()}|{file.consultation_id}"
+                pairs.append((key, Effects(outcome="washout-ended").emit(ended, id=derived_id("washout", listed_on.isoformat(), file.consultation_id))))
+        pairs.append((f"washout-day|{listed_on.isoformat()}", deps.repo.washout_day_answered(listed_on)))
+    return pairs
+
+
 async def _consultation(deps: Deps, consultation_id: str, patient_id: str) -> tuple[ConsultationFile, PatientFile]:
     """The consultation and its patient's file, read together (the patient's is nearly always needed)."""
     file, patient = await deps.repo.consultation_and_patient(consultation_id, patient_id)
@@ -97,7 +149,7 @@ async def _patient_changed(deps: Deps, patient: PatientFile, named: Consultation
 
 def _decisions(deps: Deps, patient: PatientFile, screens: list[Rescreen], *, changed_only: bool = False, patient_changed: bool = False) -> Effects:
     """Saves the screened files and publishes new decisions; the patient's open list follows the files."""
-    saved = [s.file for s in screens if s.event is not None or not changed_only]
+    saved = [s.file for s in screens if s.changed or not changed_only]
     indexed = patient.with_saved(saved)
     if patient_changed:
         effects = deps.repo.save_patient(indexed)
@@ -106,9 +158,11 @@ def _decisions(deps: Deps, patient: PatientFile, screens: list[Rescreen], *, cha
     else:
         effects = Effects()
     for screen in screens:
-        if screen.event is None and changed_only:
+        if not screen.changed and changed_only:
             continue
         effects += deps.repo.save_consultation(screen.file)
+        if screen.washout_listed is not None:
+            effects += deps.repo.list_washout(screen.file, screen.washout_listed)
         if screen.event is not None:
             effects.emit(screen.event)
     decided = [s.file.status for s in screens if s.event is not None]

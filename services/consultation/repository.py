@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -17,6 +18,10 @@ from shared.runtime import Effects
 
 CONSULTATIONS = "consultations"
 PATIENTS = "patients"
+WASHOUTS = "washouts"
+"""One document per day (``_id`` the ISO day): the consultations whose deferral lapses that day,
+``{consultation_id: patient_id}``. Small (a day's deferrals at most) and read by ``_id`` only; the washout
+check deletes a day once it has answered it."""
 
 
 class Repository:
@@ -46,6 +51,21 @@ class Repository:
         for consultation_id, file in zip(missing, await asyncio.gather(*(self.consultation(i, patient.patient_id) for i in missing)), strict=True):
             files[consultation_id] = file
         return [files[i] for i in sorted(files) if files[i].is_open]
+
+    async def washouts(self, days: Iterable[date]) -> list[tuple[date, dict[str, str]]]:
+        """The listed consultations of each day that has any, by ``_id`` (one read per day)."""
+        chosen = list(days)
+        documents = await asyncio.gather(*(self.db[WASHOUTS].find_one({"_id": day.isoformat()}) for day in chosen))
+        return [(day, {k: str(v) for k, v in document.items() if k != "_id"}) for day, document in zip(chosen, documents, strict=True) if document is not None]
+
+    async def consultations(self, listed: dict[str, str]) -> list[ConsultationFile]:
+        return list(await asyncio.gather(*(self.consultation(c, p) for c, p in sorted(listed.items()))))
+
+    def list_washout(self, file: ConsultationFile, day: date) -> Effects:
+        return Effects().merge(WASHOUTS, day.isoformat(), **{file.consultation_id: file.patient_id})
+
+    def washout_day_answered(self, day: date) -> Effects:
+        return Effects().delete(WASHOUTS, day.isoformat())
 
     def save_consultation(self, file: ConsultationFile) -> Effects:
         return Effects().put(CONSULTATIONS, file.consultation_id, file.model_dump(mode="json"))

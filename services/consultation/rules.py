@@ -130,6 +130,16 @@ def anticoagulants(medications: Iterable[Medication], today: date, washout_days:
     return [Finding("review.anticoagulant")] if recent else []
 
 
+def anticoagulant_washout_ends(medications: Iterable[Medication], today: date, washout_days: int) -> date | None:
+    """The day ``review.anticoagulant`` stops firing by itself: when every prescribed anticoagulant in its
+    washout has been stopped, the day after the last washout ends; None while one is still taken."""
+    recent = [m for m in medications if m.category in PRESCRIBED_ANTICOAGULANTS]
+    if any(m.stopped_on is None for m in recent):
+        return None
+    ends = [m.stopped_on + timedelta(days=washout_days + 1) for m in recent if m.stopped_on is not None]
+    return max((end for end in ends if end > today), default=None)
+
+
 def numbing_cream(facts: ConsultationRecorded, precautions: Precautions) -> list[Finding]:
     if precautions.numbing_cream_minutes is not None and set(facts.known_allergies) & set(precautions.anaesthetic_allergens):
         return [Finding("precaution.numbing_cream_allergy")]

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.contracts.aftercare import AdverseEventEscalated
-from shared.contracts.consultation import AllergyTestRecorded, ConsultationRecorded, ConsultationReviewed, LabResult, PlanAdjustments
+from shared.contracts.consultation import (
+    AllergyTestRecorded,
+    ConsultationRecorded,
+    ConsultationReviewed,
+    LabResult,
+    Medication,
+    MedicationCategory,
+    MedicationStopped,
+    PlanAdjustments,
+)
 from shared.contracts.plan import ReviewReason
 
 Status = Literal["pending", "deferred", "approved", "rejected"]
@@ -46,6 +55,24 @@ class Sensitivity(Record):
     escalated_at: datetime
 
 
+class StoppedMedication(Record):
+    """A stop the EHR reported after an assessment (MedicationStopped)."""
+
+    category: MedicationCategory
+    atc_code: str | None = None
+    stopped_on: date
+    recorded_at: datetime
+
+    def stops(self, medication: Medication, assessed_at: datetime) -> bool:
+        """Whether this stop is news about a medication an assessment recorded as still taken."""
+        return (
+            medication.stopped_on is None
+            and medication.category == self.category
+            and (self.atc_code is None or medication.atc_code in (None, self.atc_code))
+            and self.recorded_at >= assessed_at
+        )
+
+
 class PatientFile(Record):
     """Facts about the patient that outlive one consultation: labs, allergy tests, sensitivities."""
 
@@ -53,6 +80,7 @@ class PatientFile(Record):
     lab_results: tuple[LabResult, ...] = ()
     allergy_tests: tuple[AllergyTest, ...] = ()
     sensitivities: tuple[Sensitivity, ...] = ()
+    stopped_medications: tuple[StoppedMedication, ...] = ()
     open_consultations: tuple[str, ...] = ()
     """Ids of the patient's consultations not decided for good, sorted: what new facts re-screen. Kept
     here so that finding them is a read by ``_id``, never a query over every consultation ever."""
@@ -70,6 +98,23 @@ class PatientFile(Record):
         new = [Sensitivity(ingredient=i, escalation_id=event.escalation_id, escalated_at=event.escalated_at) for i in event.suspect_ingredients]
         known = set(self.sensitivities)
         return self.model_copy(update={"sensitivities": (*self.sensitivities, *(s for s in new if s not in known))})
+
+    def with_stop(self, event: MedicationStopped) -> PatientFile:
+        stop = StoppedMedication.model_validate(event.model_dump(include=set(StoppedMedication.model_fields)))
+        if stop in self.stopped_medications:
+            return self
+        return self.model_copy(update={"stopped_medications": (*self.stopped_medications, stop)})
+
+    def medications(self, facts: ConsultationRecorded) -> tuple[Medication, ...]:
+        """The assessment's medications, with the stops the EHR reported since (the latest stop wins)."""
+        updated = []
+        for medication in facts.current_medications:
+            stops = [s for s in self.stopped_medications if s.stops(medication, facts.recorded_at)]
+            if stops:
+                latest = max(stops, key=lambda s: (s.recorded_at, s.stopped_on))
+                medication = medication.model_copy(update={"stopped_on": latest.stopped_on})
+            updated.append(medication)
+        return tuple(updated)
 
     def with_saved(self, files: Iterable[ConsultationFile]) -> PatientFile:
         """The open list after these consultation files are saved."""
@@ -103,6 +148,9 @@ class ConsultationFile(Record):
     signature: str | None = None
     """What the last published decision said, to publish a re-screen only when the decision changes."""
     decisions: tuple[dict[str, Any], ...] = ()
+    washout_ends: date | None = None
+    """The day a deferral that lapses by itself (an anticoagulant's washout) stops applying: the consultation
+    is listed under that day (repository ``WASHOUTS``) and re-screened then."""
 
     @property
     def is_open(self) -> bool:

@@ -333,6 +333,78 @@ class AdverseEventEscalated(EventData):
     lots: tuple[IngredientLot, ...] = Field(default=(), max_length=LINES, description="Lots injected in that session.")
 
 
+class SideEffectRecorded(EventData):
+    """A side-effect report was recorded against its session and classified.
+
+    Published by aftercare once per report it records: a SideEffectReported, or one symptom line of a
+    CheckInAnswered (its report id is derived from the check-in and the line). A report that arrived before
+    its session's completion is recorded when SessionCompleted arrives (`waited_for_session`). A serious
+    report is escalated (`escalation_id`, and an AdverseEventEscalated follows) unless the same symptom of
+    the session was already escalated at that grade or higher (`already_escalated`).
+    """
+
+    event_type: ClassVar[str] = "clinic.side_effect.recorded.v1"
+    producer: ClassVar[str] = "aftercare"
+    subject_field: ClassVar[str | None] = "report_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "report_id": "sfx_8E2C4A90_02A",
+                    "patient_id": "pt_6J1W8B3Z",
+                    "course_id": "crs_8E2C4A90",
+                    "session_id": "ses_8E2C4A90_02",
+                    "symptom": "allergic_reaction",
+                    "grade": 2,
+                    "reported_by": "patient_app",
+                    "check_in_id": None,
+                    "category": "serious",
+                    "reasons": ["allergic_reaction"],
+                    "escalation_id": "esc_8E2C4A90_02A",
+                    "already_escalated": False,
+                    "waited_for_session": False,
+                    "recorded_at": "2026-04-02T15:30:01Z",
+                },
+                {
+                    "report_id": "sfx_5D0B7E11_01A",
+                    "patient_id": "pt_7Q2M9K4X",
+                    "course_id": "crs_5D0B7E11",
+                    "session_id": "ses_5D0B7E11_01",
+                    "symptom": "redness",
+                    "grade": 1,
+                    "reported_by": "check_in",
+                    "check_in_id": "chk_5D0B7E11_01_24h",
+                    "category": "expected",
+                    "reasons": [],
+                    "escalation_id": None,
+                    "already_escalated": False,
+                    "waited_for_session": False,
+                    "recorded_at": "2026-03-17T09:45:01Z",
+                },
+            ]
+        }
+    )
+
+    report_id: ReportId
+    patient_id: PatientId
+    course_id: CourseId = Field(description="Course of the session.")
+    session_id: SessionId = Field(description="The session the side effect follows.")
+    symptom: Symptom = Field(description="Coded symptom.")
+    grade: Grade
+    reported_by: Literal["patient_app", "clinician", "check_in"] = Field(description="Channel of the report.")
+    check_in_id: CheckInId | None = Field(default=None, description="The check-in whose answer raised it.")
+    category: Literal["expected", "unexpected", "serious"] = Field(
+        description="`expected` mild reaction (recorded only), `unexpected` below every escalation threshold, or `serious`."
+    )
+    reasons: tuple[Literal["allergic_reaction", "infection", "grade_3_or_above", "persisting"], ...] = Field(
+        default=(), max_length=FEW, description="The escalation rules a serious report met (empty otherwise)."
+    )
+    escalation_id: EscalationId | None = Field(default=None, description="The escalation this report raised, if any.")
+    already_escalated: bool = Field(description="Serious, but the session's same symptom was already escalated at this grade or higher.")
+    waited_for_session: bool = Field(description="The report arrived before its session's completion and waited for it.")
+    recorded_at: Timestamp = Field(description="When aftercare recorded it.")
+
+
 EVENTS = (
     SideEffectReported,
     CheckInAnswered,
@@ -340,4 +412,5 @@ EVENTS = (
     AftercareInstructionsIssued,
     AftercareCheckInDue,
     AdverseEventEscalated,
+    SideEffectRecorded,
 )

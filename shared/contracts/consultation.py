@@ -525,6 +525,130 @@ class ConsultationRejected(EventData):
         return self
 
 
+class MedicationStopped(EventData):
+    """The patient stopped a medication (the EHR recorded the last day it was taken).
+
+    Published by the EHR. The consultation service records the stop on the patient's file and re-screens
+    every open consultation of the patient: a consultation deferred because a medication was still taken
+    (an aspirin/NSAID washout, a prescribed anticoagulant) is decided again without the EHR resending the
+    assessment. A stop that matches no medication of an open consultation changes nothing.
+    """
+
+    event_type: ClassVar[str] = "clinic.medication.stopped.v1"
+    producer: ClassVar[str] = "external"
+    subject_field: ClassVar[str | None] = "patient_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": _PATIENT,
+                    "category": "aspirin",
+                    "atc_code": "B01AC06",
+                    "stopped_on": "2026-03-03",
+                    "recorded_at": "2026-03-03T11:00:00Z",
+                }
+            ]
+        }
+    )
+
+    patient_id: PatientId
+    category: MedicationCategory = Field(description="Category of the medication stopped (the screening rules' category).")
+    atc_code: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$",
+        description="WHO ATC code when known: then only a medication with this code (or none recorded) is stopped.",
+        examples=["B01AC06"],
+    )
+    stopped_on: Day = Field(description="Last day the medication was taken.")
+    recorded_at: Timestamp = Field(description="When the EHR recorded the stop.")
+
+
+class ConsultationWashoutEnded(EventData):
+    """The washout a consultation waited for has ended: the consultation is re-screened.
+
+    Published by the consultation service itself, by its daily washout check, on the day a deferral that
+    lapses by itself (a prescribed anticoagulant stopped within the washout, which needs a clinician's
+    review only until the washout ends) stops applying, and consumed by the consultation service, which
+    re-screens the consultation in the patient's order of events and answers with a new decision, or
+    with nothing when the decision does not change (e.g. a review was still needed for another reason).
+    """
+
+    event_type: ClassVar[str] = "clinic.consultation.washout_ended.v1"
+    producer: ClassVar[str] = "consultation"
+    subject_field: ClassVar[str | None] = "consultation_id"
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"patient_id": _PATIENT, "consultation_id": _CONSULTATION, "washout_ended_on": "2026-03-10"}]}
+    )
+
+    patient_id: PatientId
+    consultation_id: ConsultationId
+    washout_ended_on: Day = Field(description="The first day after the washout.")
+
+
+class ConsultationReviewApplied(EventData):
+    """A clinician's review (ConsultationReviewed) was recorded and applied: what it cleared and what followed.
+
+    Published by the consultation service for every review it accepts, also one that changes no decision
+    (a review of a consultation not recorded yet, of one already decided for good, or one that leaves a
+    deferral as it was). A new decision, if any, follows as its own ConsultationApproved, Deferred or
+    Rejected; `result` says which, or `unchanged`.
+    """
+
+    event_type: ClassVar[str] = "clinic.consultation.review_applied.v1"
+    producer: ClassVar[str] = "consultation"
+    subject_field: ClassVar[str | None] = "consultation_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": "pt_9C4R2T7W",
+                    "consultation_id": "cons_B42K77Q1",
+                    "clinician_id": "clin_0042",
+                    "reviewed_at": "2026-03-03T16:20:00Z",
+                    "applied_at": "2026-03-03T16:20:02Z",
+                    "decision": "clear",
+                    "cleared": ["suitability.alopecia_areata"],
+                    "not_cleared": [],
+                    "plan_adjusted": True,
+                    "result": "approved",
+                    "status": "approved",
+                },
+                {
+                    "patient_id": _PATIENT,
+                    "consultation_id": _CONSULTATION,
+                    "clinician_id": "clin_0042",
+                    "reviewed_at": "2026-03-03T16:20:00Z",
+                    "applied_at": "2026-03-03T16:20:02Z",
+                    "decision": "clear",
+                    "cleared": ["review.bleeding_disorder"],
+                    "not_cleared": ["contra.pregnancy"],
+                    "plan_adjusted": False,
+                    "result": "unchanged",
+                    "status": "rejected",
+                },
+            ]
+        }
+    )
+
+    patient_id: PatientId
+    consultation_id: ConsultationId
+    clinician_id: ClinicianId = Field(description="Clinician who reviewed.")
+    reviewed_at: Timestamp = Field(description="When the review was signed.")
+    applied_at: Timestamp = Field(description="When the consultation service applied it.")
+    decision: Literal["clear", "reject"] = Field(description="The review's decision.")
+    cleared: tuple[RuleId, ...] = Field(default=(), max_length=LINES, description="Rules of the review that a clinician may clear (now cleared).")
+    not_cleared: tuple[RuleId, ...] = Field(
+        default=(), max_length=LINES, description="Rules of the review that no review clears (absolute contraindications, notes): ignored."
+    )
+    plan_adjusted: bool = Field(description="The review set plan parameters (used by the next approval).")
+    result: Literal["approved", "deferred", "rejected", "unchanged"] = Field(
+        description="The new decision published after the review, or `unchanged` when none was."
+    )
+    status: Literal["pending", "deferred", "approved", "rejected"] = Field(
+        description="The consultation's status after the review (`pending`: the assessment is not recorded yet)."
+    )
+
+
 EVENTS = (
     ConsultationRecorded,
     AllergyTestRecorded,
@@ -533,4 +657,7 @@ EVENTS = (
     ConsultationApproved,
     ConsultationDeferred,
     ConsultationRejected,
+    MedicationStopped,
+    ConsultationWashoutEnded,
+    ConsultationReviewApplied,
 )

@@ -71,6 +71,8 @@ REASONS: dict[str, DeadLetterReason] = _reasons(
     _r("expired-on-receipt", "A delivered lot has already expired.", "inventory"),
     _r("lot-withdrawn", "A delivery adds to a lot that was recalled or quarantined.", "inventory"),
     _r("lot-conflict", "A delivery reuses a lot number already stocked with another ingredient, unit or expiry date.", "inventory"),
+    _r("parked-full", "A side-effect report for a session aftercare has not seen completed yet, when that session already has the most "
+       "reports waiting for its completion (aftercare's parked_reports_per_session).", "aftercare"),
     _r("check-in-mismatch", "The check-in answered is known, but for another session.", "aftercare"),
     _r("onset-before-session", "A side effect's onset precedes the completion of the session it is reported for.", "aftercare"),
     _r("onset-after-report", "A side effect's onset is later than the time it was reported.", "aftercare"),

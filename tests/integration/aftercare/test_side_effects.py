@@ -6,13 +6,14 @@ from datetime import timedelta
 
 from clinic.polling import eventually
 from services.aftercare.app import create_service
-from services.aftercare.repository import SIDE_EFFECTS
+from services.aftercare.repository import PARKED, SIDE_EFFECTS, parked_reports
 from shared.clock import ManualClock
 from shared.contracts.aftercare import (
     AdverseEventEscalated,
     AftercareCheckInDue,
     AftercareInstructionsIssued,
     CheckInAnswered,
+    SideEffectRecorded,
     SideEffectReported,
 )
 from shared.contracts.scheduling import SessionCompleted
@@ -73,21 +74,45 @@ async def test_an_allergic_reaction_is_escalated_once_with_the_sessions_lots_eve
     assert (second["category"], second["already_escalated"], second["escalation_id"]) == ("serious", True, None)
 
 
-async def test_reports_that_cannot_follow_the_session_are_dead_lettered_and_nothing_is_applied(settings, bus, run_id):
+async def test_reports_that_cannot_follow_the_session_are_dead_lettered_and_one_for_a_session_not_completed_waits(settings, bus, run_id):
     journey = Journey(run_id)
+    unseen = f"ses_AFT{run_id}_99"
     async with create_service(settings, ManualClock(NOW)) as service:
         await started(service, bus, journey)
-        await bus.publish(journey.report("infection", 3, letter="U", session_id=f"ses_AFT{run_id}_99"))
+        await bus.publish(journey.report("infection", 3, letter="U", session_id=unseen))
         await bus.publish(journey.report("allergic_reaction", 2, letter="E", onset_at=COMPLETED_AT - timedelta(minutes=5)))
-        dead = await eventually(lambda: _at_least(bus.dead_letters(SideEffectReported), 2), what="two dead letters")
+        dead = await eventually(lambda: _at_least(bus.dead_letters(SideEffectReported), 1), what="a dead letter")
         await settle(service, (SideEffectReported, 2))
         recorded = await service.db[SIDE_EFFECTS].count_documents({})
+        waiting = await parked_reports(service.db)
         escalations = await bus.events(AdverseEventEscalated, journey.mine)
 
-    assert sorted(header(r, "dlq_reason") for r in dead) == ["onset-before-session", "unknown-session"]
+    assert [header(r, "dlq_reason") for r in dead] == ["onset-before-session"]
     assert all(journey.patient_id not in header(r, "dlq_error") for r in dead)
+    assert [(p.session_id, [r.report_id for r in p.reports]) for p in waiting] == [(unseen, [f"sfx_AFT{run_id}_U"])]
     assert recorded == 0
     assert escalations == []
+
+
+async def test_a_report_sent_before_its_sessions_completion_waits_and_is_escalated_when_it_completes(settings, bus, run_id):
+    journey = Journey(run_id)
+    async with create_service(settings, ManualClock(NOW)) as service:
+        sent = await bus.publish(journey.report("allergic_reaction", 2))
+        await settle(service, (SideEffectReported, 1))
+        parked_before = await service.db[PARKED].find_one({"_id": journey.session_id})
+        assert await bus.events(SideEffectRecorded, journey.mine) == []
+        completion = await bus.publish(journey.completed())
+        [answered] = await bus.wait_for(SideEffectRecorded, journey.mine)
+        [escalated] = await bus.wait_for(AdverseEventEscalated, journey.mine)
+        parked_after = await service.db[PARKED].find_one({"_id": journey.session_id})
+        stored = await service.db[SIDE_EFFECTS].find_one({"_id": f"sfx_AFT{run_id}_A"})
+
+    assert parked_before is not None, "parked, not dead-lettered"
+    assert (answered.data.category, answered.data.waited_for_session, answered.data.escalation_id) == ("serious", True, f"esc_AFT{run_id}_A")
+    assert (escalated.data.course_id, escalated.data.suspect_ingredients) == (journey.course_id, ("hyaluronic_acid", "biotin", "minoxidil"))
+    assert (answered.causation_id, escalated.causation_id) == (completion.id, completion.id), "answered when the session completed"
+    assert sent.id not in (answered.causation_id, escalated.causation_id)
+    assert parked_after is None and stored["category"] == "serious"
 
 
 async def test_a_check_in_answered_early_with_an_allergic_reaction_escalates_and_replaces_that_check_in(settings, bus, run_id):

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.aftercare.app import create_service
-from services.aftercare.handlers import Deps, check_in_event_id
-from services.aftercare.repository import CHECK_INS, OUTCOME_TRENDS, SESSIONS, SIDE_EFFECTS
+from services.aftercare.handlers import PARKED_REPORTS, Deps, check_in_event_id
+from services.aftercare.repository import CHECK_INS, OUTCOME_TRENDS, PARKED, SESSIONS, SIDE_EFFECTS
 from shared.clock import ManualClock
 from shared.contracts import examples
 from shared.contracts.aftercare import (
@@ -17,6 +17,7 @@ from shared.contracts.aftercare import (
     AftercareInstructionsIssued,
     CheckInAnswered,
     OutcomeRecorded,
+    SideEffectRecorded,
     SideEffectReported,
 )
 from shared.contracts.scheduling import SessionCompleted
@@ -45,14 +46,18 @@ async def test_a_completed_session_gets_instructions_and_its_check_ins_once():
     assert again.outcome == "already-issued" and again.events == []
 
 
-async def test_a_report_for_a_session_aftercare_never_saw_is_rejected_with_nothing_written():
+async def test_a_report_for_a_session_aftercare_has_not_seen_completed_waits_for_it_under_the_session():
     uow = await work()
     report = SideEffectReported.model_validate(examples(SideEffectReported)[0])
 
     handled = await uow.handle(report)
+    again = await uow.handle(report)
 
-    assert handled.rejected is not None and handled.rejected.reason == "unknown-session"
-    assert uow.db.writes == []
+    assert handled.outcome == "parked" and handled.events == []
+    assert [w.collection for w in handled.effects.writes] == [PARKED], "nothing recorded yet: only parked"
+    parked = uow.db.documents(PARKED)[report.session_id]
+    assert [r["report"]["report_id"] for r in parked["reports"]] == [report.report_id]
+    assert again.outcome == "duplicate-report" and again.effects.writes == []
 
 
 # Builders for one patient's session (tests/unit/aftercare/factories.py): the session completed at 09:40.
@@ -125,7 +130,11 @@ async def test_a_mild_expected_symptom_is_recorded_without_escalation():
 
     handled = await uow.handle(report("redness", 1))
 
-    assert handled.outcome == "recorded" and handled.events == []
+    assert handled.outcome == "recorded"
+    [answered] = handled.emitted(SideEffectRecorded)
+    assert [type(e.data) for e in handled.events] == [SideEffectRecorded], "recorded and answered, not escalated"
+    assert (answered.category, answered.reasons, answered.escalation_id, answered.already_escalated) == ("expected", (), None, False)
+    assert (answered.course_id, answered.waited_for_session) == (COURSE, False)
     assert uow.db.documents(SIDE_EFFECTS)["sfx_UNIT5D0B_01A"]["category"] == "expected"
 
 
@@ -137,6 +146,10 @@ async def test_the_same_symptom_escalates_again_only_when_it_worsens():
     worse = await uow.handle(report("allergic_reaction", 3, "C"))
 
     assert same.outcome == "recorded" and uow.db.documents(SIDE_EFFECTS)["sfx_UNIT5D0B_01B"]["already_escalated"] is True
+    [answered] = same.emitted(SideEffectRecorded)
+    assert (answered.category, answered.escalation_id, answered.already_escalated) == ("serious", None, True)
+    [worse_answer] = worse.emitted(SideEffectRecorded)
+    assert (worse_answer.escalation_id, worse_answer.reasons) == ("esc_UNIT5D0B_01C", ("allergic_reaction", "grade_3_or_above"))
     [escalated] = worse.emitted(AdverseEventEscalated)
     assert (escalated.grade, escalated.reasons) == (3, ("allergic_reaction", "grade_3_or_above"))
 
@@ -152,6 +165,53 @@ async def test_a_report_that_cannot_follow_the_session_is_rejected_with_nothing_
     reasons = [h.rejected.reason if h.rejected else None for h in (other_patient, before_session, after_report)]
     assert reasons == ["patient-mismatch", "onset-before-session", "onset-after-report"]
     assert len(uow.db.writes) == applied
+
+
+# A report that arrives before its session's completion
+
+
+async def test_reports_that_waited_are_recorded_and_escalated_when_their_session_completes():
+    uow = await work()
+    await uow.handle(report("redness", 1, "A"))
+    await uow.handle(report("allergic_reaction", 2, "B"))
+
+    handled = await uow.handle(completed())
+
+    assert handled.outcome == "waiting-escalated"
+    assert [a.report_id for a in handled.emitted(SideEffectRecorded)] == ["sfx_UNIT5D0B_01A", "sfx_UNIT5D0B_01B"]
+    assert all(a.waited_for_session for a in handled.emitted(SideEffectRecorded))
+    [escalated] = handled.emitted(AdverseEventEscalated)
+    assert (escalated.report_id, escalated.course_id) == ("sfx_UNIT5D0B_01B", COURSE)
+    assert len(handled.emitted(AftercareInstructionsIssued)) == 1, "the session's own aftercare still starts"
+    assert set(uow.db.documents(SIDE_EFFECTS)) == {"sfx_UNIT5D0B_01A", "sfx_UNIT5D0B_01B"}
+    assert uow.db.documents(SESSIONS)[SESSION]["escalated"] == {"allergic_reaction": 2}
+    assert uow.db.documents(PARKED) == {}, "nothing left waiting"
+
+
+async def test_a_waiting_report_that_cannot_follow_its_session_stays_listed_with_its_reason():
+    uow = await work()
+    await uow.handle(report("pain", 1, "A", onset_at=COMPLETED_AT - timedelta(hours=2)))
+    await uow.handle(report("pain", 1, "B"))
+
+    handled = await uow.handle(completed())
+
+    assert handled.rejected is None, "the completion is never refused for a report"
+    assert [a.report_id for a in handled.emitted(SideEffectRecorded)] == ["sfx_UNIT5D0B_01B"]
+    left = uow.db.documents(PARKED)[SESSION]
+    assert (left["reports"], [(r["report_id"], r["reason"]) for r in left["refused"]]) == ([], [("sfx_UNIT5D0B_01A", "onset-before-session")])
+
+
+async def test_a_session_holds_a_bounded_number_of_waiting_reports_and_the_gauge_shows_them():
+    uow = await work()
+    limit = uow.deps.config.parked_reports_per_session
+    for n in range(limit):
+        assert (await uow.handle(report("pain", 1, f"P{n:02d}"))).outcome == "parked"
+
+    over = await uow.handle(report("pain", 1, "Z"))
+    await uow.run_jobs(NOW + timedelta(hours=1))
+
+    assert over.rejected is not None and over.rejected.reason == "parked-full"
+    assert PARKED_REPORTS.labels(state="waiting")._value.get() == limit
 
 
 # CheckInAnswered
@@ -178,6 +238,8 @@ async def test_a_serious_symptom_in_an_answer_is_escalated_under_an_id_from_the_
 
     [escalated] = handled.emitted(AdverseEventEscalated)
     assert (escalated.report_id, escalated.reasons) == ("sfx_UNIT5D0B_01_72h_1", ("infection",))
+    [answered] = handled.emitted(SideEffectRecorded)
+    assert (answered.report_id, answered.check_in_id, answered.escalation_id) == ("sfx_UNIT5D0B_01_72h_1", "chk_UNIT5D0B_01_72h", escalated.escalation_id)
     assert uow.db.documents(SIDE_EFFECTS)["sfx_UNIT5D0B_01_72h_1"]["check_in_id"] == "chk_UNIT5D0B_01_72h"
 
 

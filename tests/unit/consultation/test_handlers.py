@@ -3,11 +3,12 @@ it refuses input, in milliseconds and without the broker or the store."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 from services.consultation.app import create_service
 from services.consultation.handlers import Deps
-from services.consultation.repository import CONSULTATIONS, PATIENTS
+from services.consultation.repository import CONSULTATIONS, PATIENTS, WASHOUTS
 from shared.clock import ManualClock
 from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.consultation import (
@@ -15,8 +16,11 @@ from shared.contracts.consultation import (
     ConsultationApproved,
     ConsultationDeferred,
     ConsultationRejected,
+    ConsultationReviewApplied,
     ConsultationReviewed,
+    ConsultationWashoutEnded,
     LabResultsRecorded,
+    MedicationStopped,
 )
 from shared.settings import Settings
 from tests.support.unit_of_work import UnitOfWork
@@ -146,9 +150,40 @@ async def test_a_review_after_the_final_decision_is_kept_for_the_audit_and_chang
 
     handled = await uow.handle(review("contra.pregnancy"))
 
-    assert handled.outcome == "already-decided" and handled.events == []
+    assert handled.outcome == "already-decided"
+    [applied] = handled.emitted(ConsultationReviewApplied)
+    assert [type(e.data) for e in handled.events] == [ConsultationReviewApplied], "no new decision, only the review's answer"
+    assert (applied.result, applied.status, applied.cleared, applied.not_cleared) == ("unchanged", "rejected", (), ("contra.pregnancy",))
     stored = uow.db.documents(CONSULTATIONS)[CONSULTATION]
     assert (stored["status"], len(stored["reviews"])) == ("rejected", 1)
+
+
+async def test_every_review_is_answered_with_what_it_cleared_and_the_decision_that_followed():
+    uow = await work()
+    await uow.handle(recorded(history={"bleeding_disorder": True, "immunosuppressed": True}))
+
+    partial = await uow.handle(review("review.bleeding_disorder"))
+    idle = await uow.handle(review("scalp.active_infection"))  # clears a rule that did not fire
+    final = await uow.handle(review("review.immunosuppressed", plan_adjustments={"sessions": 4}))
+
+    [first] = partial.emitted(ConsultationReviewApplied)
+    assert (first.cleared, first.result, first.status, first.plan_adjusted) == (("review.bleeding_disorder",), "deferred", "deferred", False)
+    assert [m.rule_id for m in partial.emitted(ConsultationDeferred)[0].missing] == ["review.immunosuppressed"]
+    [nothing] = idle.emitted(ConsultationReviewApplied)
+    assert (nothing.result, nothing.status, idle.outcome) == ("unchanged", "deferred", "unchanged")
+    assert [type(e.data) for e in idle.events] == [ConsultationReviewApplied]
+    [second] = final.emitted(ConsultationReviewApplied)
+    assert (second.result, second.status, second.plan_adjusted) == ("approved", "approved", True)
+    assert [type(e.data) for e in final.events] == [ConsultationApproved, ConsultationReviewApplied]
+
+
+async def test_a_review_before_the_assessment_is_answered_as_pending():
+    uow = await work()
+
+    handled = await uow.handle(review("review.bleeding_disorder"))
+
+    [applied] = handled.emitted(ConsultationReviewApplied)
+    assert (applied.result, applied.status) == ("unchanged", "pending")
 
 
 async def test_a_clinicians_reject_rejects_the_consultation():
@@ -245,3 +280,97 @@ async def test_an_escalation_without_suspects_changes_nothing_and_a_later_plan_l
     [approved] = later.emitted(ConsultationApproved)
     assert "dexpanthenol" not in [d.ingredient for d in approved.plan.cocktail]
     assert set(AGA_MODERATE) - {d.ingredient for d in approved.plan.cocktail} == {"dexpanthenol"}
+
+
+# MedicationStopped
+
+
+def stopped(category: str, stopped_on: date, **changes: Any) -> MedicationStopped:
+    return MedicationStopped.model_validate({"patient_id": PATIENT, "category": category, "stopped_on": stopped_on, "recorded_at": NOW, **changes})
+
+
+async def test_a_medication_stopped_re_screens_the_consultation_deferred_for_it():
+    uow = await work()
+    deferral = await uow.handle(recorded(current_medications=[{"category": "aspirin", "stopped_on": None}]))
+    assert deferral.emitted(ConsultationDeferred)[0].missing[0].requirement == "washout"
+
+    handled = await uow.handle(stopped("aspirin", NOW.date()))
+
+    [approved] = handled.emitted(ConsultationApproved)
+    assert approved.plan.earliest_start == NOW.date() + timedelta(days=8), "the first session waits for the washout"
+    assert "meds.washout_in_progress" in {r.rule_id for r in approved.rules_fired}
+    patient = uow.db.documents(PATIENTS)[PATIENT]
+    assert (patient["stopped_medications"][0]["category"], patient["open_consultations"]) == ("aspirin", [])
+
+
+async def test_a_stop_of_another_medication_or_code_changes_nothing():
+    uow = await work()
+    await uow.handle(recorded(current_medications=[{"category": "aspirin", "atc_code": "B01AC06", "stopped_on": None}]))
+
+    other = await uow.handle(stopped("nsaid", NOW.date()))
+    other_code = await uow.handle(stopped("aspirin", NOW.date(), atc_code="N02BA01"))
+
+    assert (other.outcome, other.events, other_code.outcome, other_code.events) == ("unchanged", [], "unchanged", [])
+
+
+async def test_a_stop_recorded_before_the_assessment_does_not_stop_what_the_assessment_says_is_taken():
+    uow = await work()
+    await uow.handle(stopped("aspirin", NOW.date() - timedelta(days=30), recorded_at=NOW - timedelta(days=30)))
+
+    handled = await uow.handle(recorded(current_medications=[{"category": "aspirin", "stopped_on": None}]))
+
+    assert handled.outcome == "deferred"
+
+
+# The washout check and ConsultationWashoutEnded
+
+
+def anticoagulant_stopped(days_ago: int) -> list[dict[str, Any]]:
+    return [{"category": "anticoagulant_prescribed", "stopped_on": (NOW.date() - timedelta(days=days_ago)).isoformat()}]
+
+
+async def test_a_deferral_that_lapses_by_itself_is_listed_under_its_day_and_re_screened_then():
+    uow = await work()
+    deferral = await uow.handle(recorded(current_medications=anticoagulant_stopped(2)))
+    ends = NOW.date() + timedelta(days=6)  # stopped 2 days ago, 7-day washout: from day 8 after the stop
+
+    assert deferral.outcome == "deferred"
+    assert uow.db.documents(WASHOUTS) == {ends.isoformat(): {"_id": ends.isoformat(), CONSULTATION: PATIENT}}
+    assert uow.db.documents(CONSULTATIONS)[CONSULTATION]["washout_ends"] == ends.isoformat()
+
+    early = await uow.run_jobs(NOW + timedelta(days=5))
+    found = await uow.run_jobs(NOW + timedelta(days=6))
+
+    assert early == {"check_washouts": []}
+    [(key, effects), (day_key, _)] = found["check_washouts"]
+    assert (key, day_key) == (f"washout|{ends.isoformat()}|{CONSULTATION}", f"washout-day|{ends.isoformat()}")
+    [ended] = [e.data for e in effects.events]
+    assert isinstance(ended, ConsultationWashoutEnded) and ended.washout_ended_on == ends
+    assert uow.db.documents(WASHOUTS) == {}, "the day's list is answered and deleted"
+
+    uow.service.clock.set(NOW + timedelta(days=6))  # type: ignore[attr-defined]
+    handled = await uow.handle(ended)
+    assert handled.outcome == "approved" and len(handled.emitted(ConsultationApproved)) == 1
+
+
+async def test_a_washout_day_of_a_consultation_decided_since_publishes_nothing():
+    uow = await work()
+    await uow.handle(recorded(current_medications=anticoagulant_stopped(2)))
+    await uow.handle(review("review.anticoagulant"))
+
+    found = await uow.run_jobs(NOW + timedelta(days=6))
+
+    assert [key for key, _ in found["check_washouts"]] == [f"washout-day|{(NOW.date() + timedelta(days=6)).isoformat()}"]
+
+
+async def test_a_medication_still_taken_is_not_listed_and_its_stop_lists_the_deferral():
+    uow = await work()
+    taken = [{"category": "anticoagulant_prescribed", "stopped_on": None}]
+    await uow.handle(recorded(current_medications=taken))
+    assert uow.db.documents(WASHOUTS) == {}, "a medication still taken lapses by nothing but its stop"
+
+    handled = await uow.handle(stopped("anticoagulant_prescribed", NOW.date()))
+
+    assert handled.outcome == "unchanged" and handled.events == [], "still within the washout: the review is still needed"
+    ends = (NOW.date() + timedelta(days=8)).isoformat()
+    assert uow.db.documents(WASHOUTS) == {ends: {"_id": ends, CONSULTATION: PATIENT}}
