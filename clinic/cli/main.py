@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from clinic.cli import acl, events, infra, ops, outbox, stack
+from clinic.cli import acl, events, export, infra, ops, outbox, stack
 from clinic.cli.common import EXIT_CODES, INTERRUPTED, USAGE
 from shared.settings import explain
 
@@ -33,6 +33,7 @@ app.command("stock", epilog=EXIT_CODES)(ops.stock)
 app.add_typer(ops.dlq, name="dlq")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(acl.app, name="acl")
+app.add_typer(export.app, name="export")
 
 
 def _version() -> str:
