@@ -160,3 +160,11 @@ def test_the_faster_one_of_decides_as_jsonschema_does():
     wrong = copy.deepcopy(small)
     wrong["entry"][1]["resource"]["participant"][0]["status"] = "maybe"
     assert [stock.is_valid(small), stock.is_valid(wrong)] == [fhir_schema.validator().is_valid(small), fhir_schema.validator().is_valid(wrong)] == [True, False]
+
+
+def test_export_refuses_what_is_not_a_patient_id_in_one_line(capsys):
+    from clinic.cli.main import main
+
+    code = main(["export", "fhir", "pt_not_an_id"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "is not a patient id" in err
