@@ -81,6 +81,7 @@ KAFKA_COMMANDS = [
     ("monitor", "--once"),
     ("dlq", "list"),
     ("dlq", "replay", "stock-received"),
+    ("export", "fhir", "pt_7Q2M9K4X"),
 ]
 STORE_COMMANDS = [("stock",), ("outbox", "list", "inventory"), ("outbox", "redrive", "inventory")]
 

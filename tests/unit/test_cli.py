@@ -87,6 +87,7 @@ def command_paths(command=None, path=()) -> list[tuple[str, ...]]:
 COMMANDS = command_paths()
 READ_COMMANDS = [
     ("events",), ("publish",), ("tail",), ("lag",), ("monitor",), ("stock",), ("dlq", "list"), ("dlq", "replay"), ("outbox", "list"), ("infra", "status"), ("acl", "list"),
+    ("export", "fhir"),
 ]
 
 
@@ -98,7 +99,7 @@ def option_names(path: tuple[str, ...]) -> set[str]:
 
 
 def test_every_command_is_known_to_these_tests():
-    assert len(COMMANDS) == 18 and ("dlq", "replay") in COMMANDS and ("infra", "status") in COMMANDS and ("acl", "apply") in COMMANDS
+    assert len(COMMANDS) == 19 and ("export", "fhir") in COMMANDS and ("dlq", "replay") in COMMANDS and ("infra", "status") in COMMANDS and ("acl", "apply") in COMMANDS
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
@@ -152,7 +153,7 @@ def test_version_is_printed(capsys):
     assert code == 0 and out.strip() == f"clinic {version('clinic-backbone')}"
 
 
-@pytest.mark.parametrize("args", [(), ("dlq",), ("infra",), ("outbox",), ("acl",)])
+@pytest.mark.parametrize("args", [(), ("dlq",), ("infra",), ("outbox",), ("acl",), ("export",)])
 def test_a_bare_command_group_shows_its_help_without_an_empty_error_line(capsys, args):
     code, out, err = run(capsys, *args)
     assert code == 2
