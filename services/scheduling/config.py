@@ -87,7 +87,7 @@ class SeriesRules(_Config):
     horizon_days: int = Field(365, ge=28, le=730, description="Every session of a series lies within this many days of its first possible day.")
     claim_attempts: int = Field(25, ge=1, le=200, description="Times a series is placed again after losing a slot to another booking.")
     early_completion_minutes: int = Field(
-        0, ge=0, le=24 * 60, description="A session reported completed more than this before its booked start is refused (`completed-before-start`)."
+        0, ge=0, le=24 * 60, description="A session reported completed more than this before its booked start is flagged (SessionCompletionFlagged)."
     )
 
     @model_validator(mode="after")

@@ -38,6 +38,7 @@ from shared.contracts.scheduling import (
     SchedulingFailed,
     SessionAtRisk,
     SessionCompleted,
+    SessionCompletionFlagged,
     SessionRescheduled,
     SessionScheduled,
     TreatmentCourseClosed,
@@ -412,7 +413,7 @@ FINISHED = ("completed", "cancelled")
 
 def completed_before_start(session: Session, completed: SessionCompleted, config: SchedulingConfig) -> bool:
     """Finished before the appointment was due to begin (beyond the clinic's allowance for a patient
-    treated early): the report names the wrong session or time, so it is refused rather than applied."""
+    treated early): the session took place at another time, or the report names the wrong session."""
     if session.booking is None:
         return False
     return completed.completed_at < session.booking.start - timedelta(minutes=config.series.early_completion_minutes)
@@ -421,12 +422,28 @@ def completed_before_start(session: Session, completed: SessionCompleted, config
 def complete_session(
     course: Course, completed: SessionCompleted, busy: Busy, calendar: Calendar, config: SchedulingConfig
 ) -> Decision:
+    """Close the session; after the last one of an active course, complete the course and book its
+    maintenance. A completion before the booked start is applied all the same (the treatment room's report
+    is what inventory and aftercare act on) but flagged, and the slot it no longer needs is given back."""
     session = course.session(completed.session_id)
     assert session is not None
+    flags: tuple[EventData, ...] = ()
+    given_back: frozenset[str] = frozenset()
+    if completed_before_start(session, completed, config):
+        assert session.booking is not None
+        flagged = SessionCompletionFlagged(
+            patient_id=course.patient_id,
+            course_id=course.course_id,
+            session_id=session.session_id,
+            flag="completed_before_start",
+            scheduled_for=session.booking.start,
+            completed_at=completed.completed_at,
+        )
+        flags, given_back = (flagged,), _ids([session])
     closed = course.with_sessions(replace(session, status="completed", completed_at=completed.completed_at, at_risk=None))
     done = [s for s in closed.sessions if s.status == "completed"]
     if course.status != "active" or not all(s.status in FINISHED for s in closed.sessions):
-        return Decision(closed, outcome="closed")
+        return Decision(closed, flags, outcome="closed-flagged" if flags else "closed", holds=given_back)
     ended = TreatmentCourseCompleted(
         patient_id=course.patient_id,
         course_id=course.course_id,
@@ -438,8 +455,8 @@ def complete_session(
     )
     visits = maintenance(closed, completed.completed_at, busy, calendar, config)
     final = replace(closed, status="completed", completed_at=completed.completed_at, follow_ups=closed.follow_ups + visits)
-    holds = frozenset(maintenance_ids(course, config))
-    return Decision(final, (ended, *(follow_up_scheduled(final, v) for v in visits)), outcome="course-completed", holds=holds)
+    holds = frozenset(maintenance_ids(course, config)) | given_back
+    return Decision(final, (*flags, ended, *(follow_up_scheduled(final, v) for v in visits)), outcome="course-completed", holds=holds)
 
 
 def maintenance_ids(course: Course, config: SchedulingConfig) -> list[str]:

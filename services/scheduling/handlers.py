@@ -18,7 +18,6 @@ from services.scheduling.domain import (
     book_course,
     close,
     complete_session,
-    completed_before_start,
     pause,
     rebook,
     release,
@@ -67,10 +66,6 @@ async def on_session_completed(event: CloudEvent[SessionCompleted], deps: Deps) 
     course, session = await _session(deps.repo, completed.course_id, completed.session_id, completed.patient_id)
     if session.status == "completed":
         return ignored("already-completed")
-    if completed_before_start(session, completed, deps.config):
-        assert session.booking is not None
-        detail = f"{completed.session_id} completed at {completed.completed_at.isoformat()}, before its booked start {session.booking.start.isoformat()}"
-        raise Rejected("completed-before-start", detail)
     return await _decided(deps.claims, deps, course, course.course_id, lambda busy: complete_session(course, completed, busy, deps.calendar, deps.config))
 
 

@@ -65,8 +65,6 @@ REASONS: dict[str, DeadLetterReason] = _reasons(
        "scheduling"),
     _r("course-not-paused", "A clinician's review decision (resume or close) is about a course that is not paused (active, completed, "
        "closed or never booked in full): nothing is changed.", "scheduling"),
-    _r("completed-before-start", "A session is reported completed before its booked start (beyond the clinic's "
-       "`early_completion_minutes`): the report names the wrong session or time; nothing is changed.", "scheduling"),
     _r("unknown-session", "The session is not one scheduling booked, or aftercare has no completed session of that id.",
        "scheduling", "aftercare"),
     _r("unit-mismatch", "An amount is in a different unit from the one the ingredient is stocked in.", "inventory"),

@@ -596,6 +596,41 @@ class TreatmentCourseClosed(EventData):
     cancelled_sessions: tuple[SessionId, ...] = Field(default=(), max_length=LINES, description="Sessions that will not take place.")
 
 
+class SessionCompletionFlagged(EventData):
+    """A session was reported completed at a time that does not fit its booking: scheduling applied it
+    and flags it for the front desk to check.
+
+    Published by scheduling on SessionCompleted when the completion is earlier than the booked start
+    (beyond the clinic's `early_completion_minutes`): the session took place at another time, or the
+    report names the wrong session. The completion stands (inventory consumed the lots, aftercare
+    issued its instructions); scheduling closes the session and gives its booked slot back.
+    """
+
+    event_type: ClassVar[str] = "clinic.session.completion_flagged.v1"
+    producer: ClassVar[str] = "scheduling"
+    subject_field: ClassVar[str | None] = "session_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_BOOKING,
+                    "session_id": "ses_5D0B7E11_02",
+                    "flag": "completed_before_start",
+                    "scheduled_for": "2026-03-30T09:00:00Z",
+                    "completed_at": "2026-03-27T10:40:00Z",
+                }
+            ]
+        }
+    )
+
+    patient_id: PatientId
+    course_id: CourseId
+    session_id: SessionId
+    flag: Literal["completed_before_start"] = Field(description="What does not fit: `completed_before_start`, finished before its booked start.")
+    scheduled_for: Timestamp = Field(description="Booked start of the session.")
+    completed_at: Timestamp = Field(description="Completion time the treatment room reported.")
+
+
 class SessionAtRisk(EventData):
     """A booked session's cocktail is short, but restocking can still make it in time: the session stays.
 
@@ -648,4 +683,5 @@ EVENTS = (
     TreatmentResumed,
     TreatmentCourseClosed,
     SessionAtRisk,
+    SessionCompletionFlagged,
 )

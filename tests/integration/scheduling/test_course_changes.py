@@ -16,6 +16,7 @@ from shared.contracts.scheduling import (
     RescheduleReason,
     SessionCancelled,
     SessionCompleted,
+    SessionCompletionFlagged,
     SessionRescheduled,
     TreatmentCourseClosed,
     TreatmentCourseCompleted,
@@ -186,19 +187,18 @@ async def test_a_paused_course_closed_after_the_review_cancels_what_was_released
     assert moved == [] and not set(claims) & {s.session_id for s in sessions}
 
 
-async def test_a_completion_before_the_booked_start_is_dead_lettered_and_the_session_stays_booked(settings, bus, run_id):
+async def test_a_completion_before_the_booked_start_is_applied_flagged_and_frees_the_slot(settings, bus, run_id):
     course = Course(run_id, sessions=3)
     async with create_service(settings, ManualClock(START), tiny_clinic()) as service:
         await bus.publish(course.approved())
         sessions = await booked(bus, course)
         await settle(service, (ConsultationApproved, 1))
-        early = course.completed(sessions[0].session_id, sessions[0].scheduled_for).model_copy(
-            update={"completed_at": sessions[0].scheduled_for - timedelta(hours=1)}
-        )
-        await bus.publish(early)
+        early_at = sessions[1].scheduled_for - timedelta(days=2)
+        await bus.publish(course.completed(sessions[1].session_id, sessions[1].scheduled_for).model_copy(update={"completed_at": early_at}))
+        [flagged] = await bus.wait_for(SessionCompletionFlagged, course.mine)
         await settle(service, (SessionCompleted, 1))
-        [dead] = await bus.dead_letters(SessionCompleted)
+        dead = await bus.dead_letters(SessionCompleted)
         claims = await holders(service, course)
 
-    assert dict(dead.headers)["dlq_reason"] == b"completed-before-start"
-    assert sessions[0].session_id in claims, "the session keeps its slot"
+    assert (flagged.data.session_id, flagged.data.flag, flagged.data.completed_at) == (sessions[1].session_id, "completed_before_start", early_at)
+    assert dead == [] and sessions[1].session_id not in claims and sessions[2].session_id in claims

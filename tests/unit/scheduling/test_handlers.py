@@ -23,6 +23,7 @@ from shared.contracts.scheduling import (
     SessionAtRisk,
     SessionCancelled,
     SessionCompleted,
+    SessionCompletionFlagged,
     SessionNoShow,
     SessionRescheduled,
     SessionScheduled,
@@ -299,17 +300,19 @@ async def test_a_completion_of_a_session_not_booked_here_or_of_another_patient_i
     assert foreign.rejected is not None and foreign.rejected.reason == "patient-mismatch"
 
 
-async def test_a_completion_before_the_sessions_booked_start_is_refused_with_nothing_written():
+async def test_a_completion_before_the_sessions_booked_start_is_applied_flagged_and_gives_its_slot_back():
     uow = await work()
     second = (await booked(uow))[1]
-    writes = len(uow.db.writes)
+    early_at = second.scheduled_for - timedelta(days=3)
 
-    handled = await uow.handle(completion(second).model_copy(update={"completed_at": second.scheduled_for - timedelta(minutes=1)}))
+    handled = await uow.handle(completion(second).model_copy(update={"completed_at": early_at}))
 
-    assert handled.rejected is not None and handled.rejected.reason == "completed-before-start"
-    assert second.session_id in handled.rejected.detail
-    assert len(uow.db.writes) == writes and handled.claims == []
-    assert uow.db.documents(COURSES)[COURSE]["sessions"][1]["status"] == "scheduled"
+    [flagged] = handled.emitted(SessionCompletionFlagged)
+    assert (flagged.session_id, flagged.flag, flagged.scheduled_for, flagged.completed_at) == (second.session_id, "completed_before_start", second.scheduled_for, early_at)
+    assert handled.outcome == "closed-flagged" and len(handled.events) == 1 and claimed_slots(handled) == []
+    assert slots_of(uow, second.session_id) == [], "the booked slot is free again"
+    assert sorted(handled.effects.cancel) == sorted(reminder_id(second.session_id, kind, second.scheduled_for) for kind in ("washout", "numbing_cream"))
+    assert uow.db.documents(COURSES)[COURSE]["sessions"][1]["status"] == "completed"
 
 
 async def test_a_completion_within_the_clinics_allowance_for_an_early_patient_closes_the_session():
@@ -318,7 +321,7 @@ async def test_a_completion_within_the_clinics_allowance_for_an_early_patient_cl
 
     early = await uow.handle(completion(first).model_copy(update={"completed_at": first.scheduled_for - timedelta(minutes=30)}))
 
-    assert early.outcome == "closed"
+    assert early.outcome == "closed" and early.events == [] and early.claims == []
     assert uow.db.documents(COURSES)[COURSE]["sessions"][0]["status"] == "completed"
 
 

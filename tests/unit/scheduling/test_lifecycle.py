@@ -14,6 +14,7 @@ from shared.contracts.scheduling import (
     RescheduleReason,
     SchedulingFailed,
     SessionCompleted,
+    SessionCompletionFlagged,
     SessionRescheduled,
     TreatmentCourseClosed,
     TreatmentCourseCompleted,
@@ -167,6 +168,19 @@ def test_a_completion_before_the_booked_start_is_early_beyond_the_clinics_allowa
     assert not completed_before_start(session, completion(session, minutes_after=-20), clinic(series={"early_completion_minutes": 20}))
     assert completed_before_start(session, completion(session, minutes_after=-21), clinic(series={"early_completion_minutes": 20}))
     assert not completed_before_start(replace(session, booking=None), completion(session, minutes_after=-60), clinic())
+
+
+def test_a_last_completion_before_its_booked_start_completes_the_course_and_is_flagged():
+    config = clinic(follow_ups={"maintenance_visits": 1})
+    course = complete_all_but_last(booked(config), config)
+    last = course.sessions[-1]
+
+    decision = complete_session(course, completion(last, minutes_after=-24 * 60), frozenset(), Calendar(config.calendar), config)
+
+    flagged, ended, visit = decision.events
+    assert isinstance(flagged, SessionCompletionFlagged) and flagged.flag == "completed_before_start"
+    assert isinstance(ended, TreatmentCourseCompleted) and isinstance(visit, FollowUpScheduled)
+    assert decision.holds == {"fu_UNIT0001_M1", last.session_id}, "the slot of the last session is given back too"
 
 
 # Resuming or closing a paused course
