@@ -105,7 +105,11 @@ async def _paused(journey: Journey, running) -> tuple[object, tuple[str, ...]]:
         docs = [await running.db("inventory")["sessions"].find_one({"_id": s}) for s in released]
         return all(doc is not None and doc["status"] == "released" for doc in docs)
 
-    await eventually(all_released, what="inventory released the paused sessions")
+    try:
+        await eventually(all_released, timeout=journey.timeout, what="inventory released the paused sessions")
+    except AssertionError as late:
+        docs = [await running.db("inventory")["sessions"].find_one({"_id": s}) for s in released]
+        raise AssertionError(f"{late}; inventory's sessions: {[(s, (d or {}).get('status')) for s, d in zip(released, docs, strict=True)]}") from None
     return paused, released
 
 
@@ -126,7 +130,7 @@ async def test_a_paused_course_resumed_after_the_review_is_booked_again_and_inve
         docs = {s: await running.db("inventory")["sessions"].find_one({"_id": s}) for s in released}
         return all(doc is not None and doc["status"] in ("reserved", "short") and doc["scheduled_for"] == starts[s] for s, doc in docs.items())
 
-    await eventually(answered_again, what="inventory answered the rebooked sessions")
+    await eventually(answered_again, timeout=journey.timeout, what="inventory answered the rebooked sessions")
     course = await running.db("scheduling")["courses"].find_one({"_id": paused.course_id})
     assert course["status"] == "active"
 
