@@ -86,6 +86,9 @@ class SeriesRules(_Config):
     booking_notice_hours: int = Field(24, ge=0, le=24 * 14, description="No session is booked sooner than this from now.")
     horizon_days: int = Field(365, ge=28, le=730, description="Every session of a series lies within this many days of its first possible day.")
     claim_attempts: int = Field(25, ge=1, le=200, description="Times a series is placed again after losing a slot to another booking.")
+    early_completion_minutes: int = Field(
+        0, ge=0, le=24 * 60, description="A session reported completed more than this before its booked start is flagged (SessionCompletionFlagged)."
+    )
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> SeriesRules:

@@ -8,7 +8,12 @@ item instead. Numbing cream: applied the plan's minutes before the session; the 
 configured notice before that.
 
 Rebooking (a session cancelled, missed, or short of stock) moves the session and the later sessions only
-as far as the gaps need.
+as far as the gaps need. A course that is not active (paused after an escalation, or closed) rebooks
+nothing: a session cancelled or missed then is set aside (released while paused, cancelled once closed).
+
+After the review of an escalation a clinician resumes a paused course (its released sessions are booked
+again, from the booking notice on and at least the shortest interval after the last session held) or
+closes it (its released sessions are cancelled).
 """
 
 from __future__ import annotations
@@ -25,20 +30,25 @@ from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.inventory import IngredientShortage
 from shared.contracts.plan import PreTreatmentPrecautions, Reason, TreatmentPlan
 from shared.contracts.scheduling import (
+    CourseReviewDecided,
     FollowUpScheduled,
     PreTreatmentReminderDue,
     ReminderInstruction,
     RescheduleReason,
     SchedulingFailed,
+    SessionAtRisk,
     SessionCompleted,
+    SessionCompletionFlagged,
     SessionRescheduled,
     SessionScheduled,
+    TreatmentCourseClosed,
     TreatmentCourseCompleted,
     TreatmentPaused,
+    TreatmentResumed,
 )
 
 SessionStatus = Literal["scheduled", "completed", "released", "cancelled", "unbooked"]
-CourseStatus = Literal["active", "paused", "completed", "failed"]
+CourseStatus = Literal["active", "paused", "completed", "closed", "failed"]
 
 
 @dataclass(frozen=True)
@@ -325,13 +335,31 @@ def answer_shortage(
     assert session.booking is not None
     restocked = shortage.detected_at + timedelta(days=config.shortage.restock_lead_days)
     if session.booking.start >= restocked:
-        return Decision(course.with_sessions(replace(session, at_risk=shortage.cause)), outcome="at-risk")
+        at_risk = SessionAtRisk(
+            patient_id=course.patient_id,
+            course_id=course.course_id,
+            session_id=session.session_id,
+            scheduled_for=session.booking.start,
+            cause=shortage.cause,
+            detected_at=shortage.detected_at,
+            restock_expected_by=restocked,
+            missing=shortage.missing,
+        )
+        return Decision(course.with_sessions(replace(session, at_risk=shortage.cause)), (at_risk,), outcome="at-risk")
     return rebook(course, session, RescheduleReason.INGREDIENT_SHORTAGE, restocked, busy, calendar, config, now)
 
 
 def release(course: Course, session: Session) -> Decision:
     """Cancelled without rebooking: the slot goes back to the calendar."""
     return Decision(course.with_sessions(replace(session, status="cancelled")), outcome="cancelled", holds=_ids([session]))
+
+
+def set_aside(course: Course, session: Session) -> Decision:
+    """A session cancelled or missed while the course is not active: nothing is rebooked. While paused it
+    is released like the others (booked again if the course resumes); otherwise it is cancelled."""
+    if course.status == "paused":
+        return Decision(course.with_sessions(replace(session, status="released")), outcome="released", holds=_ids([session]))
+    return release(course, session)
 
 
 def rescheduled(course: Course, before: Session, after: Session, reason: RescheduleReason, caused_by: str | None) -> SessionRescheduled:
@@ -383,15 +411,39 @@ def _ids(sessions: list[Session]) -> frozenset[str]:
 FINISHED = ("completed", "cancelled")
 
 
+def completed_before_start(session: Session, completed: SessionCompleted, config: SchedulingConfig) -> bool:
+    """Finished before the appointment was due to begin (beyond the clinic's allowance for a patient
+    treated early): the session took place at another time, or the report names the wrong session."""
+    if session.booking is None:
+        return False
+    return completed.completed_at < session.booking.start - timedelta(minutes=config.series.early_completion_minutes)
+
+
 def complete_session(
     course: Course, completed: SessionCompleted, busy: Busy, calendar: Calendar, config: SchedulingConfig
 ) -> Decision:
+    """Close the session; after the last one of an active course, complete the course and book its
+    maintenance. A completion before the booked start is applied all the same (the treatment room's report
+    is what inventory and aftercare act on) but flagged, and the slot it no longer needs is given back."""
     session = course.session(completed.session_id)
     assert session is not None
+    flags: tuple[EventData, ...] = ()
+    given_back: frozenset[str] = frozenset()
+    if completed_before_start(session, completed, config):
+        assert session.booking is not None
+        flagged = SessionCompletionFlagged(
+            patient_id=course.patient_id,
+            course_id=course.course_id,
+            session_id=session.session_id,
+            flag="completed_before_start",
+            scheduled_for=session.booking.start,
+            completed_at=completed.completed_at,
+        )
+        flags, given_back = (flagged,), _ids([session])
     closed = course.with_sessions(replace(session, status="completed", completed_at=completed.completed_at, at_risk=None))
     done = [s for s in closed.sessions if s.status == "completed"]
     if course.status != "active" or not all(s.status in FINISHED for s in closed.sessions):
-        return Decision(closed, outcome="closed")
+        return Decision(closed, flags, outcome="closed-flagged" if flags else "closed", holds=given_back)
     ended = TreatmentCourseCompleted(
         patient_id=course.patient_id,
         course_id=course.course_id,
@@ -403,8 +455,8 @@ def complete_session(
     )
     visits = maintenance(closed, completed.completed_at, busy, calendar, config)
     final = replace(closed, status="completed", completed_at=completed.completed_at, follow_ups=closed.follow_ups + visits)
-    holds = frozenset(maintenance_ids(course, config))
-    return Decision(final, (ended, *(follow_up_scheduled(final, v) for v in visits)), outcome="course-completed", holds=holds)
+    holds = frozenset(maintenance_ids(course, config)) | given_back
+    return Decision(final, (*flags, ended, *(follow_up_scheduled(final, v) for v in visits)), outcome="course-completed", holds=holds)
 
 
 def maintenance_ids(course: Course, config: SchedulingConfig) -> list[str]:
@@ -433,7 +485,8 @@ def pause(
     review_id = f"fu_{course.suffix}_R{len(course.escalations) + 1}"
     booking = place_follow_up(now + timedelta(hours=rules.review_after_hours), rules.review_search_days, busy, calendar)
     review = FollowUp(review_id, "adverse_event_review", booking, escalation.escalation_id) if booking else None
-    status: CourseStatus = "completed" if course.status == "completed" else "paused"
+    ended = course.status in ("completed", "closed")
+    status: CourseStatus = course.status if ended else "paused"
     after = replace(
         course.with_sessions(*released),
         status=status,
@@ -441,7 +494,7 @@ def pause(
         escalations=(*course.escalations, escalation.escalation_id),
     )
     events: list[EventData] = []
-    if course.status != "completed":
+    if not ended:
         events.append(
             TreatmentPaused(
                 patient_id=course.patient_id,
@@ -456,7 +509,7 @@ def pause(
     if review is not None:
         events.append(follow_up_scheduled(after, review))
     holds = frozenset({review_id, *(s.session_id for s in released)})
-    return Decision(after, tuple(events), outcome="paused" if course.status != "completed" else "review-booked", holds=holds)
+    return Decision(after, tuple(events), outcome="review-booked" if ended else "paused", holds=holds)
 
 
 def already_escalated(course: Course, escalation_id: str) -> bool:
@@ -474,3 +527,79 @@ def follow_up_scheduled(course: Course, follow_up: FollowUp) -> FollowUpSchedule
         practitioner_id=follow_up.booking.practitioner_id,
         escalation_id=follow_up.escalation_id,
     )
+
+
+# The clinician's decision after the review
+
+
+def resume(course: Course, decided: CourseReviewDecided, busy: Busy, calendar: Calendar, config: SchedulingConfig, now: datetime) -> Decision:
+    """The course goes on: its released sessions are booked again as a series at the plan's interval, from
+    the booking notice on and at least the shortest interval after the last session it still has. Each
+    moved session is a SessionRescheduled (inventory reserves again); when no series fits they are left
+    unbooked and SchedulingFailed says so."""
+    released = sorted((s for s in course.sessions if s.status == "released" and s.booking is not None), key=lambda s: s.sequence)
+    active = replace(course, status="active")
+    if not released:
+        return Decision(active, (resumed(active, decided, now, (), ()),), outcome="resumed")
+    rules = config.series
+    not_before = max(now + timedelta(hours=rules.booking_notice_hours), calendar.day_start(course.plan.earliest_start))
+    previous = _previous(course, released[0])
+    if previous is not None and previous.booking is not None:
+        not_before = max(not_before, calendar.day_start(calendar.local_day(previous.booking.start) + timedelta(days=rules.min_interval_days)))
+    bookings = place_series(len(released), course.plan.interval_days, not_before, busy, calendar, config)
+    holds = _ids(released)
+    if bookings is None:
+        window = search_window(not_before, calendar, config)
+        failed = SchedulingFailed(
+            patient_id=course.patient_id,
+            consultation_id=course.consultation_id,
+            course_id=course.course_id,
+            failed_at=now,
+            sessions_requested=len(released),
+            searched_from=window.first,
+            searched_until=window.last,
+            reasons=(Reason(code="no_slot_to_resume", detail=f"no series of the {len(released)} released sessions fits the calendar"),),
+        )
+        unbooked = [replace(s, status="unbooked", booking=None) for s in released]
+        after = active.with_sessions(*unbooked)
+        return Decision(after, (resumed(after, decided, now, (), _ids_in_order(released)), failed), outcome="resumed-unbooked", holds=holds)
+    moved = [replace(s, status="scheduled", booking=b, at_risk=None) for s, b in zip(released, bookings, strict=True)]
+    after = active.with_sessions(*moved)
+    events: list[EventData] = [resumed(after, decided, now, _ids_in_order(moved), ())]
+    events.extend(rescheduled(after, before, now_booked, RescheduleReason.COURSE_RESUMED, None) for before, now_booked in zip(released, moved, strict=True))
+    return Decision(after, tuple(events), outcome="resumed", holds=holds)
+
+
+def close(course: Course, decided: CourseReviewDecided, now: datetime) -> Decision:
+    """The course ends here: the sessions taken off the calendar by the pause (and any left unbooked) are
+    cancelled. They hold no cells and no stock (inventory released them on TreatmentPaused); a session
+    still booked from before the pause stays, to be reported completed or missed."""
+    cancelled = [replace(s, status="cancelled") for s in course.sessions if s.status in ("released", "unbooked")]
+    after = replace(course.with_sessions(*cancelled), status="closed")
+    closed = TreatmentCourseClosed(
+        patient_id=course.patient_id,
+        course_id=course.course_id,
+        closed_at=now,
+        clinician_id=decided.clinician_id,
+        reason=decided.reason,
+        sessions_planned=course.plan.sessions,
+        sessions_completed=sum(1 for s in after.sessions if s.status == "completed"),
+        cancelled_sessions=_ids_in_order(cancelled),
+    )
+    return Decision(after, (closed,), outcome="closed-course")
+
+
+def resumed(course: Course, decided: CourseReviewDecided, now: datetime, rebooked: tuple[str, ...], unbooked: tuple[str, ...]) -> TreatmentResumed:
+    return TreatmentResumed(
+        patient_id=course.patient_id,
+        course_id=course.course_id,
+        resumed_at=now,
+        clinician_id=decided.clinician_id,
+        reason=decided.reason,
+        rebooked_sessions=rebooked,
+        unbooked_sessions=unbooked,
+    )
+
+
+def _ids_in_order(sessions: list[Session]) -> tuple[str, ...]:
+    return tuple(s.session_id for s in sorted(sessions, key=lambda s: s.sequence))

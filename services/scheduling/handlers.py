@@ -16,18 +16,21 @@ from services.scheduling.domain import (
     already_escalated,
     answer_shortage,
     book_course,
+    close,
     complete_session,
     pause,
     rebook,
     release,
     reminder_changes,
+    resume,
+    set_aside,
 )
 from services.scheduling.repository import Claims, Repository
 from shared.clock import Clock
 from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.inventory import IngredientShortage
-from shared.contracts.scheduling import RescheduleReason, SessionCancelled, SessionCompleted, SessionNoShow
+from shared.contracts.scheduling import CourseReviewDecided, RescheduleReason, SessionCancelled, SessionCompleted, SessionNoShow
 from shared.envelope import CloudEvent
 from shared.runtime import Effects, Handlers, Rejected, ignored
 
@@ -92,6 +95,8 @@ async def on_ingredient_shortage(event: CloudEvent[IngredientShortage], deps: De
     course, session = await _session(deps.repo, shortage.course_id, shortage.session_id, shortage.patient_id)
     if (why := _not_movable(session, shortage.needed_by)) is not None:
         return ignored(why)
+    if course.status != "active":
+        return ignored(f"course-{course.status}")  # nothing is rebooked for a paused or closed course
     now = deps.clock.now()
     return await _decided(
         deps.claims, deps, course, course.course_id, lambda busy: answer_shortage(course, session, shortage, busy, deps.calendar, deps.config, now)
@@ -115,8 +120,26 @@ async def on_adverse_event_escalated(event: CloudEvent[AdverseEventEscalated], d
     return await _decided(deps.claims, deps, course, course.course_id, lambda busy: pause(course, escalation, busy, deps.calendar, deps.config, now))
 
 
+@handlers.on(CourseReviewDecided)
+async def on_course_review_decided(event: CloudEvent[CourseReviewDecided], deps: Deps) -> Effects:
+    decided = event.data
+    course = await deps.repo.course(decided.course_id)
+    if course is None:
+        raise Rejected("unknown-course", f"no course booked for {decided.course_id}")
+    if course.patient_id != decided.patient_id:
+        raise Rejected("patient-mismatch", f"{course.course_id} belongs to another patient")
+    if course.status != "paused":
+        raise Rejected("course-not-paused", f"{course.course_id} is {course.status}: only a paused course can be resumed or closed")
+    now = deps.clock.now()
+    if decided.decision == "resume":
+        return await _decided(deps.claims, deps, course, course.course_id, lambda busy: resume(course, decided, busy, deps.calendar, deps.config, now))
+    return await _decided(deps.claims, deps, course, course.course_id, lambda busy: close(course, decided, now))
+
+
 async def _moved(deps: Deps, course: Course, session: Session, reason: RescheduleReason) -> Effects:
     assert session.booking is not None
+    if course.status != "active":
+        return await _decided(deps.claims, deps, course, course.course_id, lambda busy: set_aside(course, session))
     now = deps.clock.now()
     # Not on the day it was meant to be: the patient could not come that day.
     next_day = deps.calendar.day_start(deps.calendar.local_day(session.booking.start) + timedelta(days=1))

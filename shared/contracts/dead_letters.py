@@ -61,7 +61,10 @@ REASONS: dict[str, DeadLetterReason] = _reasons(
     _r("unknown-rule", "A review clears a rule id that is not in the service's rule set (see the screening rules).", "consultation"),
     _r("unknown-ingredient", "An allergy test or a delivery names an ingredient that is not in the formulary or stock list.",
        "consultation", "inventory"),
-    _r("unknown-course", "An escalation names a course (or a session of a course) that scheduling has not booked.", "scheduling"),
+    _r("unknown-course", "An escalation or a review decision names a course (or a session of a course) that scheduling has not booked.",
+       "scheduling"),
+    _r("course-not-paused", "A clinician's review decision (resume or close) is about a course that is not paused (active, completed, "
+       "closed or never booked in full): nothing is changed.", "scheduling"),
     _r("unknown-session", "The session is not one scheduling booked, or aftercare has no completed session of that id.",
        "scheduling", "aftercare"),
     _r("unit-mismatch", "An amount is in a different unit from the one the ingredient is stocked in.", "inventory"),

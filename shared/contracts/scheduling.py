@@ -37,6 +37,21 @@ class RescheduleReason(StrEnum):
     EARLIER_SESSION_MOVED = "earlier_session_moved"
     INGREDIENT_SHORTAGE = "ingredient_shortage"
     CLINIC_CLOSURE = "clinic_closure"
+    COURSE_RESUMED = "course_resumed"
+
+
+class CourseReviewReason(StrEnum):
+    """Why a clinician resumed or closed a paused course (coded: never a clinical note)."""
+
+    REACTION_RESOLVED = "reaction_resolved"
+    NOT_TREATMENT_RELATED = "not_treatment_related"
+    CLINICAL_JUDGEMENT = "clinical_judgement"
+    ADVERSE_EVENT_CONFIRMED = "adverse_event_confirmed"
+    INSUFFICIENT_RESPONSE = "insufficient_response"
+    PATIENT_DECLINED = "patient_declined"
+
+
+ShortageCause = Literal["insufficient_stock", "expires_before_session", "lot_recalled", "lot_quarantined"]
 
 
 class ReminderInstruction(ValueObject):
@@ -360,7 +375,9 @@ class TreatmentPaused(EventData):
     """A course was paused: its future sessions are released until a clinician reviews it.
 
     Published by scheduling after an escalated adverse event. Inventory releases the reservations of
-    the released sessions; the review appointment follows as FollowUpScheduled.
+    the released sessions; the review appointment follows as FollowUpScheduled. After the review the
+    clinician's CourseReviewDecided resumes the course (TreatmentResumed) or closes it
+    (TreatmentCourseClosed).
     """
 
     event_type: ClassVar[str] = "clinic.course.paused.v1"
@@ -462,6 +479,195 @@ class SchedulingFailed(EventData):
     reasons: tuple[Reason, ...] = Field(min_length=1, max_length=FEW, description="Why no series could be booked.")
 
 
+class CourseReviewDecided(EventData):
+    """A clinician decided, after the review of an escalation, whether a paused course goes on.
+
+    Published by the EHR (the clinician's worklist). Scheduling resumes the course (`resume`: its
+    released sessions are booked again and announced as SessionRescheduled, so inventory reserves them
+    again) or closes it (`close`: its released sessions are cancelled; inventory already released them
+    when the course was paused), and answers with TreatmentResumed or TreatmentCourseClosed. A decision
+    about a course that is not paused is refused (dead letter `course-not-paused`), nothing applied.
+    """
+
+    event_type: ClassVar[str] = "clinic.course.review_decided.v1"
+    producer: ClassVar[str] = "external"
+    subject_field: ClassVar[str | None] = "course_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": "pt_6J1W8B3Z",
+                    "course_id": "crs_8E2C4A90",
+                    "decision": "resume",
+                    "clinician_id": "clin_0042",
+                    "decided_at": "2026-04-03T09:10:00Z",
+                    "reason": "reaction_resolved",
+                },
+                {
+                    "patient_id": "pt_6J1W8B3Z",
+                    "course_id": "crs_8E2C4A90",
+                    "decision": "close",
+                    "clinician_id": "clin_0042",
+                    "decided_at": "2026-04-03T09:10:00Z",
+                    "reason": "adverse_event_confirmed",
+                },
+            ]
+        }
+    )
+
+    patient_id: PatientId
+    course_id: CourseId
+    decision: Literal["resume", "close"] = Field(description="`resume` the course (book its released sessions again) or `close` it.")
+    clinician_id: ClinicianId = Field(description="Clinician who decided.")
+    decided_at: Timestamp = Field(description="When the decision was signed.")
+    reason: CourseReviewReason = Field(description="Why the clinician decided so.")
+
+
+class TreatmentResumed(EventData):
+    """A paused course goes on after a clinician's review: its released sessions were booked again.
+
+    Published by scheduling in answer to CourseReviewDecided (`resume`). Each rebooked session also
+    comes as SessionRescheduled (reason `course_resumed`), on which inventory reserves its cocktail
+    again; sessions no slot could be found for are listed as unbooked and come with SchedulingFailed.
+    """
+
+    event_type: ClassVar[str] = "clinic.course.resumed.v1"
+    producer: ClassVar[str] = "scheduling"
+    subject_field: ClassVar[str | None] = "course_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": "pt_6J1W8B3Z",
+                    "course_id": "crs_8E2C4A90",
+                    "resumed_at": "2026-04-03T09:10:02Z",
+                    "clinician_id": "clin_0042",
+                    "reason": "reaction_resolved",
+                    "rebooked_sessions": ["ses_8E2C4A90_03", "ses_8E2C4A90_04", "ses_8E2C4A90_05"],
+                    "unbooked_sessions": [],
+                }
+            ]
+        }
+    )
+
+    patient_id: PatientId
+    course_id: CourseId
+    resumed_at: Timestamp = Field(description="When scheduling resumed the course.")
+    clinician_id: ClinicianId = Field(description="Clinician who decided to resume.")
+    reason: CourseReviewReason = Field(description="Why the clinician resumed it.")
+    rebooked_sessions: tuple[SessionId, ...] = Field(default=(), max_length=LINES, description="Released sessions booked again.")
+    unbooked_sessions: tuple[SessionId, ...] = Field(default=(), max_length=LINES, description="Released sessions no slot was found for.")
+
+
+class TreatmentCourseClosed(EventData):
+    """A paused course was closed after a clinician's review: its remaining sessions are cancelled.
+
+    Published by scheduling in answer to CourseReviewDecided (`close`). The cancelled sessions were
+    released when the course was paused, so inventory holds nothing for them; no maintenance is booked.
+    """
+
+    event_type: ClassVar[str] = "clinic.course.closed.v1"
+    producer: ClassVar[str] = "scheduling"
+    subject_field: ClassVar[str | None] = "course_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": "pt_6J1W8B3Z",
+                    "course_id": "crs_8E2C4A90",
+                    "closed_at": "2026-04-03T09:10:02Z",
+                    "clinician_id": "clin_0042",
+                    "reason": "adverse_event_confirmed",
+                    "sessions_planned": 5,
+                    "sessions_completed": 2,
+                    "cancelled_sessions": ["ses_8E2C4A90_03", "ses_8E2C4A90_04", "ses_8E2C4A90_05"],
+                }
+            ]
+        }
+    )
+
+    patient_id: PatientId
+    course_id: CourseId
+    closed_at: Timestamp = Field(description="When scheduling closed the course.")
+    clinician_id: ClinicianId = Field(description="Clinician who decided to close it.")
+    reason: CourseReviewReason = Field(description="Why the clinician closed it.")
+    sessions_planned: int = Field(ge=3, le=10, description="Sessions in the approved plan.")
+    sessions_completed: int = Field(ge=0, le=10, description="Sessions completed before it was closed.")
+    cancelled_sessions: tuple[SessionId, ...] = Field(default=(), max_length=LINES, description="Sessions that will not take place.")
+
+
+class SessionCompletionFlagged(EventData):
+    """A session was reported completed at a time that does not fit its booking: scheduling applied it
+    and flags it for the front desk to check.
+
+    Published by scheduling on SessionCompleted when the completion is earlier than the booked start
+    (beyond the clinic's `early_completion_minutes`): the session took place at another time, or the
+    report names the wrong session. The completion stands (inventory consumed the lots, aftercare
+    issued its instructions); scheduling closes the session and gives its booked slot back.
+    """
+
+    event_type: ClassVar[str] = "clinic.session.completion_flagged.v1"
+    producer: ClassVar[str] = "scheduling"
+    subject_field: ClassVar[str | None] = "session_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_BOOKING,
+                    "session_id": "ses_5D0B7E11_02",
+                    "flag": "completed_before_start",
+                    "scheduled_for": "2026-03-30T09:00:00Z",
+                    "completed_at": "2026-03-27T10:40:00Z",
+                }
+            ]
+        }
+    )
+
+    patient_id: PatientId
+    course_id: CourseId
+    session_id: SessionId
+    flag: Literal["completed_before_start"] = Field(description="What does not fit: `completed_before_start`, finished before its booked start.")
+    scheduled_for: Timestamp = Field(description="Booked start of the session.")
+    completed_at: Timestamp = Field(description="Completion time the treatment room reported.")
+
+
+class SessionAtRisk(EventData):
+    """A booked session's cocktail is short, but restocking can still make it in time: the session stays.
+
+    Published by scheduling in answer to IngredientShortage when the restock lead time still ends before
+    the session (otherwise the session moves, as SessionRescheduled with reason `ingredient_shortage`).
+    The front desk and purchasing act on it: order the missing ingredients before `restock_expected_by`.
+    """
+
+    event_type: ClassVar[str] = "clinic.session.at_risk.v1"
+    producer: ClassVar[str] = "scheduling"
+    subject_field: ClassVar[str | None] = "session_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_BOOKING,
+                    "session_id": "ses_5D0B7E11_05",
+                    "scheduled_for": "2026-05-11T09:00:00Z",
+                    "cause": "lot_recalled",
+                    "detected_at": "2026-04-20T07:00:03Z",
+                    "restock_expected_by": "2026-04-23T07:00:03Z",
+                    "missing": [{"ingredient": "biotin", "amount": 5.0, "unit": "mg"}],
+                }
+            ]
+        }
+    )
+
+    patient_id: PatientId
+    course_id: CourseId
+    session_id: SessionId
+    scheduled_for: Timestamp = Field(description="Start of the session at risk.")
+    cause: ShortageCause = Field(description="Why the stock is not there (from the shortage).")
+    detected_at: Timestamp = Field(description="When inventory found the shortage.")
+    restock_expected_by: Timestamp = Field(description="When restocking can be there (detection plus the clinic's restock lead time).")
+    missing: tuple[DoseLine, ...] = Field(min_length=1, max_length=INGREDIENTS, description="What could not be reserved, per ingredient.")
+
+
 EVENTS = (
     SessionCompleted,
     SessionCancelled,
@@ -473,4 +679,9 @@ EVENTS = (
     TreatmentPaused,
     TreatmentCourseCompleted,
     SchedulingFailed,
+    CourseReviewDecided,
+    TreatmentResumed,
+    TreatmentCourseClosed,
+    SessionAtRisk,
+    SessionCompletionFlagged,
 )

@@ -93,3 +93,59 @@ async def test_a_cancellation_releases_the_reservation_and_rebooks_the_session(r
 async def _handled(running, service: str, consultation_id: str) -> bool:
     document = await running.db(service)["consultations"].find_one({"_id": consultation_id})
     return bool(document and document.get("status") == "rejected")
+
+
+async def _paused(journey: Journey, running) -> tuple[object, tuple[str, ...]]:
+    """The sample journey, then wait until inventory released every session the pause released."""
+    seen = await journey.play()
+    paused = seen["TreatmentPaused"][0].data
+    released = tuple(paused.released_sessions)
+
+    async def all_released() -> bool:
+        docs = [await running.db("inventory")["sessions"].find_one({"_id": s}) for s in released]
+        return all(doc is not None and doc["status"] == "released" for doc in docs)
+
+    try:
+        await eventually(all_released, timeout=journey.timeout, what="inventory released the paused sessions")
+    except AssertionError as late:
+        docs = [await running.db("inventory")["sessions"].find_one({"_id": s}) for s in released]
+        raise AssertionError(f"{late}; inventory's sessions: {[(s, (d or {}).get('status')) for s, d in zip(released, docs, strict=True)]}") from None
+    return paused, released
+
+
+async def test_a_paused_course_resumed_after_the_review_is_booked_again_and_inventory_reserves_again(running, events):
+    journey = Journey(events)
+    paused, released = await _paused(journey, running)
+
+    decided = model("CourseReviewDecided", patient_id=journey.patient, course_id=paused.course_id, decision="resume", decided_at=journey.now().isoformat())
+    await events.publish(decided, source="/clinic/ehr")
+
+    [resumed] = await journey.expect("TreatmentResumed")
+    moved = await journey.expect("SessionRescheduled", lambda d: d.reason == "course_resumed", count=len(released))
+    starts = {m.data.session_id: m.data.scheduled_for for m in moved}
+    assert resumed.data.rebooked_sessions == released and set(starts) == set(released)
+
+    async def answered_again() -> bool:
+        # reserved again at the new time (or short, when the suspect lots were quarantined): never left released
+        docs = {s: await running.db("inventory")["sessions"].find_one({"_id": s}) for s in released}
+        return all(doc is not None and doc["status"] in ("reserved", "short") and doc["scheduled_for"] == starts[s] for s, doc in docs.items())
+
+    await eventually(answered_again, timeout=journey.timeout, what="inventory answered the rebooked sessions")
+    course = await running.db("scheduling")["courses"].find_one({"_id": paused.course_id})
+    assert course["status"] == "active"
+
+
+async def test_a_paused_course_closed_after_the_review_cancels_its_sessions_and_holds_no_stock(running, events):
+    journey = Journey(events)
+    paused, released = await _paused(journey, running)
+
+    decided = model("CourseReviewDecided", patient_id=journey.patient, course_id=paused.course_id, decision="close", decided_at=journey.now().isoformat())
+    await events.publish(decided, source="/clinic/ehr")
+
+    [closed] = await journey.expect("TreatmentCourseClosed")
+    assert set(released) <= set(closed.data.cancelled_sessions)
+    course = await running.db("scheduling")["courses"].find_one({"_id": paused.course_id})
+    inventory = [await running.db("inventory")["sessions"].find_one({"_id": s}) for s in released]
+    assert course["status"] == "closed"
+    assert all(doc["status"] == "released" and not any(h["amount"] > 0 for h in doc["holds"].values()) for doc in inventory), "nothing held for a cancelled session"
+    assert await events.events(REGISTRY.by_name("SessionRescheduled"), lambda d: d.patient_id == journey.patient) == []

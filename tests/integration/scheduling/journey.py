@@ -8,7 +8,7 @@ from typing import Any
 from services.scheduling.config import CalendarConfig, OpeningHours, SchedulingConfig
 from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.consultation import ConsultationApproved
-from shared.contracts.scheduling import SessionCancelled, SessionCompleted, SessionScheduled
+from shared.contracts.scheduling import CourseReviewDecided, SessionCancelled, SessionCompleted, SessionScheduled
 
 START = datetime(2026, 3, 2, 8, tzinfo=UTC)  # a Monday
 FIRST_DAY = date(2026, 3, 16)
@@ -97,6 +97,16 @@ class Course:
             onset_at=at - timedelta(hours=2),
             escalated_at=at,
             reasons=["allergic_reaction"],
+        )
+
+    def review(self, decision: str, at: datetime) -> CourseReviewDecided:
+        return CourseReviewDecided(
+            patient_id=self.patient_id,
+            course_id=self.course_id,
+            decision=decision,
+            clinician_id="clin_0042",
+            decided_at=at,
+            reason="reaction_resolved" if decision == "resume" else "adverse_event_confirmed",
         )
 
     def mine(self, data: Any) -> bool:

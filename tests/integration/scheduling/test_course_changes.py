@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 
 from services.scheduling.app import create_service
 from services.scheduling.repository import SLOTS, reminder_id
@@ -10,13 +11,17 @@ from shared.clock import ManualClock
 from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import (
+    CourseReviewDecided,
     FollowUpScheduled,
     RescheduleReason,
     SessionCancelled,
     SessionCompleted,
+    SessionCompletionFlagged,
     SessionRescheduled,
+    TreatmentCourseClosed,
     TreatmentCourseCompleted,
     TreatmentPaused,
+    TreatmentResumed,
 )
 from shared.runtime.store import OUTBOX
 from tests.integration.scheduling.journey import START, Course, booked, tiny_clinic
@@ -122,3 +127,78 @@ async def test_an_escalated_adverse_event_pauses_the_course_releases_what_is_ahe
     assert set(claims) == {sessions[0].session_id, review.data.follow_up_id}, "released sessions hold no chair or practitioner"
     assert pending == [set(), set(), set()], "their reminders are cancelled"
     assert len(pauses) == 1
+
+
+async def test_a_paused_course_resumed_after_the_review_books_its_released_sessions_again(settings, bus, run_id):
+    course = Course(run_id, sessions=4, interval_days=14)
+    clock = ManualClock(START)
+    async with create_service(settings, clock, tiny_clinic()) as service:
+        await bus.publish(course.approved())
+        sessions = await booked(bus, course)
+        await bus.publish(course.completed(sessions[0].session_id, sessions[0].scheduled_for))
+        await settle(service, (ConsultationApproved, 1), (SessionCompleted, 1))
+        clock.set(sessions[0].scheduled_for + timedelta(hours=6))
+        await bus.publish(course.escalated(sessions[0].session_id, clock.now()))
+        await bus.wait_for(TreatmentPaused, course.mine)
+        await settle(service, (AdverseEventEscalated, 1))
+        clock.set(sessions[1].scheduled_for + timedelta(days=3))  # the review took a while: session 2's day has passed
+        await bus.publish(course.review("resume", clock.now()))
+        [resumed] = await bus.wait_for(TreatmentResumed, course.mine)
+        moved = sorted((e.data for e in await bus.wait_for(SessionRescheduled, course.mine, count=3)), key=lambda d: d.sequence)
+        await bus.publish(course.review("close", clock.now()))  # a second decision: the course is no longer paused
+        await settle(service, (CourseReviewDecided, 2))
+        [dead] = await bus.dead_letters(CourseReviewDecided)
+        closes = await bus.events(TreatmentCourseClosed, course.mine)
+        claims = await holders(service, course)
+        pending = [await pending_reminders(service, m.session_id) for m in moved]
+
+    assert resumed.data.rebooked_sessions == tuple(s.session_id for s in sessions[1:])
+    assert [m.session_id for m in moved] == list(resumed.data.rebooked_sessions)
+    assert {m.reason for m in moved} == {RescheduleReason.COURSE_RESUMED}
+    assert moved[0].scheduled_for > clock.now() and [b.scheduled_for - a.scheduled_for for a, b in pairwise(moved)] == [timedelta(days=14)] * 2
+    assert all(claims[m.session_id] == {m.scheduled_for + timedelta(minutes=k) for k in (0, 15, 30)} for m in moved), "the new slots are held"
+    wanted = [{reminder_id(m.session_id, kind, m.scheduled_for) for kind in ("washout", "numbing_cream")} for m in moved]
+    assert pending[1:] == wanted[1:], "the new reminders wait for their time"
+    assert pending[0] == {reminder_id(moved[0].session_id, "numbing_cream", moved[0].scheduled_for)}, "its washout is due at once"
+    assert dict(dead.headers)["dlq_reason"] == b"course-not-paused" and closes == []
+
+
+async def test_a_paused_course_closed_after_the_review_cancels_what_was_released(settings, bus, run_id):
+    course = Course(run_id, sessions=3, interval_days=14)
+    clock = ManualClock(START)
+    async with create_service(settings, clock, tiny_clinic()) as service:
+        await bus.publish(course.approved())
+        sessions = await booked(bus, course)
+        await settle(service, (ConsultationApproved, 1))
+        await bus.publish(course.review("close", clock.now()))  # not paused yet: refused
+        await settle(service, (CourseReviewDecided, 1))
+        await bus.publish(course.escalated(sessions[0].session_id, clock.now()))
+        await bus.wait_for(TreatmentPaused, course.mine)
+        await bus.publish(course.review("close", clock.now()))
+        [closed] = await bus.wait_for(TreatmentCourseClosed, course.mine)
+        await settle(service, (CourseReviewDecided, 2))
+        [dead] = await bus.dead_letters(CourseReviewDecided)
+        moved = await bus.events(SessionRescheduled, course.mine)
+        claims = await holders(service, course)
+
+    assert dict(dead.headers)["dlq_reason"] == b"course-not-paused"
+    assert closed.data.cancelled_sessions == tuple(s.session_id for s in sessions)
+    assert (closed.data.sessions_completed, closed.data.clinician_id) == (0, "clin_0042")
+    assert moved == [] and not set(claims) & {s.session_id for s in sessions}
+
+
+async def test_a_completion_before_the_booked_start_is_applied_flagged_and_frees_the_slot(settings, bus, run_id):
+    course = Course(run_id, sessions=3)
+    async with create_service(settings, ManualClock(START), tiny_clinic()) as service:
+        await bus.publish(course.approved())
+        sessions = await booked(bus, course)
+        await settle(service, (ConsultationApproved, 1))
+        early_at = sessions[1].scheduled_for - timedelta(days=2)
+        await bus.publish(course.completed(sessions[1].session_id, sessions[1].scheduled_for).model_copy(update={"completed_at": early_at}))
+        [flagged] = await bus.wait_for(SessionCompletionFlagged, course.mine)
+        await settle(service, (SessionCompleted, 1))
+        dead = await bus.dead_letters(SessionCompleted)
+        claims = await holders(service, course)
+
+    assert (flagged.data.session_id, flagged.data.flag, flagged.data.completed_at) == (sessions[1].session_id, "completed_before_start", early_at)
+    assert dead == [] and sessions[1].session_id not in claims and sessions[2].session_id in claims

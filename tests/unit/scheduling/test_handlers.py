@@ -5,7 +5,7 @@ Effects."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from services.scheduling.app import create_service
 from services.scheduling.handlers import Deps
@@ -15,17 +15,22 @@ from shared.contracts.aftercare import AdverseEventEscalated
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.inventory import IngredientShortage
 from shared.contracts.scheduling import (
+    CourseReviewDecided,
     FollowUpScheduled,
     PreTreatmentReminderDue,
     RescheduleReason,
     SchedulingFailed,
+    SessionAtRisk,
     SessionCancelled,
     SessionCompleted,
+    SessionCompletionFlagged,
     SessionNoShow,
     SessionRescheduled,
     SessionScheduled,
+    TreatmentCourseClosed,
     TreatmentCourseCompleted,
     TreatmentPaused,
+    TreatmentResumed,
 )
 from shared.settings import Settings
 from tests.support.unit_of_work import Handled, UnitOfWork
@@ -37,6 +42,12 @@ CELLS_PER_SESSION = 2 * 3
 
 async def work(**config: object) -> UnitOfWork[Deps]:
     return await UnitOfWork.of(create_service(Settings(), ManualClock(NOW), clinic(**config)))
+
+
+def clock_of(uow: UnitOfWork[Deps]) -> ManualClock:
+    clock = uow.deps.clock
+    assert isinstance(clock, ManualClock)
+    return clock
 
 
 def other(approved: ConsultationApproved, tag: str) -> ConsultationApproved:
@@ -237,7 +248,9 @@ async def test_a_shortage_restocking_can_still_make_up_marks_the_session_at_risk
     early = await uow.handle(shortage(sessions[2], days_ahead=10))
     late = await uow.handle(shortage(sessions[3], days_ahead=1))
 
-    assert early.outcome == "at-risk" and early.events == [] and early.claims == []
+    [at_risk] = early.emitted(SessionAtRisk)
+    assert early.outcome == "at-risk" and len(early.events) == 1 and early.claims == []
+    assert (at_risk.session_id, at_risk.scheduled_for, at_risk.cause) == (sessions[2].session_id, sessions[2].scheduled_for, "lot_recalled")
     assert uow.db.documents(COURSES)[COURSE]["sessions"][2]["at_risk"] == "lot_recalled"
     [moved] = late.emitted(SessionRescheduled)
     assert moved.reason == RescheduleReason.INGREDIENT_SHORTAGE and moved.scheduled_for >= sessions[3].scheduled_for + timedelta(days=2)
@@ -287,24 +300,53 @@ async def test_a_completion_of_a_session_not_booked_here_or_of_another_patient_i
     assert foreign.rejected is not None and foreign.rejected.reason == "patient-mismatch"
 
 
+async def test_a_completion_before_the_sessions_booked_start_is_applied_flagged_and_gives_its_slot_back():
+    uow = await work()
+    second = (await booked(uow))[1]
+    early_at = second.scheduled_for - timedelta(days=3)
+
+    handled = await uow.handle(completion(second).model_copy(update={"completed_at": early_at}))
+
+    [flagged] = handled.emitted(SessionCompletionFlagged)
+    assert (flagged.session_id, flagged.flag, flagged.scheduled_for, flagged.completed_at) == (second.session_id, "completed_before_start", second.scheduled_for, early_at)
+    assert handled.outcome == "closed-flagged" and len(handled.events) == 1 and claimed_slots(handled) == []
+    assert slots_of(uow, second.session_id) == [], "the booked slot is free again"
+    assert sorted(handled.effects.cancel) == sorted(reminder_id(second.session_id, kind, second.scheduled_for) for kind in ("washout", "numbing_cream"))
+    assert uow.db.documents(COURSES)[COURSE]["sessions"][1]["status"] == "completed"
+
+
+async def test_a_completion_within_the_clinics_allowance_for_an_early_patient_closes_the_session():
+    uow = await work(series={"early_completion_minutes": 30})
+    first = (await booked(uow))[0]
+
+    early = await uow.handle(completion(first).model_copy(update={"completed_at": first.scheduled_for - timedelta(minutes=30)}))
+
+    assert early.outcome == "closed" and early.events == [] and early.claims == []
+    assert uow.db.documents(COURSES)[COURSE]["sessions"][0]["status"] == "completed"
+
+
 # AdverseEventEscalated
+
+
+def escalated(session_id: str, now: datetime = NOW) -> AdverseEventEscalated:
+    return AdverseEventEscalated(
+        escalation_id="esc_UNIT0001_1",
+        patient_id=PATIENT,
+        course_id=None,
+        session_id=session_id,
+        report_id="sfx_UNIT0001_1",
+        symptom="allergic_reaction",
+        grade=2,
+        onset_at=now - timedelta(hours=2),
+        escalated_at=now,
+        reasons=["allergic_reaction"],
+    )
 
 
 async def test_an_escalation_pauses_the_course_releases_what_is_ahead_and_books_a_review_once():
     uow = await work()
     sessions = await booked(uow)
-    escalation = AdverseEventEscalated(
-        escalation_id="esc_UNIT0001_1",
-        patient_id=PATIENT,
-        course_id=None,
-        session_id=sessions[0].session_id,
-        report_id="sfx_UNIT0001_1",
-        symptom="allergic_reaction",
-        grade=2,
-        onset_at=NOW - timedelta(hours=2),
-        escalated_at=NOW,
-        reasons=["allergic_reaction"],
-    )
+    escalation = escalated(sessions[0].session_id)
 
     handled = await uow.handle(escalation)
     again = await uow.handle(escalation)
@@ -316,3 +358,155 @@ async def test_an_escalation_pauses_the_course_releases_what_is_ahead_and_books_
     assert all(slots_of(uow, s.session_id) == [] for s in sessions) and len(slots_of(uow, review.follow_up_id)) == 2
     assert len(handled.effects.cancel) == 4 * 2
     assert again.outcome == "already-paused" and again.claims == []
+
+
+# CourseReviewDecided: resuming or closing a paused course
+
+
+def review(decision: str, **changes: object) -> CourseReviewDecided:
+    reason = "reaction_resolved" if decision == "resume" else "adverse_event_confirmed"
+    fields = {"patient_id": PATIENT, "course_id": COURSE, "decision": decision, "clinician_id": "clin_0042", "decided_at": NOW, "reason": reason}
+    return CourseReviewDecided.model_validate({**fields, **changes})
+
+
+async def paused_after_first(uow: UnitOfWork[Deps]) -> list[SessionScheduled]:
+    """Four sessions booked, the first completed, then an escalation the next day pauses the course."""
+    sessions = await booked(uow)
+    await uow.handle(completion(sessions[0]))
+    clock_of(uow).set(sessions[0].scheduled_for + timedelta(days=1))
+    paused = await uow.handle(escalated(sessions[0].session_id, clock_of(uow).now()))
+    assert paused.outcome == "paused" and [s for s in paused.emitted(TreatmentPaused)[0].released_sessions] == [s.session_id for s in sessions[1:]]
+    return sessions
+
+
+async def test_resuming_a_paused_course_books_its_released_sessions_again_as_reschedules_inventory_reserves():
+    uow = await work()
+    sessions = await paused_after_first(uow)
+    clock_of(uow).set(at(MONDAY + timedelta(days=16), 8))  # Wednesday 2026-03-25
+
+    handled = await uow.handle(review("resume"))
+
+    [answer] = handled.emitted(TreatmentResumed)
+    assert answer.rebooked_sessions == tuple(s.session_id for s in sessions[1:]) and answer.unbooked_sessions == ()
+    assert (answer.clinician_id, answer.reason) == ("clin_0042", "reaction_resolved")
+    moved = handled.emitted(SessionRescheduled)
+    assert [m.session_id for m in moved] == list(answer.rebooked_sessions)
+    assert all(m.reason == RescheduleReason.COURSE_RESUMED and m.cocktail == sessions[0].cocktail for m in moved)
+    assert [m.previous_start for m in moved] == [s.scheduled_for for s in sessions[1:]]
+    assert [m.scheduled_for for m in moved] == [at(MONDAY + timedelta(days=17 + 14 * i), 9) for i in range(3)], "from the notice on, at the plan's interval"
+    assert handled.outcome == "resumed" and len(claimed_slots(handled)) == 3 * CELLS_PER_SESSION
+    assert {r.scheduled_for for r in handled.emitted(PreTreatmentReminderDue)} == {m.scheduled_for for m in moved}
+    stored = uow.db.documents(COURSES)[COURSE]
+    assert stored["status"] == "active" and [s["status"] for s in stored["sessions"]] == ["completed"] + ["scheduled"] * 3
+
+
+async def test_a_resumed_course_goes_on_to_completion_and_its_sessions_move_again_as_usual():
+    uow = await work()
+    await paused_after_first(uow)
+    clock_of(uow).set(at(MONDAY + timedelta(days=16), 8))
+    moved = (await uow.handle(review("resume"))).emitted(SessionRescheduled)
+
+    no_show = await uow.handle(
+        SessionNoShow(patient_id=PATIENT, course_id=COURSE, session_id=moved[0].session_id, scheduled_for=moved[0].scheduled_for, recorded_at=NOW)
+    )
+    assert no_show.outcome == "rescheduled"
+    latest = {m.session_id: m for m in moved} | {m.session_id: m for m in no_show.emitted(SessionRescheduled)}
+    outcomes = [(await uow.handle(completion(_as_scheduled(latest[session_id])))).outcome for session_id in sorted(latest)]
+
+    assert outcomes == ["closed", "closed", "course-completed"]
+
+
+def _as_scheduled(moved: SessionRescheduled) -> SessionScheduled:
+    return SessionScheduled(
+        patient_id=moved.patient_id,
+        course_id=moved.course_id,
+        session_id=moved.session_id,
+        sequence=moved.sequence,
+        of_total=4,
+        scheduled_for=moved.scheduled_for,
+        duration_minutes=moved.duration_minutes,
+        practitioner_id=moved.practitioner_id,
+        chair_id=moved.chair_id,
+        cocktail=moved.cocktail,
+        precautions={"avoid_aspirin_nsaids_days": 7, "avoid_alcohol_days": 2, "numbing_cream_minutes_before": 45, "anticoagulant_clinician_review": False},
+    )
+
+
+async def test_closing_a_paused_course_cancels_its_released_sessions_and_books_nothing():
+    uow = await work()
+    sessions = await paused_after_first(uow)
+
+    handled = await uow.handle(review("close"))
+
+    [closed] = handled.emitted(TreatmentCourseClosed)
+    assert closed.cancelled_sessions == tuple(s.session_id for s in sessions[1:])
+    assert (closed.sessions_planned, closed.sessions_completed, closed.reason) == (4, 1, "adverse_event_confirmed")
+    assert len(handled.events) == 1 and claimed_slots(handled) == [] and handled.effects.cancel == []
+    assert handled.outcome == "closed-course"
+    stored = uow.db.documents(COURSES)[COURSE]
+    assert stored["status"] == "closed" and [s["status"] for s in stored["sessions"]] == ["completed"] + ["cancelled"] * 3
+
+
+async def test_a_decision_about_a_course_that_is_not_paused_is_refused_with_nothing_written():
+    uow = await work()
+    await booked(uow)
+    writes = len(uow.db.writes)
+
+    active = await uow.handle(review("resume"))
+    closing = await uow.handle(review("close"))
+
+    for handled in (active, closing):
+        assert handled.rejected is not None and handled.rejected.reason == "course-not-paused"
+        assert "active" in handled.rejected.detail and handled.claims == []
+    assert len(uow.db.writes) == writes
+
+
+async def test_a_second_decision_after_the_course_was_resumed_or_closed_is_refused():
+    uow = await work()
+    await paused_after_first(uow)
+    assert (await uow.handle(review("close"))).outcome == "closed-course"
+    writes = len(uow.db.writes)
+
+    again = await uow.handle(review("resume"))
+
+    assert again.rejected is not None and again.rejected.reason == "course-not-paused" and "closed" in again.rejected.detail
+    assert len(uow.db.writes) == writes and uow.db.documents(COURSES)[COURSE]["status"] == "closed"
+
+
+async def test_a_decision_about_an_unknown_course_or_another_patients_course_is_refused():
+    uow = await work()
+    await paused_after_first(uow)
+
+    unknown = await uow.handle(review("resume", course_id="crs_NOTHERE1"))
+    foreign = await uow.handle(review("resume", patient_id="pt_SOMEONE2"))
+
+    assert unknown.rejected is not None and unknown.rejected.reason == "unknown-course"
+    assert foreign.rejected is not None and foreign.rejected.reason == "patient-mismatch"
+    assert uow.db.documents(COURSES)[COURSE]["status"] == "paused"
+
+
+async def test_a_session_missed_while_the_course_is_paused_is_released_not_rebooked_and_cancelled_once_closed():
+    uow = await work()
+    sessions = await booked(uow)
+    clock_of(uow).set(sessions[1].scheduled_for + timedelta(hours=1))  # session 2 is under way, not reported yet
+    await uow.handle(escalated(sessions[0].session_id, clock_of(uow).now()))
+    missed = SessionNoShow(patient_id=PATIENT, course_id=COURSE, session_id=sessions[1].session_id, scheduled_for=sessions[1].scheduled_for, recorded_at=NOW)
+
+    handled = await uow.handle(missed)
+
+    assert handled.outcome == "released" and handled.events == [] and claimed_slots(handled) == []
+    assert slots_of(uow, sessions[1].session_id) == []
+    assert uow.db.documents(COURSES)[COURSE]["sessions"][1]["status"] == "released"
+    closed = await uow.handle(review("close"))
+    assert closed.emitted(TreatmentCourseClosed)[0].cancelled_sessions == tuple(s.session_id for s in sessions[1:])
+
+
+async def test_a_shortage_for_a_session_of_a_paused_course_moves_nothing():
+    uow = await work()
+    sessions = await booked(uow)
+    clock_of(uow).set(sessions[1].scheduled_for + timedelta(hours=1))
+    await uow.handle(escalated(sessions[0].session_id, clock_of(uow).now()))
+
+    handled = await uow.handle(shortage(sessions[1], days_ahead=1))
+
+    assert handled.outcome == "course-paused" and handled.events == [] and handled.claims == []

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 from services.scheduling.calendar import Calendar
 from services.scheduling.domain import answer_shortage, rebook, release
 from shared.contracts.inventory import IngredientShortage
-from shared.contracts.scheduling import RescheduleReason, SchedulingFailed, SessionRescheduled
+from shared.contracts.scheduling import RescheduleReason, SchedulingFailed, SessionAtRisk, SessionRescheduled
 from tests.unit.scheduling.factories import MONDAY, NOW, at, booked, clinic, days, whole_days
 
 CANCELLED = RescheduleReason.SESSION_CANCELLED
@@ -136,14 +137,19 @@ def shortage(session, detected_at) -> IngredientShortage:
     )
 
 
-def test_a_shortage_that_restocking_can_still_meet_marks_the_session_at_risk_and_moves_nothing():
+def test_a_shortage_that_restocking_can_still_meet_marks_the_session_at_risk_announces_it_and_moves_nothing():
     config = clinic(shortage={"restock_lead_days": 3})
     course = booked(config)
     session = course.sessions[1]
+    detected = session.booking.start - timedelta(days=3)
 
-    decision = answer_shortage(course, session, shortage(session, session.booking.start - timedelta(days=3)), frozenset(), Calendar(config.calendar), config, NOW)
+    decision = answer_shortage(course, session, shortage(session, detected), frozenset(), Calendar(config.calendar), config, NOW)
 
-    assert decision.events == ()
+    [at_risk] = decision.events
+    assert isinstance(at_risk, SessionAtRisk) and decision.outcome == "at-risk" and decision.holds == frozenset()
+    assert (at_risk.session_id, at_risk.scheduled_for, at_risk.cause) == (session.session_id, session.booking.start, "insufficient_stock")
+    assert at_risk.detected_at == detected and at_risk.restock_expected_by == detected + timedelta(days=3)
+    assert [(m.ingredient, m.amount) for m in at_risk.missing] == [("biotin", 5.0)]
     assert decision.course.sessions[1].at_risk == "insufficient_stock"
     assert decision.course.sessions[1].booking == session.booking
 
@@ -160,3 +166,7 @@ def test_a_shortage_too_close_to_the_session_moves_it_to_when_stock_can_arrive()
     assert moved.reason == RescheduleReason.INGREDIENT_SHORTAGE
     assert moved.scheduled_for == session.booking.start + timedelta(days=1)
     assert decision.course.sessions[1].at_risk is None
+
+
+def test_every_shortage_cause_inventory_gives_can_be_announced_as_a_session_at_risk():
+    assert get_args(IngredientShortage.model_fields["cause"].annotation) == get_args(SessionAtRisk.model_fields["cause"].annotation)
