@@ -229,6 +229,10 @@ class Shelf:
                     self._learn(taken)
                     current = taken
                     if taken["cause"] != named:
+                        if session is not None and taken.get("session_id") == session.session_id and session.session_id not in self.searched:
+                            # another event moved this session's stock (a withdrawal moving it to other lots):
+                            # what it holds elsewhere is read back, or a release would leave that held for nobody
+                            await self.search(session.session_id)
                         continue
                     made = taken  # made by an earlier run whose head was never saved
                 elif session is None:  # a lot's own movement (a receipt, a withdrawal) made earlier

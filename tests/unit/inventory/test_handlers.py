@@ -84,6 +84,19 @@ def escalated(n: int, letter: str, lots: list[tuple[str, str]]) -> AdverseEventE
     )
 
 
+async def everything(uow: UnitOfWork[Deps], data: Any) -> list[Any]:
+    """Handle the event and every event of inventory's own it leads to (a withdrawal's steps), in order;
+    all the events published on the way."""
+    found: list[Any] = []
+    queue = [data]
+    while queue:
+        handled = await uow.handle(queue.pop(0))
+        assert handled.rejected is None, handled.rejected
+        found += [e.data for e in handled.events]
+        queue += [e.data for e in handled.events if e.data.event_type in uow.service.handlers.by_type]
+    return found
+
+
 async def state(uow: UnitOfWork[Deps], lot: str) -> tuple[float, float]:
     found = await uow.deps.repo.state(lot)
     return found.on_hand, found.reserved
@@ -342,3 +355,72 @@ async def test_an_escalation_naming_no_lot_flags_the_lots_its_session_used():
     assert (first.outcome, second.outcome) == ("flagged", "quarantined")
     [quarantined] = second.emitted(LotQuarantined)
     assert [(a.session_id, a.status) for a in quarantined.affected] == [(ids(1)["session_id"], "administered")]
+
+
+# -- a recall racing a cancellation ---------------------------------------------------------------------------
+
+
+async def test_a_recall_moving_a_session_while_its_cancellation_runs_leaves_nothing_held_for_it():
+    """The cancellation reads the session and its lot, then the recall moves the session to another lot, then
+    the cancellation releases: it must release the lot the recall moved it to as well."""
+    uow = await work()
+    await uow.handle(received("BIO-BAD", 50, SOON))
+    await uow.handle(received("BIO-SPARE", 50, LATER))
+    await uow.handle(scheduled(1, {"biotin": 5.0}))
+    hint = uow.deps.repo.hint
+    recall: list[list[Any]] = []
+
+    async def hint_then_recall(lot_number: str) -> Any:
+        found = await hint(lot_number)
+        uow.deps.repo.hint = hint  # type: ignore[method-assign]
+        recall.append(await everything(uow, recalled("BIO-BAD")))  # the cancellation has read the lot: the whole recall now
+        return found
+
+    uow.deps.repo.hint = hint_then_recall  # type: ignore[method-assign]
+    cancelling = await uow.handle(cancelled(1))
+
+    [moved] = [e for e in recall[0] if isinstance(e, IngredientsReserved)]
+    assert [(a.lot_number, a.amount) for a in moved.allocations] == [("BIO-SPARE", 5.0)], "the recall did move it"
+    [released] = cancelling.emitted(ReservationReleased)
+    assert [(a.lot_number, a.amount) for a in released.released] == [("BIO-SPARE", 5.0)]
+    assert (await state(uow, "BIO-BAD"), await state(uow, "BIO-SPARE")) == ((50, 0), (50, 0)), "nothing held for the cancelled session"
+
+
+async def test_a_cancellation_between_a_recall_and_its_moves_leaves_nothing_held_for_it():
+    uow = await work()
+    await uow.handle(received("BIO-BAD", 50, SOON))
+    await uow.handle(received("BIO-SPARE", 50, LATER))
+    await uow.handle(scheduled(1, {"biotin": 5.0}))
+    await uow.handle(scheduled(2, {"biotin": 5.0}))
+    session = uow.deps.repo.session
+    cancelling: list[Any] = []
+
+    async def session_then_cancel(session_id: str) -> Any:
+        found = await session(session_id)
+        if session_id == ids(1)["session_id"]:  # the recall has read the session: it is cancelled now
+            uow.deps.repo.session = session  # type: ignore[method-assign]
+            cancelling.append(await uow.handle(cancelled(1)))
+        return found
+
+    uow.deps.repo.session = session_then_cancel  # type: ignore[method-assign]
+    events = await everything(uow, recalled("BIO-BAD"))
+
+    assert cancelling, "the cancellation ran in the middle of the recall"
+    assert (await state(uow, "BIO-BAD"), await state(uow, "BIO-SPARE")) == ((50, 0), (50, 5)), "only session 2 holds stock"
+    [quarantined] = [e for e in events if isinstance(e, LotQuarantined)]
+    assert {a.session_id for a in quarantined.affected} <= {ids(1)["session_id"], ids(2)["session_id"]}
+    assert [a.session_id for e in events if isinstance(e, IngredientsReserved) for a in [e]] == [ids(2)["session_id"]]
+
+
+async def test_a_cancellation_after_a_recall_releases_what_the_recall_moved_the_session_to():
+    uow = await work()
+    await uow.handle(received("BIO-BAD", 50, SOON))
+    await uow.handle(received("BIO-SPARE", 50, LATER))
+    await uow.handle(scheduled(1, {"biotin": 5.0}))
+
+    await everything(uow, recalled("BIO-BAD"))
+    handled = await uow.handle(cancelled(1))
+
+    [released] = handled.emitted(ReservationReleased)
+    assert [(a.lot_number, a.amount) for a in released.released] == [("BIO-SPARE", 5.0)]
+    assert (await state(uow, "BIO-BAD"), await state(uow, "BIO-SPARE")) == ((50, 0), (50, 0))
