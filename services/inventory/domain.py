@@ -25,8 +25,11 @@ from shared.contracts.inventory import (
     LotQuarantined,
     RecallReason,
     ReservationReleased,
+    StockAccepted,
     StockConsumed,
     StockLow,
+    StockReceived,
+    StockRefused,
 )
 from shared.contracts.plan import DoseLine, LotAllocation, LotLine
 
@@ -704,6 +707,22 @@ def lot_quarantined(withdrawal: Withdrawal, recall_reason: RecallReason | None) 
         lot_number=withdrawal.lot.lot_number, ingredient=withdrawal.lot.ingredient, quarantined_at=entry["at"],
         cause="recall" if recall_reason else "adverse_events", recall_reason=recall_reason,
         escalation_ids=tuple(entry.get("escalation_ids", ())), affected=tuple(affected.values()),
+    )
+
+
+def stock_accepted(delivery: StockReceived, on_hand: float, now: datetime) -> StockAccepted:
+    return StockAccepted(
+        delivery_id=delivery.delivery_id, ingredient=delivery.ingredient, lot_number=delivery.lot_number, expires_on=delivery.expires_on,
+        quantity=delivery.quantity, unit=delivery.unit, on_hand=max(0.0, on_hand), accepted_at=now,
+    )
+
+
+def stock_refused(delivery: StockReceived, refused: Refused, now: datetime) -> StockRefused:
+    return StockRefused.model_validate(
+        {
+            "delivery_id": delivery.delivery_id, "ingredient": delivery.ingredient, "lot_number": delivery.lot_number, "quantity": delivery.quantity,
+            "unit": delivery.unit, "reason": refused.reason, "detail": refused.detail[:200], "refused_at": now,
+        }
     )
 
 

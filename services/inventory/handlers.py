@@ -220,10 +220,11 @@ async def on_stock_received(event: CloudEvent[StockReceived], deps: Deps) -> Eff
         if known is None:  # two deliveries may race to define a new lot number: the claim decides
             claimed = await deps.claims.lot(meta, delivery.delivery_id, delivery.received_at)
             check_receipt(meta, delivery.quantity, ingredient, Lot(claimed.lot_number, claimed.ingredient, claimed.unit, claimed.expires_on), today_of(now))
-    except Refused as refused:
-        raise Rejected(refused.reason, refused.detail) from None
+    except Refused as refused:  # the answer is an event (StockRefused), not a dead letter: nothing is applied
+        return Effects(outcome=f"refused:{refused.reason}").emit(domain.stock_refused(delivery, refused, now))
     await receive_stock(shelf, meta, delivery.quantity, delivery.delivery_id, today_of(now), now)
-    effects = await watch(deps, shelf, {delivery.ingredient}, event, now)
+    effects = Effects().emit(domain.stock_accepted(delivery, domain.state_of(shelf.known(delivery.lot_number)).on_hand, now))
+    effects += await watch(deps, shelf, {delivery.ingredient}, event, now)
     effects.outcome = "received"
     return effects
 

@@ -57,9 +57,11 @@ _ALLOCATIONS: list[JsonValue] = [
 class StockReceived(EventData):
     """A lot of an ingredient was delivered and checked in.
 
-    Published by the supplier's delivery system (FHIR SupplyDelivery). Inventory adds the lot as
-    available; a quantity that is not positive, an expiry in the past or an unknown ingredient or unit
-    is refused with a reason.
+    Published by the supplier's delivery system (FHIR SupplyDelivery). Inventory answers every delivery
+    it can read with one event under the same `delivery_id`: StockAccepted when the lot is stocked, or
+    StockRefused with a reason (unknown ingredient or unit, an expiry in the past, a withdrawn lot, a lot
+    number already stocked differently); nothing of a refused delivery is applied. Only a message that
+    cannot be read as a StockReceived at all (schema) goes to the dead-letter topic instead.
     """
 
     event_type: ClassVar[str] = "clinic.stock.received.v1"
@@ -89,6 +91,89 @@ class StockReceived(EventData):
     quantity: float = Field(gt=0, description="Quantity delivered, in `unit`.")
     unit: Unit = Field(description="Unit of `quantity`.")
     received_at: Timestamp = Field(description="When the delivery was checked in.")
+
+
+ReceiptRefusal = Literal["unknown-ingredient", "unit-mismatch", "quantity-not-positive", "expired-on-receipt", "lot-withdrawn", "lot-conflict"]
+
+
+class StockAccepted(EventData):
+    """A delivery (StockReceived) was taken into stock.
+
+    Published by inventory once per delivery it stocks: the lot and amount added and the lot's stock on
+    hand afterwards. A delivery refused gets StockRefused instead.
+    """
+
+    event_type: ClassVar[str] = "clinic.stock.accepted.v1"
+    producer: ClassVar[str] = "inventory"
+    key_field: ClassVar[str] = "ingredient"
+    subject_field: ClassVar[str | None] = "lot_number"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "delivery_id": "dlv_20260310A1",
+                    "ingredient": "minoxidil",
+                    "lot_number": "MNX-2026-0208",
+                    "expires_on": "2026-09-30",
+                    "quantity": 500.0,
+                    "unit": "mg",
+                    "on_hand": 500.0,
+                    "accepted_at": "2026-03-10T08:30:02Z",
+                }
+            ]
+        }
+    )
+
+    delivery_id: DeliveryId = Field(description="The StockReceived answered.")
+    ingredient: IngredientCode = Field(description="Formulary code of the ingredient stocked.")
+    lot_number: LotNumber = Field(description="The lot the delivery went into.")
+    expires_on: Day = Field(description="Expiry date of the lot.")
+    quantity: float = Field(gt=0, description="Amount added to the lot, in `unit`.")
+    unit: Unit = Field(description="Unit of the amounts.")
+    on_hand: float = Field(ge=0, description="The lot's stock on hand after the delivery.")
+    accepted_at: Timestamp = Field(description="When inventory took the delivery in.")
+
+
+class StockRefused(EventData):
+    """A delivery (StockReceived) was refused: nothing of it is in stock.
+
+    Published by inventory instead of StockAccepted, with the reason (the same codes as the dead-letter
+    reasons table) and a detail for people. The delivery is not dead-lettered: this event is the answer.
+    """
+
+    event_type: ClassVar[str] = "clinic.stock.refused.v1"
+    producer: ClassVar[str] = "inventory"
+    key_field: ClassVar[str] = "ingredient"
+    subject_field: ClassVar[str | None] = "lot_number"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "delivery_id": "dlv_20260310A1",
+                    "ingredient": "minoxidil",
+                    "lot_number": "MNX-2026-0208",
+                    "quantity": 500.0,
+                    "unit": "ml",
+                    "reason": "unit-mismatch",
+                    "detail": "minoxidil is counted in mg, not ml",
+                    "refused_at": "2026-03-10T08:30:02Z",
+                }
+            ]
+        }
+    )
+
+    delivery_id: DeliveryId = Field(description="The StockReceived answered.")
+    ingredient: IngredientCode = Field(description="Ingredient the delivery named.")
+    lot_number: LotNumber = Field(description="Lot number the delivery named.")
+    quantity: float = Field(description="Quantity the delivery named, in `unit`.")
+    unit: Unit = Field(description="Unit the delivery named.")
+    reason: ReceiptRefusal = Field(
+        description="`unknown-ingredient` (not stocked), `unit-mismatch` (stocked in another unit), `quantity-not-positive`, "
+        "`expired-on-receipt`, `lot-withdrawn` (the lot was recalled or quarantined), `lot-conflict` (the lot number is "
+        "already stocked with another ingredient, unit or expiry)."
+    )
+    detail: str = Field(max_length=200, description="What was wrong, for people.")
+    refused_at: Timestamp = Field(description="When inventory refused the delivery.")
 
 
 class LotRecalled(EventData):
@@ -380,6 +465,8 @@ class ReservationReleased(EventData):
 
 EVENTS = (
     StockReceived,
+    StockAccepted,
+    StockRefused,
     LotRecalled,
     IngredientsReserved,
     IngredientShortage,

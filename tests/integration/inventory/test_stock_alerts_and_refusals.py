@@ -9,7 +9,7 @@ from clinic.polling import eventually
 from services.inventory.app import create_service
 from services.inventory.config import Ingredient, InventoryConfig
 from shared.clock import ManualClock
-from shared.contracts.inventory import IngredientsReserved, LotExpiringSoon, ReservationReleased, StockLow, StockReceived
+from shared.contracts.inventory import IngredientsReserved, LotExpiringSoon, ReservationReleased, StockAccepted, StockLow, StockReceived, StockRefused
 from shared.contracts.plan import Unit
 from tests.integration.inventory.stockroom import NOW, Stockroom, handled, levels, stocked
 
@@ -18,7 +18,7 @@ def header(record, name: str) -> str:
     return dict(record.headers)[name].decode()
 
 
-async def test_deliveries_that_cannot_be_taken_in_are_dead_lettered_with_a_reason_and_change_nothing(settings, bus, run_id):
+async def test_deliveries_that_cannot_be_taken_in_are_refused_with_a_reason_and_change_nothing(settings, bus, run_id):
     room = Stockroom(run_id)
     bad = [
         room.received("unobtainium", room.lot("UNO"), 10, date(2026, 12, 31)),
@@ -32,9 +32,16 @@ async def test_deliveries_that_cannot_be_taken_in_are_dead_lettered_with_a_reaso
         await bus.send(bus.topic(StockReceived), _json(negative), _headers(run_id), key="biotin")
         good = await bus.publish(room.received("biotin", room.lot("BIO-OK"), 10, date(2026, 12, 31)))
         await handled(service, good)
-        dead = await _eventually_dead(bus, 4)
+        refused = await bus.wait_for(StockRefused, count=3)
+        [accepted] = await bus.wait_for(StockAccepted)
+        dead = await _eventually_dead(bus, 1)
 
-    assert sorted(header(r, "dlq_reason") for r in dead) == ["expired-on-receipt", "schema-invalid", "unit-mismatch", "unknown-ingredient"]
+    assert sorted((r.data.lot_number, r.data.reason) for r in refused) == sorted(
+        [(room.lot("UNO"), "unknown-ingredient"), (room.lot("BIO-ML"), "unit-mismatch"), (room.lot("BIO-OLD"), "expired-on-receipt")]
+    )
+    assert {r.data.delivery_id for r in refused} == {d.delivery_id for d in bad}
+    assert (accepted.data.lot_number, accepted.data.quantity, accepted.data.on_hand) == (room.lot("BIO-OK"), 10, 10)
+    assert [header(r, "dlq_reason") for r in dead] == ["schema-invalid"], "only what cannot be read as a delivery is dead-lettered"
     assert list(await levels(settings)) == [room.lot("BIO-OK")]
 
 

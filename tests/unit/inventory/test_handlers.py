@@ -18,9 +18,11 @@ from shared.contracts.inventory import (
     LotQuarantined,
     LotRecalled,
     ReservationReleased,
+    StockAccepted,
     StockConsumed,
     StockLow,
     StockReceived,
+    StockRefused,
 )
 from shared.contracts.scheduling import SessionCancelled, SessionCompleted, SessionRescheduled, SessionScheduled, TreatmentPaused
 from shared.settings import Settings
@@ -110,22 +112,32 @@ async def test_a_delivery_defines_its_lot_and_puts_the_receipt_on_the_ledger_as_
 
     handled = await uow.handle(received("BIO-A", 100))
 
-    assert handled.outcome == "received" and handled.events == []
+    [accepted] = handled.emitted(StockAccepted)
+    assert handled.outcome == "received" and len(handled.events) == 1
+    assert (accepted.delivery_id, accepted.lot_number, accepted.quantity, accepted.on_hand) == ("dlv_UNITBIOA", "BIO-A", 100, 100)
     assert {(w.collection, w.op) for w in handled.claims} >= {("lots", "insert"), ("ledger", "insert"), ("stock_book", "insert")}
     assert handled.effects.writes == [], "a delivery moves only shared stock: its writes are claims"
     assert await state(uow, "BIO-A") == (100, 0)
 
 
-async def test_deliveries_that_cannot_be_taken_in_are_rejected():
+async def test_deliveries_that_cannot_be_taken_in_are_refused_with_a_reason_and_nothing_applied():
     uow = await work()
     await uow.handle(received("BIO-A", 100))
 
     wrong_unit = await uow.handle(received("BIO-B", 100, unit="ml"))
     expired = await uow.handle(received("BIO-C", 100, expires_on=NOW.date() - timedelta(days=1)))
     conflict = await uow.handle(received("BIO-A", 100, expires_on=SOON))
+    unknown = await uow.handle(received("UNO-A", 100, ingredient="unobtainium"))
 
-    assert [h.outcome for h in (wrong_unit, expired, conflict)] == ["rejected:unit-mismatch", "rejected:expired-on-receipt", "rejected:lot-conflict"]
-    assert all(h.claims == [] for h in (wrong_unit, expired, conflict))
+    refusals = [h.emitted(StockRefused) for h in (wrong_unit, expired, conflict, unknown)]
+    assert [h.outcome for h in (wrong_unit, expired, conflict, unknown)] == [
+        "refused:unit-mismatch", "refused:expired-on-receipt", "refused:lot-conflict", "refused:unknown-ingredient",
+    ]
+    assert [(r.delivery_id, r.reason) for [r] in refusals] == [
+        ("dlv_UNITBIOB", "unit-mismatch"), ("dlv_UNITBIOC", "expired-on-receipt"), ("dlv_UNITBIOA", "lot-conflict"), ("dlv_UNITUNOA", "unknown-ingredient"),
+    ]
+    assert refusals[0][0].detail == "biotin is counted in mg, not ml"
+    assert all(h.claims == [] and h.effects.writes == [] and not h.emitted(StockAccepted) for h in (wrong_unit, expired, conflict, unknown))
     assert await state(uow, "BIO-A") == (100, 0)
 
 
