@@ -639,13 +639,19 @@ class Move:
     released: tuple[Holding, ...] = ()
 
 
-@dataclass(frozen=True)
-class Withdrawal:
-    lot: Lot
-    entry: Entry
-    moves: list[Move]
-    administered: list[Entry]
-    """The lot's consumption entries, newest first."""
+Job = dict[str, Any]
+"""A withdrawal's steps as stored (``withdrawals``, by ``<lot>|<kind>``): the withdrawal entry's facts, the
+``phase`` (scan, move, administered, done), where it stands (``cursor``, ``pending``, ``step``) and what it
+found (``holders``, ``moved``, ``administered``). Small: only sessions holding the lot, or affected."""
+
+
+def withdrawal_job(meta: LotMeta, kind: WithdrawalKind, entry: Entry, recall_reason: RecallReason | None) -> Job:
+    return {
+        "_id": f"{meta.lot_number}|{kind}", "lot": meta.lot_number, "ingredient": meta.ingredient, "unit": meta.unit,
+        "expires_on": meta.expires_on.isoformat(), "kind": kind, "recall_reason": recall_reason, "seq": entry["seq"], "at": entry["at"],
+        "escalation_ids": list(entry.get("escalation_ids", ())), "last_consume": entry.get("last_consume"),
+        "phase": "scan", "cursor": 0, "step": 1, "holders": {}, "pending": [], "moved": [], "administered": [],
+    }
 
 
 # -- outgoing events ---------------------------------------------------------------------------------
@@ -692,21 +698,20 @@ def stock_consumed(ref: SessionRef, lines: list[Consumed], now: datetime) -> Sto
     )
 
 
-def lot_quarantined(withdrawal: Withdrawal, recall_reason: RecallReason | None) -> LotQuarantined:
-    entry = withdrawal.entry
+def lot_quarantined(job: Job) -> LotQuarantined:
+    """The announcement of a withdrawal whose steps are done: every session that used the lot, or held it."""
     affected: dict[str, AffectedSession] = {}
-    for used in withdrawal.administered:
+    for used in job["administered"]:
         affected[used["session_id"]] = AffectedSession(
             patient_id=used["patient_id"], session_id=used["session_id"], scheduled_for=used["scheduled_for"], status="administered"
         )
-    for move in withdrawal.moves:
-        affected[move.ref.session_id] = AffectedSession(
-            patient_id=move.ref.patient_id, session_id=move.ref.session_id, scheduled_for=move.ref.scheduled_for, status=move.status
+    for moved in job["moved"]:
+        affected[moved["session_id"]] = AffectedSession(
+            patient_id=moved["patient_id"], session_id=moved["session_id"], scheduled_for=moved["scheduled_for"], status=moved["status"]
         )
     return LotQuarantined(
-        lot_number=withdrawal.lot.lot_number, ingredient=withdrawal.lot.ingredient, quarantined_at=entry["at"],
-        cause="recall" if recall_reason else "adverse_events", recall_reason=recall_reason,
-        escalation_ids=tuple(entry.get("escalation_ids", ())), affected=tuple(affected.values()),
+        lot_number=job["lot"], ingredient=job["ingredient"], quarantined_at=job["at"], cause=job["kind"],
+        recall_reason=job["recall_reason"], escalation_ids=tuple(job["escalation_ids"]), affected=tuple(affected.values()),
     )
 
 

@@ -1,10 +1,12 @@
 """Inventory's reactions: a session's life (booked, moved, cancelled, missed, paused, completed) and the lot
-side (deliveries, recalls, escalated adverse events, the expiry scan). Each decodes its event, moves stock
-on one event's ``Shelf`` and returns Effects.
+side (deliveries, answered by StockAccepted or StockRefused; recalls and escalated adverse events, which
+withdraw a lot at once and move its sessions in bounded LotWithdrawalStep steps; the expiry scan). Each
+decodes its event, moves stock on one event's ``Shelf`` and returns Effects.
 
 Each handler reads the session's document and the stock book once, and the lots it touches by ``_id``;
-nothing here searches a collection that grows with the clinic's history (a withdrawal, rare, reads the
-ledger back). Its writes are Effects, except its claims on stock shared across patients (ledger entries,
+nothing here searches a collection that grows with the clinic's history, and no call's work grows with it
+(a withdrawal's steps are slices of bounded size). Only a session whose record is behind its ledger
+entries (a withdrawal moved it, or a crash) has its entries read back, once. Its writes are Effects, except its claims on stock shared across patients (ledger entries,
 stock book versions, a lot's definition and flags, StockLow crossings), made through ``Deps.claims``
 (repository.py says why they cannot wait and why they are safe to make first).
 """
@@ -32,10 +34,19 @@ from services.inventory.domain import (
 )
 from services.inventory.repository import Claims, Repository
 from services.inventory.shelf import Shelf
-from services.inventory.stock import consume_session, receive_stock, release_session, reserve_session, shelf_levels, stock_watch, withdraw_lot
+from services.inventory.stock import (
+    consume_session,
+    receive_stock,
+    release_session,
+    reserve_session,
+    shelf_levels,
+    stock_watch,
+    withdraw_entry,
+    withdrawal_step,
+)
 from shared.clock import Clock
 from shared.contracts.aftercare import AdverseEventEscalated
-from shared.contracts.inventory import LotRecalled, RecallReason, StockReceived
+from shared.contracts.inventory import LotRecalled, LotWithdrawalStep, RecallReason, StockReceived
 from shared.contracts.plan import DoseLine
 from shared.contracts.scheduling import (
     SessionCancelled,
@@ -269,22 +280,48 @@ async def on_adverse_event_escalated(event: CloudEvent[AdverseEventEscalated], d
 async def _withdraw(
     event: CloudEvent[object], deps: Deps, shelf: Shelf, lot: Lot, kind: WithdrawalKind, reason: RecallReason | None, **extra: object
 ) -> Effects | None:
+    """Withdraw the lot now (no reservation can take it any more); its sessions are found and moved in
+    steps (LotWithdrawalStep), the last of which announces LotQuarantined."""
     now = deps.clock.now()
-    withdrawal = await withdraw_lot(shelf, lot, kind, inbox_id(event), now, **extra)
-    if withdrawal is None:
+    entry = await withdraw_entry(shelf, lot, kind, inbox_id(event), now, **extra)
+    if entry is None:
         return None
     effects = deps.repo.mark_lot(lot.lot_number, "recalled" if kind == "recall" else "quarantined", now)
-    effects.emit(domain.lot_quarantined(withdrawal, reason))
-    short_cause: ShortageCause = "lot_recalled" if kind == "recall" else "lot_quarantined"
-    for move in withdrawal.moves:
+    effects += deps.repo.save_withdrawal(domain.withdrawal_job(lot.meta, kind, entry, reason))
+    effects.emit(LotWithdrawalStep(lot_number=lot.lot_number, ingredient=lot.ingredient, cause=kind, step=1, requested_at=now))
+    effects.outcome = "quarantined"
+    return effects + await watch(deps, shelf, {lot.ingredient}, event, now)
+
+
+@handlers.on(LotWithdrawalStep)
+async def on_lot_withdrawal_step(event: CloudEvent[LotWithdrawalStep], deps: Deps) -> Effects:
+    """One bounded step of a withdrawal: the next one is its own event, so others interleave."""
+    step = event.data
+    job = await deps.repo.withdrawal(step.lot_number, step.cause)
+    if job is None:
+        return ignored("unknown-withdrawal")
+    if job["step"] != step.step:
+        return ignored("step-done")
+    now = deps.clock.now()
+    shelf = deps.shelf()
+    job, moves = await withdrawal_step(shelf, job, now)
+    job["step"] = step.step + 1
+    effects = deps.repo.save_withdrawal(job)
+    short_cause: ShortageCause = "lot_recalled" if step.cause == "recall" else "lot_quarantined"
+    for move in moves:
         if move.status == "reservation_moved":
             effects.emit(domain.ingredients_reserved(move.ref, move.held, now))
             continue
-        effects.emit(domain.ingredient_shortage(move.ref, move.missing or {}, {lot.ingredient: lot.unit}, short_cause, now))
+        effects.emit(domain.ingredient_shortage(move.ref, move.missing or {}, {job["ingredient"]: job["unit"]}, short_cause, now))
         if move.released:
             effects.emit(domain.reservation_released(move.ref, move.released, "lot_withdrawn", now))
+    if job["phase"] != "done":
+        effects.emit(step.model_copy(update={"step": step.step + 1, "requested_at": now}))
+        effects.outcome = "withdrawal-step"
+        return effects
+    effects.emit(domain.lot_quarantined(job))
     effects.outcome = "quarantined"
-    return effects + await watch(deps, shelf, {lot.ingredient}, event, now)
+    return effects + await watch(deps, shelf, {step.ingredient}, event, now)
 
 
 @handlers.every(SCAN_SECONDS)

@@ -13,6 +13,8 @@ Collections:
   that event's round (``round``: a reservation writes it directly before it moves stock, so that a re-run
   after a crash, or the session's next event, knows the record may be behind; the Effects mark it done).
 - ``lot_flags`` and ``stock_alerts``: claims shared across patients, made by unique inserts.
+- ``withdrawals``: a withdrawal's steps (domain.Job), by ``<lot>|<kind>``, written by its steps' Effects;
+  ``withdrawal_moves``: one claim per session a withdrawal began to move (a re-run after a crash knows).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from services.inventory.domain import (
     Crossing,
     Entry,
     Hold,
+    Job,
     LotMeta,
     LotState,
     LotStock,
@@ -55,6 +58,8 @@ LEDGER = "ledger"
 HEADS = "lot_heads"
 BOOK = "stock_book"
 BOOK_HEAD = "head"
+WITHDRAWALS = "withdrawals"
+MOVES = "withdrawal_moves"
 MAX_FLAGS = 1000
 
 
@@ -116,6 +121,12 @@ class Repository:
         if consumed is not None:
             fields["consumed_lots"] = consumed
         return Effects().merge(SESSIONS, ref.session_id, **fields)
+
+    async def withdrawal(self, lot_number: str, kind: str) -> Job | None:
+        return await self.db[WITHDRAWALS].find_one({"_id": f"{lot_number}|{kind}"})
+
+    def save_withdrawal(self, job: Job) -> Effects:
+        return Effects().put(WITHDRAWALS, job["_id"], job)
 
     def mark_lot(self, lot_number: str, status: str, now: datetime) -> Effects:
         return Effects().merge(LOTS, lot_number, status=status, status_at=now)
@@ -184,7 +195,8 @@ class Claims:
     Stock moves under many patients' events on several instances at once, so what it may do cannot be
     decided from a record only one of them writes: each claim is an insert under a deterministic unique
     key (a ledger entry's ``<lot>|<seq>``, its cause and its session's holding key; a book version; a lot
-    number; a lot's flag slot; a StockLow crossing), which MongoDB and FerretDB both enforce atomically.
+    number; a lot's flag slot; a StockLow crossing; a withdrawal's move of a session), which MongoDB and
+    FerretDB both enforce atomically.
     The winner goes on; the loser reads what won and decides again. Recording them with the Effects would be
     too late: the Effects are applied after the decision, which is what the claim must protect.
 
@@ -291,6 +303,15 @@ class Claims:
             if slot["escalation_id"] not in named:
                 named.append(slot["escalation_id"])
         raise RuntimeError(f"{lot_number}: more than {MAX_FLAGS} escalations")
+
+    async def moving(self, lot_number: str, kind: str, session_id: str) -> bool:
+        """Claim that the withdrawal of the lot begins moving the session; False when a run before this one
+        (which crashed) already began it."""
+        try:
+            await self.db[MOVES].insert_one({"_id": f"{lot_number}|{kind}|{session_id}"})
+        except DuplicateKeyError:
+            return False
+        return True
 
     async def crossing(self, crossing: Crossing) -> Crossing:
         """Claim StockLow crossing ``n`` of the ingredient, or return the claim that got there first."""

@@ -155,6 +155,12 @@ class Shelf:
         if session_id not in self.searched:
             self._holds[session_id] = dict(holds)
 
+    def know_hold(self, session_id: str, hold: Hold) -> None:
+        """What the session holds of a lot, as an entry read elsewhere says (kept when it is the later)."""
+        known = self._holds.setdefault(session_id, {}).get(hold.meta.lot_number)
+        if known is None or hold.version > known.version:
+            self._holds[session_id][hold.meta.lot_number] = hold
+
     async def search(self, session_id: str) -> None:
         """Read the session's entries back from the ledger: what it holds is then exact. A search of the
         whole ledger, for the rare paths only (module docstring)."""

@@ -16,6 +16,7 @@ then the session's entries are read back from the ledger instead (``Shelf.search
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -28,7 +29,9 @@ from services.inventory.domain import (
     Consumed,
     Crossing,
     Entry,
+    Hold,
     Holding,
+    Job,
     Lot,
     LotMeta,
     LotState,
@@ -40,7 +43,6 @@ from services.inventory.domain import (
     SessionRef,
     ShortageCause,
     Version,
-    Withdrawal,
     WithdrawalKind,
     allocate,
     by_ingredient,
@@ -264,13 +266,21 @@ async def receive_stock(shelf: Shelf, lot: LotMeta, quantity: float, delivery_id
 # The withdrawal (quarantine after adverse events, or a recall) is itself a ledger entry, so once it is in
 # no reservation can follow it on that lot, and every session holding the lot holds it in the entries
 # before it. One withdrawal per lot and cause kind: the event whose key is on that entry owns it and is the
-# only one to announce it. A rare operator path, so it reads the ledger back where it needs to: the lot's
-# holders, and each of them's entries (exact even when the session's own record is behind or a crash
-# interrupted a previous run). The session's next event finds the lot withdrawn and reads its entries back.
+# only one to announce it. The rest is done in bounded steps (``withdrawal_step``, one LotWithdrawalStep
+# event each, its state in a ``withdrawals`` document): walk the lot's entries before the withdrawal by
+# ``_id`` to find who holds it, move a few sessions per step, walk the lot's consumptions back. No step
+# reads more than a slice, and nothing searches the ledger except a step re-run after a crash.
+
+SCAN_SLICE = 100
+"""Ledger entries of the lot read per step, by ``_id`` (concurrently)."""
+MOVE_BATCH = 10
+"""Sessions moved to other lots per step."""
+WALK_SLICE = 100
+"""Consumption entries walked back per step."""
 
 
-async def withdraw_lot(shelf: Shelf, lot: Lot, kind: WithdrawalKind, owner: str, now: datetime, **extra: Any) -> Withdrawal | None:
-    """Withdraw the lot and move its reservations; None when another event owns this withdrawal."""
+async def withdraw_entry(shelf: Shelf, lot: Lot, kind: WithdrawalKind, owner: str, now: datetime, **extra: Any) -> Entry | None:
+    """Withdraw the lot (one ledger entry); its entry, or None when another event owns this withdrawal."""
     meta = lot.meta
     made = await shelf.append(meta, f"withdraw|{lot.lot_number}|{kind}", lambda state, held: domain.withdraw(state), now, by=owner, withdrawal=kind, **extra)
     entry = made if isinstance(made, dict) else None
@@ -279,22 +289,68 @@ async def withdraw_lot(shelf: Shelf, lot: Lot, kind: WithdrawalKind, owner: str,
         assert latest is not None
         entry = await shelf.repo.entry(lot.lot_number, latest["withdrawals"][kind])
         assert entry is not None
-    if entry["by"] != owner:
-        return None
-    moves = []
-    for session_id, amount in (await shelf.repo.holders(lot.lot_number, entry["seq"])).items():
-        if (move := await _move(shelf, meta, kind, session_id, amount, now)) is not None:
-            moves.append(move)
-    administered = await _administered(shelf, lot.lot_number)
     await shelf.flush()
-    return Withdrawal(lot, entry, moves, administered)
+    return entry if entry["by"] == owner else None
 
 
-async def _move(shelf: Shelf, lot: LotMeta, kind: str, session_id: str, amount: float, now: datetime) -> Move | None:
-    """Move one session's holding of the withdrawn lot to other lots, or leave it short (all or nothing)."""
+async def withdrawal_step(shelf: Shelf, job: Job, now: datetime) -> tuple[Job, list[Move]]:
+    """One bounded step of the withdrawal ``job`` (domain.withdrawal_job); the job as it stands after it."""
+    job = dict(job)
+    meta = LotMeta(job["lot"], job["ingredient"], job["unit"], date.fromisoformat(job["expires_on"]))
+    moves: list[Move] = []
+    if job["phase"] == "scan":
+        start, end = job["cursor"], min(job["cursor"] + SCAN_SLICE, job["seq"])
+        holders = dict(job["holders"])
+        for entry in await asyncio.gather(*(shelf.repo.entry(meta.lot_number, seq) for seq in range(start, end))):
+            if entry is None or entry.get("session_id") is None:
+                continue
+            holders[entry["session_id"]] = {
+                "hold": entry["hold"], "held": entry["held"], "patient_id": entry["patient_id"], "course_id": entry["course_id"],
+                "scheduled_for": entry["scheduled_for"],
+            }
+        holders = {s: h for s, h in holders.items() if h["held"] > EPS}
+        job.update(holders=holders, cursor=end)
+        if end >= job["seq"]:
+            job.update(phase="move", pending=sorted(holders))
+    elif job["phase"] == "move":
+        moved = list(job["moved"])
+        for session_id in job["pending"][:MOVE_BATCH]:
+            holder = job["holders"][session_id]
+            if (move := await _move(shelf, meta, job["kind"], session_id, holder, now)) is not None:
+                moves.append(move)
+                moved.append({"session_id": session_id, "patient_id": move.ref.patient_id, "scheduled_for": move.ref.scheduled_for, "status": move.status})
+        job.update(moved=moved, pending=job["pending"][MOVE_BATCH:])
+        if not job["pending"]:
+            job.update(phase="administered", cursor=job["last_consume"])
+    elif job["phase"] == "administered":
+        administered = list(job["administered"])
+        seq = job["cursor"]
+        for _ in range(WALK_SLICE):
+            if seq is None:
+                break
+            entry = await shelf.repo.entry(meta.lot_number, seq)
+            assert entry is not None
+            administered.append({"session_id": entry["session_id"], "patient_id": entry["patient_id"], "scheduled_for": entry["scheduled_for"]})
+            seq = entry.get("prev_consume")
+        job.update(administered=administered, cursor=seq)
+        if seq is None:
+            job.update(phase="done")
+    await shelf.flush()
+    return job, moves
+
+
+async def _move(shelf: Shelf, lot: LotMeta, kind: str, session_id: str, holder: dict[str, Any], now: datetime) -> Move | None:
+    """Move one session's holding of the withdrawn lot to other lots, or leave it short (all or nothing).
+    What it holds: its document, or the lot's entry the scan found when that is later. A step re-run after a
+    crash (its claim ``moving`` already made) reads the session's entries back instead (a search, rare)."""
     session = await shelf.repo.session(session_id)
-    await shelf.search(session_id)
-    ref = _ref(shelf, session_id, session)
+    if await shelf.claims.moving(lot.lot_number, kind, session_id):
+        shelf.seed(session_id, session.holds if session is not None else {})
+        shelf.know_hold(session_id, Hold(lot, holder["held"], holder["hold"]))
+    else:
+        await shelf.search(session_id)
+    ref = session.ref if session is not None else SessionRef(session_id, holder["patient_id"], holder["course_id"], holder["scheduled_for"])
+    amount = holder["held"]
     round_id = f"move:{lot.lot_number}:{kind}"
     out_cause = f"move-out|{lot.lot_number}|{session_id}|{kind}"
     marker = next((e for e in shelf.entries_of(session_id) if e["cause"] == out_cause), None)
@@ -331,28 +387,6 @@ async def _give_back(shelf: Shelf, ref: SessionRef, round_id: str, now: datetime
     holds = shelf.holds(ref.session_id)
     taken = taken_in(shelf, ref.session_id, round_id)
     await shelf.append_many([release(ref, round_id, holds[n].meta, amount) for n, amount in sorted(taken.items())], now)
-
-
-def _ref(shelf: Shelf, session_id: str, session: Session | None) -> SessionRef:
-    """The session as its own events last described it (a reschedule moves its day)."""
-    if session is not None:
-        return session.ref
-    # never expected (a round writes the document before it takes stock): its entries say
-    last = shelf.entries_of(session_id)[-1]
-    return SessionRef(session_id, last["patient_id"], last["course_id"], last["scheduled_for"])
-
-
-async def _administered(shelf: Shelf, lot_number: str) -> list[Entry]:
-    """The lot's consumption entries for sessions that used some of it, newest first: a walk back along
-    the chain each consumption keeps to the previous one."""
-    found = []
-    seq = ((await shelf.entry(lot_number, exact=True)) or {}).get("last_consume")
-    while seq is not None:
-        entry = await shelf.repo.entry(lot_number, seq)
-        assert entry is not None
-        found.append(entry)
-        seq = entry.get("prev_consume")
-    return found
 
 
 # -- stock levels and StockLow ------------------------------------------------------------------------

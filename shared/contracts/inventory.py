@@ -429,6 +429,35 @@ class LotQuarantined(EventData):
     affected: tuple[AffectedSession, ...] = Field(default=(), max_length=SESSIONS, description="Every session and patient the lot touches.")
 
 
+class LotWithdrawalStep(EventData):
+    """One bounded step of withdrawing a lot (inventory's own work queue, not for other consumers).
+
+    Published and consumed by inventory only. A recall or a quarantine withdraws the lot at once (no new
+    reservation can take it); finding the sessions that hold it, moving each of them to other lots and
+    listing the sessions that used it are done in steps of bounded size, each its own event on the lot's
+    partition, so other events interleave and no handler call grows with the lot's history. The last
+    step publishes LotQuarantined.
+    """
+
+    event_type: ClassVar[str] = "clinic.lot.withdrawal_step.v1"
+    producer: ClassVar[str] = "inventory"
+    key_field: ClassVar[str] = "lot_number"
+    subject_field: ClassVar[str | None] = "lot_number"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"lot_number": "BIO-2026-0311", "ingredient": "biotin", "cause": "recall", "step": 1, "requested_at": "2026-04-20T07:00:03Z"}
+            ]
+        }
+    )
+
+    lot_number: LotNumber = Field(description="The lot being withdrawn.")
+    ingredient: IngredientCode = Field(description="Ingredient of the lot.")
+    cause: Literal["adverse_events", "recall"] = Field(description="Which withdrawal of the lot this step belongs to.")
+    step: int = Field(ge=1, le=1_000_000, description="The step's number, from 1.")
+    requested_at: Timestamp = Field(description="When the previous step (or the withdrawal) asked for this one.")
+
+
 class ReservationReleased(EventData):
     """A session's reserved stock went back to available.
 
@@ -474,5 +503,6 @@ EVENTS = (
     StockLow,
     LotExpiringSoon,
     LotQuarantined,
+    LotWithdrawalStep,
     ReservationReleased,
 )

@@ -17,6 +17,7 @@ from services.inventory.config import load_config
 from services.inventory.handlers import Deps, handlers
 from services.inventory.repository import Claims, Repository
 from shared.clock import ManualClock
+from shared.contracts.inventory import LotWithdrawalStep
 from shared.envelope import new_event
 from shared.runtime.effects import Effects
 from shared.runtime.store import database
@@ -104,9 +105,25 @@ async def test_every_command_of_a_session_event_is_an_id_lookup_and_a_late_booki
     assert completed[0].outcome == "consumed" and cancelled[0].outcome == "released" and moved[0].outcome == "reserved"
 
 
-async def test_withdrawing_a_lot_is_the_one_path_that_searches_the_ledger(settings, run_id):
-    """A recall or a quarantine is rare and reads the ledger back (the lot's holders, each one's entries);
-    flagging a lot and the expiry scan do not."""
+async def withdrawal(inventory: Inventory, data: Any) -> list[tuple[Effects, list[tuple[str, str, Any]]]]:
+    """The event, then each LotWithdrawalStep it leads to, handled in turn."""
+    done = [await inventory.handle(data)]
+    queue = [e.data for e in done[0][0].events if isinstance(e.data, LotWithdrawalStep)]
+    while queue:
+        done.append(await inventory.handle(queue.pop(0)))
+        queue += [e.data for e in done[-1][0].events if isinstance(e.data, LotWithdrawalStep)]
+    return done
+
+
+def published(done: list[tuple[Effects, list[tuple[str, str, Any]]]]) -> list[str]:
+    return [type(e.data).__name__ for effects, _ in done for e in effects.events if not isinstance(e.data, LotWithdrawalStep)]
+
+
+async def test_withdrawing_a_lot_is_done_in_id_lookups_and_only_a_moved_sessions_next_event_searches_the_ledger(settings, run_id):
+    """A recall or a quarantine withdraws the lot, then finds its holders by walking the lot's entries by
+    ``_id`` and moves them in steps (LotWithdrawalStep): nothing searches. A session moved that way has a
+    record behind its ledger entries: its next event reads them back (rare). Flagging a lot and the expiry
+    scan search nothing."""
     listener = Commands()
     client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), tz_aware=True, event_listeners=[listener])
     room = Stockroom(run_id)
@@ -120,8 +137,9 @@ async def test_withdrawing_a_lot_is_the_one_path_that_searches_the_ledger(settin
         for n in (1, 2, 3):
             await inventory.handle(room.scheduled(n, {"biotin": 5.0, "minoxidil": 2.0}))
         await inventory.handle(room.completed(1, [("biotin", bad, 5.0), ("minoxidil", suspect, 2.0)]))
-        recall = await inventory.handle(room.recalled(bad, "biotin"))
-        flagged, quarantined = [await inventory.handle(room.escalated(1, letter, [])) for letter in "AB"]
+        recall = await withdrawal(inventory, room.recalled(bad, "biotin"))
+        flagged = await inventory.handle(room.escalated(1, "A", []))
+        quarantined = await withdrawal(inventory, room.escalated(1, "B", []))
         after = await inventory.handle(room.cancelled(2))  # moved, then left short by the withdrawals: its record is behind
         listener.seen.clear()
         await handlers.jobs["scan_lots"][1](inventory.deps, NOW)
@@ -130,9 +148,14 @@ async def test_withdrawing_a_lot_is_the_one_path_that_searches_the_ledger(settin
         await client.close()
 
     # the escalations name no lot: the lots used in that session are flagged, and quarantined on the second
-    outcomes = (recall[0].outcome, flagged[0].outcome, quarantined[0].outcome, after[0].outcome)
+    outcomes = (recall[0][0].outcome, flagged[0].outcome, quarantined[0][0].outcome, after[0].outcome)
     assert outcomes == ("quarantined", "flagged", "quarantined", "nothing-reserved")
-    assert [type(e.data).__name__ for e in recall[0].events] == ["LotQuarantined", "IngredientsReserved", "IngredientShortage", "ReservationReleased"]
+    assert recall[-1][0].outcome == quarantined[-1][0].outcome == "quarantined" and len(recall) > 2
+    assert published(recall) == ["IngredientsReserved", "IngredientShortage", "ReservationReleased", "LotQuarantined"]
     assert by_id_only(flagged[1]) == by_id_only(scan) == []
-    for _, sent in (recall, quarantined, after):
-        assert {(name, collection) for name, collection, _ in by_id_only(sent)} == {("find", "ledger")}
+    for _, sent in recall:
+        assert by_id_only(sent) == [], "a withdrawal and its steps: _id lookups only"
+    # the quarantine moves session 2, whose record is behind (the recall moved it): only it is read back
+    searched = [f for _, sent in quarantined for f in by_id_only(sent)]
+    assert searched == [("find", "ledger", [{"session_id": room.session(2)}])]
+    assert {(name, collection) for name, collection, _ in by_id_only(after[1])} == {("find", "ledger")}

@@ -73,3 +73,25 @@ async def test_a_lot_named_in_enough_escalations_is_quarantined_and_no_longer_re
     assert [a.lot_number for a in later.data.allocations] == [other]
     assert len(await bus.events(LotQuarantined)) == 1
     assert (await levels(settings))[suspect].status == "quarantined"
+
+
+async def test_a_recall_and_a_cancellation_published_together_leave_nothing_held_for_the_cancelled_session(settings, bus, run_id):
+    """Issue 16: the recall moves reservations while the cancellation releases them, in one batch and in any
+    order; afterwards the cancelled session holds nothing anywhere."""
+    room = Stockroom(run_id)
+    bad, spare = room.lot("BIO-BAD"), room.lot("BIO-SPARE")
+    await bus.publish(room.received("biotin", bad, 50, date(2026, 6, 30)))
+    await bus.publish(room.received("biotin", spare, 50, date(2026, 12, 31)))
+    async with create_service(settings, ManualClock(NOW)):
+        await stocked(settings, 2)
+        for n in (1, 2, 3):
+            await bus.publish(room.scheduled(n, {"biotin": 5.0}))
+            await bus.wait_for(IngredientsReserved, lambda d, n=n: d.session_id == room.session(n))
+        await bus.publish(room.cancelled(1))
+        await bus.publish(room.recalled(bad, "biotin"))
+        await bus.wait_for(ReservationReleased, lambda d: d.session_id == room.session(1) and d.cause == "session_cancelled")
+        [quarantined] = await bus.wait_for(LotQuarantined, lambda d: d.lot_number == bad)
+
+    assert {a.session_id for a in quarantined.data.affected} >= {room.session(2), room.session(3)}
+    stock = await levels(settings)
+    assert (stock[bad].reserved, stock[spare].reserved) == (0, 10), "only sessions 2 and 3 hold stock"

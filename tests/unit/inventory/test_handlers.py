@@ -5,7 +5,7 @@ checked in milliseconds. The ledger's races and crashes are the integration tier
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from services.inventory.app import create_service
 from services.inventory.handlers import Deps
@@ -17,6 +17,7 @@ from shared.contracts.inventory import (
     IngredientsReserved,
     LotQuarantined,
     LotRecalled,
+    LotWithdrawalStep,
     ReservationReleased,
     StockAccepted,
     StockConsumed,
@@ -26,11 +27,12 @@ from shared.contracts.inventory import (
 )
 from shared.contracts.scheduling import SessionCancelled, SessionCompleted, SessionRescheduled, SessionScheduled, TreatmentPaused
 from shared.settings import Settings
-from tests.support.unit_of_work import UnitOfWork
+from tests.support.unit_of_work import Handled, UnitOfWork
 
 NOW = datetime(2026, 3, 2, 8, tzinfo=UTC)
 SESSION_AT = datetime(2026, 3, 16, 9, tzinfo=UTC)
 SOON, LATER = date(2026, 6, 30), date(2026, 12, 31)
+M = TypeVar("M")
 
 
 async def work() -> UnitOfWork[Deps]:
@@ -89,14 +91,24 @@ def escalated(n: int, letter: str, lots: list[tuple[str, str]]) -> AdverseEventE
 async def everything(uow: UnitOfWork[Deps], data: Any) -> list[Any]:
     """Handle the event and every event of inventory's own it leads to (a withdrawal's steps), in order;
     all the events published on the way."""
-    found: list[Any] = []
-    queue = [data]
+    return await steps(uow, await uow.handle(data))
+
+
+async def steps(uow: UnitOfWork[Deps], handled: Handled) -> list[Any]:
+    """The events of one handled event and of the steps it leads to (LotWithdrawalStep), handled in turn."""
+    assert handled.rejected is None, handled.rejected
+    found: list[Any] = [e.data for e in handled.events]
+    queue = [d for d in found if isinstance(d, LotWithdrawalStep)]
     while queue:
-        handled = await uow.handle(queue.pop(0))
-        assert handled.rejected is None, handled.rejected
-        found += [e.data for e in handled.events]
-        queue += [e.data for e in handled.events if e.data.event_type in uow.service.handlers.by_type]
+        step = await uow.handle(queue.pop(0))
+        assert step.rejected is None, step.rejected
+        found += [e.data for e in step.events]
+        queue += [e.data for e in step.events if isinstance(e.data, LotWithdrawalStep)]
     return found
+
+
+def of(events: list[Any], model: type[M]) -> list[M]:
+    return [e for e in events if isinstance(e, model)]
 
 
 async def state(uow: UnitOfWork[Deps], lot: str) -> tuple[float, float]:
@@ -306,10 +318,11 @@ async def test_a_recall_withdraws_the_lot_and_moves_its_reservations_to_another_
     await uow.handle(scheduled(1, {"biotin": 5.0}))
 
     handled = await uow.handle(recalled("BIO-BAD"))
+    events = await steps(uow, handled)
     again = await uow.handle(recalled("BIO-BAD"))
 
-    [quarantined] = handled.emitted(LotQuarantined)
-    [moved] = handled.emitted(IngredientsReserved)
+    [quarantined] = of(events, LotQuarantined)
+    [moved] = of(events, IngredientsReserved)
     assert handled.outcome == "quarantined" and quarantined.cause == "recall" and quarantined.recall_reason == "sterility_failure"
     assert [(a.session_id, a.status) for a in quarantined.affected] == [(ids(1)["session_id"], "reservation_moved")]
     assert [(a.lot_number, a.amount) for a in moved.allocations] == [("BIO-SPARE", 5.0)]
@@ -323,10 +336,10 @@ async def test_a_recall_that_leaves_a_session_short_releases_it_and_says_so():
     await uow.handle(received("BIO-BAD", 50))
     await uow.handle(scheduled(1, {"biotin": 5.0}))
 
-    handled = await uow.handle(recalled("BIO-BAD"))
+    events = await everything(uow, recalled("BIO-BAD"))
 
-    [short] = handled.emitted(IngredientShortage)
-    [released] = handled.emitted(ReservationReleased)
+    [short] = of(events, IngredientShortage)
+    [released] = of(events, ReservationReleased)
     assert short.cause == "lot_recalled" and released.cause == "lot_withdrawn"
 
 
@@ -351,7 +364,7 @@ async def test_a_lot_named_by_two_escalations_is_quarantined_on_the_second():
 
     assert (first.outcome, same.outcome, second.outcome) == ("flagged", "flagged", "quarantined")
     assert [w.collection for w in first.claims] == ["lot_flags"] and same.claims == []
-    [quarantined] = second.emitted(LotQuarantined)
+    [quarantined] = of(await steps(uow, second), LotQuarantined)
     assert quarantined.cause == "adverse_events" and list(quarantined.escalation_ids) == ["esc_UNIT0001_A", "esc_UNIT0002_B"]
 
 
@@ -365,7 +378,7 @@ async def test_an_escalation_naming_no_lot_flags_the_lots_its_session_used():
     second = await uow.handle(escalated(1, "B", []))
 
     assert (first.outcome, second.outcome) == ("flagged", "quarantined")
-    [quarantined] = second.emitted(LotQuarantined)
+    [quarantined] = of(await steps(uow, second), LotQuarantined)
     assert [(a.session_id, a.status) for a in quarantined.affected] == [(ids(1)["session_id"], "administered")]
 
 
@@ -436,3 +449,25 @@ async def test_a_cancellation_after_a_recall_releases_what_the_recall_moved_the_
     [released] = handled.emitted(ReservationReleased)
     assert [(a.lot_number, a.amount) for a in released.released] == [("BIO-SPARE", 5.0)]
     assert (await state(uow, "BIO-BAD"), await state(uow, "BIO-SPARE")) == ((50, 0), (50, 0))
+
+
+async def test_a_quarantine_of_a_lot_many_sessions_hold_is_done_in_small_steps_other_events_interleave_with():
+    uow = await work()
+    await uow.handle(received("BIO-BAD", 500, SOON))
+    await uow.handle(received("BIO-SPARE", 500, LATER))
+    for n in range(25):
+        await uow.handle(scheduled(n, {"biotin": 5.0}))
+
+    handled = await uow.handle(recalled("BIO-BAD"))
+    assert not handled.emitted(LotQuarantined) and [s.step for s in handled.emitted(LotWithdrawalStep)] == [1]
+    assert await state(uow, "BIO-BAD") == (500, 125), "withdrawn at once; moved in the steps"
+    await uow.handle(cancelled(3))  # between the withdrawal and its steps
+    events = await steps(uow, handled)
+
+    assert len(of(events, LotWithdrawalStep)) >= 4, "scan, three batches of moves, the consumption walk"
+    [quarantined] = of(events, LotQuarantined)
+    assert len(quarantined.affected) == 24 and ids(3)["session_id"] not in {a.session_id for a in quarantined.affected}
+    assert {r.session_id for r in of(events, IngredientsReserved)} == {ids(n)["session_id"] for n in range(25) if n != 3}
+    assert (await state(uow, "BIO-BAD"), await state(uow, "BIO-SPARE")) == ((500, 0), (500, 120))
+    again = await uow.handle(LotWithdrawalStep(lot_number="BIO-BAD", ingredient="biotin", cause="recall", step=1, requested_at=NOW))
+    assert again.outcome == "step-done" and again.events == []
