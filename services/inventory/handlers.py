@@ -164,9 +164,11 @@ async def on_treatment_paused(event: CloudEvent[TreatmentPaused], deps: Deps) ->
     effects = Effects(outcome="released")
     for session_id in paused.released_sessions:
         session = await deps.repo.session(session_id)
-        if session is None:
-            continue
-        ref = SessionRef(session_id, paused.patient_id, paused.course_id, session.ref.scheduled_for)
+        # a session not seen yet (its SessionScheduled, on another topic, still to come) is recorded as
+        # released too, like a cancellation that arrives first: the late booking then finds it known and
+        # holds nothing for a paused course; a resume reserves it again by SessionRescheduled
+        scheduled_for = session.ref.scheduled_for if session is not None else paused.paused_at
+        ref = SessionRef(session_id, paused.patient_id, paused.course_id, scheduled_for)
         effects += await _release(event, deps, ref, "course_paused", session)
     return effects
 

@@ -275,6 +275,24 @@ async def test_a_paused_course_releases_its_released_sessions():
     assert await state(uow, "BIO-A") == (50, 0)
 
 
+async def test_a_pause_that_arrives_before_the_booking_leaves_the_late_booking_holding_nothing_until_a_resume():
+    uow = await work()
+    await uow.handle(received("BIO-A", 50))
+    paused = TreatmentPaused(
+        patient_id=ids(1)["patient_id"], course_id=ids(1)["course_id"], paused_at=NOW, reason="clinician_decision",
+        released_sessions=(ids(1)["session_id"],),
+    )
+
+    first = await uow.handle(paused)
+    late = await uow.handle(scheduled(1, {"biotin": 5.0}))
+
+    assert first.outcome == "nothing-reserved" and first.events == []
+    assert late.outcome == "already-known" and late.emitted(IngredientsReserved) == []
+    assert await state(uow, "BIO-A") == (50, 0), "no stock held for a session of a paused course"
+    resumed = await uow.handle(rescheduled(1, {"biotin": 5.0}, datetime(2026, 8, 3, 9, tzinfo=UTC)))
+    assert [a.lot_number for r in resumed.emitted(IngredientsReserved) for a in r.allocations] == ["BIO-A"]
+
+
 # -- SessionCompleted ------------------------------------------------------------------------------------------
 
 
