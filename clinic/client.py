@@ -16,7 +16,7 @@ from clinic.polling import eventually
 from shared.contracts import EventData, dlq_topic, topic_of
 from shared.envelope import CloudEvent, decode, encode, new_event
 from shared.runtime.kafka import ensure_topics
-from shared.runtime.kafka_client import Kafka
+from shared.runtime.kafka_client import Kafka, close_within
 
 
 class EventClient:
@@ -44,7 +44,7 @@ class EventClient:
     async def stop(self) -> None:
         await self.producer.stop()
         for consumer, _, _ in self._readers.values():
-            await consumer.stop()
+            await close_within(consumer, "event client reader")
 
     async def __aenter__(self) -> EventClient:
         await self.start()
@@ -100,7 +100,7 @@ class EventClient:
                 await consumer.start()
                 partitions = await eventually(lambda: _partitions(consumer, topic), what=f"metadata of {topic}")
             except Exception:
-                await consumer.stop()
+                await close_within(consumer, "event client reader")
                 raise
             consumer.assign([TopicPartition(topic, p) for p in partitions])
             self._readers[topic] = (consumer, [], {})

@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from shared.runtime.kafka_client import Kafka, broker_security, topic_configs
+from shared.runtime.kafka_client import Kafka, broker_security, close_within, topic_configs
 from shared.settings import Settings
 
 log = logging.getLogger("clinic.kafka")
@@ -84,7 +84,7 @@ async def ensure_topics(
         await _until_served(admin, wanted, timeout)
         return created
     finally:
-        await admin.close()
+        await close_within(admin, "topic check")
 
 
 async def _until_served(admin: AIOKafkaAdminClient, topics: list[str], timeout: float) -> None:

@@ -8,6 +8,8 @@ every one of them.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -106,6 +108,27 @@ class Kafka:
         return self.bootstrap
 
 
+log = logging.getLogger("clinic.kafka")
+
+CLOSE_SECONDS = 10.0
+"""How long closing a short-lived Kafka client may take before it is abandoned (see ``close_within``)."""
+
+
+async def close_within(client: Any, what: str, seconds: float | None = None) -> None:
+    """Close (``close()``) or stop (``stop()``) a short-lived aiokafka client, giving up after ``seconds``.
+
+    aiokafka's client close waits, without a timeout, for every connection it ever opened to report
+    itself closed; a connection whose attempt never completed (a broker slow to accept while it
+    creates topics under load) never does, and the caller hung with it: a fresh-clone test run saw a
+    publish wait 300 s in the event client's topic check, on ``asyncio.gather`` of those closes. Its
+    sockets are closed either way; only the wait is abandoned, with a warning."""
+    closing = client.close() if hasattr(client, "close") else client.stop()
+    try:
+        await asyncio.wait_for(closing, CLOSE_SECONDS if seconds is None else seconds)
+    except TimeoutError:
+        log.warning("kafka client close abandoned", extra={"client": what, "seconds": CLOSE_SECONDS if seconds is None else seconds})
+
+
 async def check_group(kafka: Kafka, group: str) -> None:
     """Raise ``GroupAuthorizationFailedError(group)`` when this principal may not use the consumer group.
     Checked at start-up: a consumer refused its group only logs it in the background, and stays idle."""
@@ -116,7 +139,7 @@ async def check_group(kafka: Kafka, group: str) -> None:
     except GroupAuthorizationFailedError:
         raise GroupAuthorizationFailedError(group) from None
     finally:
-        await admin.close()
+        await close_within(admin, "group check")
 
 
 def topic_configs(settings: Settings, topics: list[str]) -> dict[str, dict[str, str]]:
