@@ -98,14 +98,16 @@ class Assignment:
         self.revoking |= revoked
         if not self.idle.is_set():
             try:
-                await asyncio.wait_for(self.idle.wait(), settings.consumer_revoke_wait_seconds)
+                async with asyncio.timeout(settings.consumer_revoke_wait_seconds):  # not wait_for: cause 7
+                    await self.idle.wait()
             except TimeoutError:
                 log.warning(
                     "partitions revoked while records are still being handled; their next owner gets them again",
                     extra={"partitions": len(revoked), "waited": settings.consumer_revoke_wait_seconds},
                 )
         try:  # bounded: with the broker away a commit waits for it, and the group would wait for us
-            await asyncio.wait_for(self.commit(only=revoked), settings.consumer_revoke_wait_seconds)
+            async with asyncio.timeout(settings.consumer_revoke_wait_seconds):
+                await self.commit(only=revoked)
         except TimeoutError:
             log.warning("offsets of revoked partitions not committed in time; their next owner gets those records again", extra={"partitions": len(revoked)})
         log.info("partitions revoked", extra={"partitions": len(revoked), "committed": sum(1 for tp in revoked if tp in self.committed)})

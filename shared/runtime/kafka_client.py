@@ -122,9 +122,9 @@ async def close_within(client: Any, what: str, seconds: float | None = None) -> 
     creates topics under load) never does, and the caller hung with it: a fresh-clone test run saw a
     publish wait 300 s in the event client's topic check, on ``asyncio.gather`` of those closes. Its
     sockets are closed either way; only the wait is abandoned, with a warning."""
-    closing = client.close() if hasattr(client, "close") else client.stop()
     try:
-        await asyncio.wait_for(closing, CLOSE_SECONDS if seconds is None else seconds)
+        async with asyncio.timeout(CLOSE_SECONDS if seconds is None else seconds):
+            await (client.close() if hasattr(client, "close") else client.stop())
     except TimeoutError:
         log.warning("kafka client close abandoned", extra={"client": what, "seconds": CLOSE_SECONDS if seconds is None else seconds})
 

@@ -111,8 +111,12 @@ class OutboxRelay:
                 continue
             if sent >= self.batch_size:
                 continue
+            # ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` swallows a cancellation
+            # that arrives in the same loop step as the wake-up, and the relay then outlived its
+            # service's stop (docs/liveness.md, cause 7).
             try:
-                await asyncio.wait_for(self._wake.wait(), self._idle_seconds())
+                async with asyncio.timeout(self._idle_seconds()):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -37,7 +37,7 @@ from shared.runtime.effects import Effects
 from shared.runtime.http import serve
 from shared.runtime.jobs import Jobs
 from shared.runtime.kafka import Topics, make_broker
-from shared.runtime.kafka_client import Kafka, check_group
+from shared.runtime.kafka_client import Kafka, check_group, close_within
 from shared.runtime.pipeline import Pipeline, Stats
 from shared.runtime.registry import Handlers, Runtime
 from shared.runtime.relay import OutboxRelay
@@ -46,6 +46,24 @@ from shared.runtime.tracing import Tracing
 from shared.settings import Settings
 
 D = TypeVar("D")
+
+STOP_SECONDS = 30.0
+"""How long a stopping service waits for its own tasks, and then for its broker, before it goes on without them."""
+
+
+async def stop_tasks(tasks: list[asyncio.Task[Any]], log: logging.Logger, seconds: float = STOP_SECONDS) -> None:
+    """Cancel ``tasks`` and wait for them, at most ``seconds``. A task still running then is named in an
+    error log with the line it waits on, and left behind: a stop that never ends hides the fault it
+    is stuck on, and keeps the process (and its consumer group membership) alive."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=seconds)
+    for task in pending:
+        frames = task.get_stack()
+        where = f"{frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames else "?"
+        log.error("task did not stop", extra={"task": task.get_name(), "waiting_at": where, "seconds": seconds})
 
 
 class Service(Generic[D]):
@@ -180,12 +198,10 @@ class Service(Generic[D]):
             server.should_exit = True
             await asyncio.gather(task, return_exceptions=True)
             self._http = None
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(self._tasks, self.log)
         self._tasks.clear()
         if self.broker is not None:
-            await self.broker.stop()
+            await close_within(self.broker, f"{self.name} broker", STOP_SECONDS)
         self.assignment.drop_lag(set(self.assignment.lag_series))
         if self._client is not None:
             await self._client.close()
@@ -253,7 +269,8 @@ class Service(Generic[D]):
         if self.db is None:
             return False
         try:
-            await asyncio.wait_for(self.db.command("ping"), 2)
+            async with asyncio.timeout(2):
+                await self.db.command("ping")
             return True
         except Exception:
             return False
