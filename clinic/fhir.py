@@ -10,7 +10,10 @@ What each resource says and where it comes from:
 
 - ``Patient``: the pseudonymous id only, as an identifier (the events carry no name or contact detail).
 - ``CarePlan``: one per approved treatment plan (ConsultationApproved): the course, the sessions and their
-  interval, and one activity per cocktail ingredient with its per-session amount.
+  interval, and one activity per cocktail ingredient with its per-session amount. Its ``status`` follows the
+  course: ``active``; ``on-hold`` while paused after an escalation (TreatmentPaused, until TreatmentResumed);
+  ``completed`` (TreatmentCourseCompleted) or ``revoked`` (closed early on review, TreatmentCourseClosed), with
+  ``period.end`` set to that day.
 - ``Appointment``: one per session. Every state the session went through (SessionScheduled, SessionRescheduled,
   SessionCancelled, SessionNoShow, SessionCompleted) is a version of it (``meta.versionId`` 1, 2, ...; same
   ``fullUrl``, as FHIR allows in a collection), in the order they happened; the last version is the current one.
@@ -43,7 +46,17 @@ from shared.contracts.aftercare import AdverseEventEscalated, SideEffectReported
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.inventory import StockConsumed
 from shared.contracts.plan import Unit
-from shared.contracts.scheduling import SessionCancelled, SessionCompleted, SessionNoShow, SessionRescheduled, SessionScheduled
+from shared.contracts.scheduling import (
+    SessionCancelled,
+    SessionCompleted,
+    SessionNoShow,
+    SessionRescheduled,
+    SessionScheduled,
+    TreatmentCourseClosed,
+    TreatmentCourseCompleted,
+    TreatmentPaused,
+    TreatmentResumed,
+)
 from shared.envelope import CloudEvent, InvalidEvent, decode
 from shared.runtime.kafka_client import Kafka
 
@@ -57,6 +70,10 @@ SOURCES: tuple[type[EventData], ...] = (
     StockConsumed,
     SideEffectReported,
     AdverseEventEscalated,
+    TreatmentPaused,
+    TreatmentResumed,
+    TreatmentCourseCompleted,
+    TreatmentCourseClosed,
 )
 """The events an export is built from (every one keyed by the patient id)."""
 
@@ -155,7 +172,21 @@ def bundle(patient_id: str, events: Iterable[CloudEvent[Any]], *, now: datetime 
 _RANK: dict[type[EventData], int] = {
     ConsultationApproved: 0, SessionScheduled: 1, SessionRescheduled: 2, SessionCancelled: 3, SessionNoShow: 3,
     SessionCompleted: 4, StockConsumed: 5, SideEffectReported: 6, AdverseEventEscalated: 7,
+    TreatmentPaused: 8, TreatmentResumed: 9, TreatmentCourseCompleted: 10, TreatmentCourseClosed: 10,
 }
+
+CourseChange = TreatmentPaused | TreatmentResumed | TreatmentCourseCompleted | TreatmentCourseClosed
+
+
+def _plan_status(data: CourseChange) -> tuple[str, datetime | None]:
+    """(CarePlan.status, the day its period ended or None) after one event of the course's lifecycle."""
+    if isinstance(data, TreatmentPaused):
+        return "on-hold", None
+    if isinstance(data, TreatmentResumed):
+        return "active", None
+    if isinstance(data, TreatmentCourseCompleted):
+        return "completed", data.completed_at
+    return "revoked", data.closed_at
 
 
 @dataclass
@@ -175,6 +206,7 @@ class _Session:
 class _Course:
     patient_id: str
     plans: list[dict[str, Any]] = field(default_factory=list)
+    course_states: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)
     sessions: dict[str, _Session] = field(default_factory=dict)
     completed: dict[str, SessionCompleted] = field(default_factory=dict)
     consumed: dict[str, StockConsumed] = field(default_factory=dict)
@@ -195,9 +227,11 @@ class _Course:
             self.reports[data.report_id] = data
         elif isinstance(data, AdverseEventEscalated):
             self.escalations[data.report_id] = data
+        elif isinstance(data, CourseChange):
+            self.course_states[data.course_id] = _plan_status(data)
 
     def entries(self) -> list[dict[str, Any]]:
-        resources = [self._patient(), *self.plans]
+        resources = [self._patient(), *(self._with_state(plan) for plan in self.plans)]
         for session in self.sessions.values():
             resources.extend(session.versions)
         administrations = self._administrations()
@@ -244,6 +278,14 @@ class _Course:
             "created": _instant(data.approved_at),
             "activity": activities,
         }
+
+    def _with_state(self, plan: dict[str, Any]) -> dict[str, Any]:
+        course_id = next(i["value"] for i in plan["identifier"] if i["system"] == COURSE)
+        status, ended = self.course_states.get(course_id, ("active", None))
+        plan = {**plan, "status": status}
+        if ended is not None:
+            plan["period"] = {**plan["period"], "end": ended.date().isoformat()}
+        return plan
 
     def _appointment_state(self, data: EventData, at: datetime) -> None:
         session_id, course_id = data.session_id, data.course_id  # type: ignore[attr-defined]

@@ -168,3 +168,23 @@ def test_export_refuses_what_is_not_a_patient_id_in_one_line(capsys):
     code = main(["export", "fhir", "pt_not_an_id"])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "is not a patient id" in err
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "end"),
+    [
+        ([], "active", None),
+        ([("TreatmentPaused", {})], "on-hold", None),
+        ([("TreatmentPaused", {}), ("TreatmentResumed", {})], "active", None),
+        ([("TreatmentPaused", {}), ("TreatmentCourseClosed", {"closed_at": "2026-04-20T10:00:00Z"})], "revoked", "2026-04-20"),
+        ([("TreatmentCourseCompleted", {"completed_at": "2026-05-25T09:40:00Z"})], "completed", "2026-05-25"),
+    ],
+    ids=["running", "paused", "resumed", "closed-on-review", "completed"],
+)
+def test_the_care_plan_status_follows_the_course(changes, status, end):
+    events = [*course_events(), *(event(name, 100 + n, course_id=COURSE_ID, **fields) for n, (name, fields) in enumerate(changes))]
+    document = bundle(PATIENT, reversed(events), now=T0 + timedelta(days=90))
+    [plan] = identified(document, "CarePlan", COURSE, COURSE_ID)
+    assert plan["status"] == status
+    assert plan["period"] == {"start": "2026-03-09", **({"end": end} if end else {})}
+    assert fhir_schema.errors(document) == []
