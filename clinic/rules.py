@@ -428,9 +428,11 @@ def markdown(data: dict[str, Any], configs: dict[str, BaseModel]) -> str:
     out += _table(["ingredient", "quarantine after escalations"], [[f"`{i['code']}`", i["quarantine_after_escalations"]] for i in inv["ingredients"]])
     out += ["## Inventory", ""]
     out += _table(
-        ["ingredient", "unit", "reorder point", "expiry warning (days)"],
-        [[f"`{i['code']}`", i["unit"], i["reorder_point"], i["expiry_warning_days"]] for i in inv["ingredients"]],
+        ["ingredient", "unit", "reorder point", "expiry warning (days)", "reorder lead time (days)"],
+        [[f"`{i['code']}`", i["unit"], i["reorder_point"], i["expiry_warning_days"], i["reorder_lead_days"]] for i in inv["ingredients"]],
     )
+    out += [f"The stock forecast (StockForecast, StockShortageForecast) is published every week for {inv['forecast_weeks']} weeks ahead, "
+            "and on request (StockForecastRequested); the reorder-by date is the first day stock falls short minus the reorder lead time.", ""]
     out += ["## Dead-letter reasons", "", "A record a service cannot accept goes to `<topic>.dlq` with the reason in the `dlq_reason` "
             "header (and what failed in `dlq_error`). `runtime`: any service. From `shared/contracts/dead_letters.py`.", ""]
     out += _table(["dlq_reason", "meaning", "raised by"], [[f"`{r['code']}`", r["meaning"], r["raised_by"]] for r in data["dead_letter_reasons"]])

@@ -1,4 +1,5 @@
-"""Inventory configuration: the ingredients the clinic stocks, their units, reorder points and warnings.
+"""Inventory configuration: the ingredients the clinic stocks, their units, reorder points, reorder lead
+times and warnings, and the stock forecast's horizon.
 
 The ingredient codes and units match the consultation formulary (plus the numbing cream used before
 sessions). A clinic overrides any of it with a JSON file named in ``CLINIC_INVENTORY_CONFIG``.
@@ -13,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.contracts.base import IngredientCode
+from shared.contracts.inventory import DEFAULT_FORECAST_WEEKS, MAX_FORECAST_WEEKS
 from shared.contracts.plan import Unit
 
 CONFIG_ENV = "CLINIC_INVENTORY_CONFIG"
@@ -30,23 +32,29 @@ class Ingredient(_Config):
     quarantine_after_escalations: int = Field(
         2, ge=1, le=20, description="Escalated adverse events naming one lot before that lot is quarantined."
     )
+    reorder_lead_days: int = Field(
+        14, ge=0, le=180, description="Days from placing an order with the supplier to the lot being on the shelf (the stock forecast's reorder-by date)."
+    )
 
 
 DEFAULT_INGREDIENTS = (
-    Ingredient(code="hyaluronic_acid", unit=Unit.MG, reorder_point=200),
-    Ingredient(code="biotin", unit=Unit.MG, reorder_point=50),
-    Ingredient(code="b_complex", unit=Unit.ML, reorder_point=10),
-    Ingredient(code="dexpanthenol", unit=Unit.MG, reorder_point=1000),
-    Ingredient(code="minoxidil", unit=Unit.MG, reorder_point=20),
-    Ingredient(code="saw_palmetto", unit=Unit.MG, reorder_point=200),
-    Ingredient(code="zinc", unit=Unit.MG, reorder_point=20),
-    Ingredient(code="copper_peptide", unit=Unit.MG, reorder_point=10, expiry_warning_days=45),
-    Ingredient(code="lidocaine_cream", unit=Unit.G, reorder_point=100, expiry_warning_days=60),
+    Ingredient(code="hyaluronic_acid", unit=Unit.MG, reorder_point=200, reorder_lead_days=21),
+    Ingredient(code="biotin", unit=Unit.MG, reorder_point=50, reorder_lead_days=7),
+    Ingredient(code="b_complex", unit=Unit.ML, reorder_point=10, reorder_lead_days=10),
+    Ingredient(code="dexpanthenol", unit=Unit.MG, reorder_point=1000, reorder_lead_days=7),
+    Ingredient(code="minoxidil", unit=Unit.MG, reorder_point=20, reorder_lead_days=14),
+    Ingredient(code="saw_palmetto", unit=Unit.MG, reorder_point=200, reorder_lead_days=14),
+    Ingredient(code="zinc", unit=Unit.MG, reorder_point=20, reorder_lead_days=7),
+    Ingredient(code="copper_peptide", unit=Unit.MG, reorder_point=10, expiry_warning_days=45, reorder_lead_days=28),
+    Ingredient(code="lidocaine_cream", unit=Unit.G, reorder_point=100, expiry_warning_days=60, reorder_lead_days=10),
 )
 
 
 class InventoryConfig(_Config):
     ingredients: tuple[Ingredient, ...] = Field(DEFAULT_INGREDIENTS, min_length=1)
+    forecast_weeks: int = Field(
+        DEFAULT_FORECAST_WEEKS, ge=1, le=MAX_FORECAST_WEEKS, description="Weeks ahead the weekly stock forecast covers (from the current ISO week)."
+    )
 
     @field_validator("ingredients")
     @classmethod

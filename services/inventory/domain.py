@@ -3,7 +3,8 @@ re-checks after a move, receipts, the ledger entry a movement becomes, the stock
 signals, and the outgoing events built from all that.
 
 Sections, in the order an event meets them: amounts and a lot's balance; lots, holdings and sessions;
-allocation; receipts; ledger entries; the stock book; stock levels and alerts; outcomes; outgoing events.
+allocation; receipts; ledger entries; the stock book; stock levels and alerts; demand and the stock
+forecast; outcomes; outgoing events.
 """
 
 from __future__ import annotations
@@ -11,25 +12,30 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
 from services.inventory.config import Ingredient, InventoryConfig
 from shared.contracts.inventory import (
+    MAX_FORECAST_WEEKS,
     AffectedSession,
     ConsumedLine,
+    ForecastWeek,
     IngredientShortage,
     IngredientsReserved,
     LotExpiringSoon,
     LotQuarantined,
     RecallReason,
     ReservationReleased,
+    ShortageOutlook,
     StockAccepted,
     StockConsumed,
+    StockForecast,
     StockLow,
     StockReceived,
     StockRefused,
+    StockShortageForecast,
 )
 from shared.contracts.plan import DoseLine, LotAllocation, LotLine
 
@@ -204,6 +210,16 @@ class Session:
     round: str | None = None
     round_done: bool = True
     consumed_lots: tuple[str, ...] = ()
+    needs: dict[str, float] = field(default_factory=dict)
+    """Its cocktail's per-ingredient totals, as its latest booking or move said."""
+
+    @property
+    def demand(self) -> Need | None:
+        """What it counts for in the stock forecast: its needs on its day while it is booked (reserved or
+        short of stock); nothing once released or consumed."""
+        if self.status not in ("reserved", "short") or not self.needs:
+            return None
+        return Need(session_day(self.ref.scheduled_for), dict(self.needs))
 
     @property
     def unfinished(self) -> str | None:
@@ -591,6 +607,141 @@ class Crossing:
     reserved: float
     available: float
     reorder_point: float
+
+
+# -- demand and the stock forecast -------------------------------------------------------------------
+#
+# What the sessions already booked need, per ISO week: one small document per week (all ingredients),
+# kept by the events that reserve, move, release and consume sessions (repository.py, "demand"), so a
+# forecast reads one document per week of its horizon and never a session or a ledger entry. The forecast
+# plays the weeks out first expiry first against the lots in play, as the reservations do.
+
+
+def week_of(day: date) -> date:
+    """Monday of the day's ISO week."""
+    return day - timedelta(days=day.weekday())
+
+
+def horizon(today: date, weeks: int) -> list[date]:
+    """The Mondays of ``weeks`` ISO weeks, the current one first."""
+    first = week_of(today)
+    return [first + timedelta(weeks=k) for k in range(weeks)]
+
+
+@dataclass(frozen=True)
+class Need:
+    """One session's demand: its day and its per-ingredient totals."""
+
+    day: date
+    needs: dict[str, float]
+
+
+@dataclass(frozen=True)
+class WeekDemand:
+    """The sessions booked in one ISO week and what each needs, as folded from the week's slots up to ``upto``."""
+
+    week: date
+    upto: int = 0
+    sessions: dict[str, Need] = field(default_factory=dict)
+
+    def need(self, session_id: str) -> Need | None:
+        return self.sessions.get(session_id)
+
+    def with_slot(self, seq: int, session_id: str, need: Need | None) -> WeekDemand:
+        """After slot ``seq``, which says what the session needs in this week from then on (None: nothing)."""
+        sessions = dict(self.sessions)
+        if need is None or not need.needs:
+            sessions.pop(session_id, None)
+        else:
+            sessions[session_id] = need
+        return WeekDemand(self.week, max(self.upto, seq), sessions)
+
+    def of(self, ingredient: str) -> list[tuple[date, float]]:
+        """The week's needs of one ingredient, session by session, in day order."""
+        return sorted((n.day, n.needs[ingredient]) for n in self.sessions.values() if n.needs.get(ingredient, 0.0) > EPS)
+
+
+def same_need(a: Need | None, b: Need | None) -> bool:
+    if a is None or not a.needs or b is None or not b.needs:
+        return (a is None or not a.needs) and (b is None or not b.needs)
+    return a.day == b.day and {i: q(v) for i, v in a.needs.items()} == {i: q(v) for i, v in b.needs.items()}
+
+
+def demand_changes(before: Need | None, after: Need | None) -> dict[date, Need | None]:
+    """Per week a session's change touches, what it needs in that week afterwards (None: nothing)."""
+    changes: dict[date, Need | None] = {}
+    if before is not None and before.needs:
+        changes[week_of(before.day)] = None
+    if after is not None and after.needs:
+        changes[week_of(after.day)] = after
+    return changes
+
+
+def stock_forecast(
+    ingredient: Ingredient, lots: Sequence[LotStock], weeks: Sequence[WeekDemand], today: date, now: datetime,
+    request_id: str | None = None, answers: int = 1,
+) -> StockForecast:
+    """Week by week, the booked sessions' demand of ``ingredient`` against the stock of ``lots`` (its lots in
+    play): lots withdrawn or expired count for nothing; each session takes first expiry first from the lots
+    still in date on its day, as a reservation would; what it cannot be given is the week's shortfall."""
+    code = ingredient.code
+    usable_lots = sorted(
+        (lot for lot in lots if lot.ingredient == code and lot.usable and lot.expires_on >= today and lot.on_hand > EPS),
+        key=lambda lot: (lot.expires_on, lot.lot_number),
+    )
+    left = {lot.lot_number: q(lot.on_hand) for lot in usable_lots}
+    lines: list[ForecastWeek] = []
+    short_from: date | None = None
+    missing = 0.0
+    for week in sorted(weeks, key=lambda w: w.week):
+        start = max(week.week, today)
+        usable = q(sum(left[lot.lot_number] for lot in usable_lots if lot.expires_on >= start))
+        needs = week.of(code)
+        demand = q(sum(amount for _, amount in needs))
+        shortfall = 0.0
+        for day, amount in needs:
+            wanted = q(amount)
+            for lot in usable_lots:
+                if wanted <= EPS:
+                    break
+                if lot.expires_on < day:
+                    continue
+                taken = q(min(wanted, left[lot.lot_number]))
+                left[lot.lot_number] = q(left[lot.lot_number] - taken)
+                wanted = q(wanted - taken)
+            if wanted > EPS:
+                shortfall = q(shortfall + wanted)
+                short_from = day if short_from is None else min(short_from, day)
+        missing = q(missing + shortfall)
+        balance = q(usable - demand)
+        lines.append(
+            ForecastWeek(
+                week_starting=week.week, sessions=len(needs), demand=demand, usable=usable, balance=balance, shortfall=shortfall,
+                below_reorder_point=balance <= ingredient.reorder_point + EPS,
+            )
+        )
+    shortage = None
+    if short_from is not None:
+        reorder_by = short_from - timedelta(days=ingredient.reorder_lead_days)
+        shortage = ShortageOutlook(
+            short_from=short_from, week_starting=week_of(short_from), weeks_ahead=min(MAX_FORECAST_WEEKS, max(0, (short_from - today).days // 7)),
+            missing=missing, reorder_lead_days=ingredient.reorder_lead_days, reorder_by=reorder_by, reorder_overdue=reorder_by < today,
+        )
+    return StockForecast(
+        ingredient=code, unit=ingredient.unit, request_id=request_id, answers=answers, forecast_at=now,
+        usable_now=q(sum(lot.on_hand for lot in usable_lots)), reorder_point=ingredient.reorder_point,
+        reorder_lead_days=ingredient.reorder_lead_days, weeks=tuple(lines), shortage=shortage,
+    )
+
+
+def shortage_forecast(forecast: StockForecast) -> StockShortageForecast | None:
+    """The warning beside a forecast that falls short: the same facts, on a topic of its own."""
+    if forecast.shortage is None:
+        return None
+    return StockShortageForecast(
+        ingredient=forecast.ingredient, unit=forecast.unit, request_id=forecast.request_id, forecast_at=forecast.forecast_at,
+        **forecast.shortage.model_dump(),
+    )
 
 
 # -- outcomes ----------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Inventory's reactions: a session's life (booked, moved, cancelled, missed, paused, completed) and the lot
 side (deliveries, answered by StockAccepted or StockRefused; recalls and escalated adverse events, which
-withdraw a lot at once and move its sessions in bounded LotWithdrawalStep steps; the expiry scan). Each
-decodes its event, moves stock on one event's ``Shelf`` and returns Effects.
+withdraw a lot at once and move its sessions in bounded LotWithdrawalStep steps; the expiry scan), and the
+stock forecast (on request, StockForecastRequested, and weekly). Each decodes its event, moves stock on one
+event's ``Shelf`` and returns Effects. A session's booking, move, release and completion also keep what it
+needs in its ISO week's demand (a claim, ``Claims.demand``), which the forecast reads one week at a time.
 
 Each handler reads the session's document and the stock book once, and the lots it touches by ``_id``;
 nothing here searches a collection that grows with the clinic's history, and no call's work grows with it
@@ -13,6 +15,7 @@ stock book versions, a lot's definition and flags, StockLow crossings), made thr
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +24,7 @@ from services.inventory.config import InventoryConfig
 from services.inventory.domain import (
     Lot,
     LotMeta,
+    Need,
     Refused,
     ReleaseCause,
     Session,
@@ -29,8 +33,10 @@ from services.inventory.domain import (
     WithdrawalKind,
     check_receipt,
     needs_of,
+    session_day,
     status_of,
     today_of,
+    week_of,
 )
 from services.inventory.repository import Claims, Repository
 from services.inventory.shelf import Shelf
@@ -40,13 +46,14 @@ from services.inventory.stock import (
     release_session,
     reserve_session,
     shelf_levels,
+    stock_forecasts,
     stock_watch,
     withdraw_entry,
     withdrawal_step,
 )
 from shared.clock import Clock
 from shared.contracts.aftercare import AdverseEventEscalated
-from shared.contracts.inventory import LotRecalled, LotWithdrawalStep, RecallReason, StockReceived
+from shared.contracts.inventory import LotRecalled, LotWithdrawalStep, RecallReason, StockForecast, StockForecastRequested, StockReceived
 from shared.contracts.plan import DoseLine
 from shared.contracts.scheduling import (
     SessionCancelled,
@@ -62,6 +69,8 @@ from shared.runtime.store import derived_id, inbox_id
 
 SCAN_SECONDS = 900.0
 """Expiry and stock-level scan; each lot's warning is keyed, so scanning often announces nothing twice."""
+FORECAST_CHECK_SECONDS = 3600.0
+"""How often the weekly forecast job looks whether this ISO week's forecast is out yet (one ``_id`` read)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,12 @@ async def watch(deps: Deps, shelf: Shelf, ingredients: set[str], event: CloudEve
     for _, low in await stock_watch(shelf, deps.config, ingredients, inbox_id(event), today_of(now), now):
         effects.emit(low)
     return effects
+
+
+async def keep_demand(deps: Deps, session_id: str, session: Session | None, after: Need | None, now: datetime) -> None:
+    """What the session needs from now on (None: nothing), in the demand of the weeks it was and is in."""
+    changes = domain.demand_changes(session.demand if session is not None else None, after)
+    await asyncio.gather(*(deps.claims.demand(deps.repo, session_id, week, need, now) for week, need in sorted(changes.items(), key=lambda c: c[0])))
 
 
 # -- a session's life ----------------------------------------------------------------------------------
@@ -124,6 +139,7 @@ async def _reserve(
     needs = needs_of((line.ingredient, line.amount) for line in cocktail)
     shelf = deps.shelf()
     outcome = await reserve_session(shelf, ref, needs, round_of(event), today_of(now), now, session)
+    await keep_demand(deps, ref.session_id, session, Need(session_day(ref.scheduled_for), needs), now)
     effects = deps.repo.save_session(ref, "short" if outcome.short else "reserved", now, round_of(event), shelf.holds(ref.session_id), needs)
     if outcome.short:
         units = {line.ingredient: line.unit.value for line in cocktail}
@@ -179,6 +195,7 @@ async def _release(event: CloudEvent[object], deps: Deps, ref: SessionRef, cause
     now = deps.clock.now()
     shelf = deps.shelf()
     outcome = await release_session(shelf, ref, round_of(event), now, session)
+    await keep_demand(deps, ref.session_id, session, None, now)
     effects = deps.repo.save_session(ref, "released", now, round_of(event), shelf.holds(ref.session_id))
     if not outcome.released:
         effects.outcome = "nothing-reserved"
@@ -210,6 +227,7 @@ async def on_session_completed(event: CloudEvent[SessionCompleted], deps: Deps) 
     ref = SessionRef(completed.session_id, completed.patient_id, completed.course_id, scheduled_for)
     now = deps.clock.now()
     lines = await consume_session(shelf, ref, used, metas, round_of(event), now, session)
+    await keep_demand(deps, ref.session_id, session, None, now)
     consumed = sorted({line.lot_number for line in lines if line.amount > 0})
     effects = deps.repo.save_session(ref, "consumed", now, round_of(event), shelf.holds(ref.session_id), consumed=consumed)
     effects.emit(domain.stock_consumed(ref, lines, completed.completed_at))
@@ -339,4 +357,48 @@ async def scan_lots(deps: Deps, now: datetime) -> list[tuple[str, Effects]]:
     lows = await stock_watch(shelf, deps.config, {lot.ingredient for lot in levels}, "scan", today, now)
     pairs += [(f"stock-low|{low.ingredient}|{n}", Effects().emit(low)) for n, low in lows]
     await shelf.flush()
+    return pairs
+
+
+# -- the stock forecast ----------------------------------------------------------------------------------
+
+
+@handlers.on(StockForecastRequested)
+async def on_stock_forecast_requested(event: CloudEvent[StockForecastRequested], deps: Deps) -> Effects:
+    """The forecast now, of one ingredient or of every one stocked; an ingredient not stocked is rejected."""
+    request = event.data
+    stocked = [i.code for i in deps.config.ingredients]
+    if request.ingredient is not None and request.ingredient not in stocked:
+        raise Rejected("unknown-ingredient", f"{request.ingredient} is not stocked; forecasts are for: {', '.join(stocked)}"[:300])
+    codes = [request.ingredient] if request.ingredient is not None else stocked
+    now = deps.clock.now()
+    found = await stock_forecasts(deps.shelf(), deps.config, codes, request.weeks, today_of(now), now, request.request_id)
+    effects = Effects()
+    for forecast in found:
+        effects += _published(forecast)
+    effects.outcome = "forecast"
+    return effects
+
+
+def _published(forecast: StockForecast) -> Effects:
+    """The forecast, and the shortage warning beside it when it falls short."""
+    effects = Effects().emit(forecast)
+    warning = domain.shortage_forecast(forecast)
+    if warning is not None:
+        effects.emit(warning)
+    return effects
+
+
+@handlers.every(FORECAST_CHECK_SECONDS)
+async def publish_forecasts(deps: Deps, now: datetime) -> list[tuple[str, Effects]]:
+    """Every ISO week, once, the forecast of every ingredient stocked for ``forecast_weeks`` weeks ahead (and
+    its shortage warnings). Until it is out, each run costs one ``_id`` read."""
+    today = today_of(now)
+    week = week_of(today)
+    if await deps.repo.forecast_published(week):
+        return []
+    codes = [i.code for i in deps.config.ingredients]
+    found = await stock_forecasts(deps.shelf(), deps.config, codes, deps.config.forecast_weeks, today, now)
+    pairs = [(f"forecast|{week.isoformat()}|{forecast.ingredient}", _published(forecast)) for forecast in found]
+    pairs.append((f"forecast|{week.isoformat()}", deps.repo.mark_forecast_published(week, codes, now)))
     return pairs

@@ -15,6 +15,10 @@ Collections:
 - ``lot_flags`` and ``stock_alerts``: claims shared across patients, made by unique inserts.
 - ``withdrawals``: a withdrawal's steps (domain.Job), by ``<lot>|<kind>``, written by its steps' Effects;
   ``withdrawal_moves``: one claim per session a withdrawal began to move (a re-run after a crash knows).
+- ``demand``: what booked sessions need, per ISO week, for the stock forecast: numbered slots
+  ``<monday>|<k>`` (claims: a session's needs in that week from then on, absolute, so a re-run converges),
+  and ``demand_heads``: a week's slots folded up to some ``k`` by ``<monday>``, only a hint (read forward).
+- ``forecasts``: the weeks whose forecast was published (``<monday>``), so the weekly job runs once a week.
 """
 
 from __future__ import annotations
@@ -38,11 +42,14 @@ from services.inventory.domain import (
     LotMeta,
     LotState,
     LotStock,
+    Need,
     Session,
     SessionRef,
     Version,
+    WeekDemand,
     entry_id,
     level,
+    same_need,
     state_of,
 )
 from shared.runtime import Effects
@@ -60,6 +67,9 @@ BOOK = "stock_book"
 BOOK_HEAD = "head"
 WITHDRAWALS = "withdrawals"
 MOVES = "withdrawal_moves"
+DEMAND = "demand"
+DEMAND_HEADS = "demand_heads"
+FORECASTS = "forecasts"
 MAX_FLAGS = 1000
 
 
@@ -94,7 +104,7 @@ class Repository:
         found = document.get("round") or {}
         return Session(
             ref, document.get("status"), decode_holds(document.get("holds")), found.get("id"), bool(found.get("done", True)),
-            tuple(document.get("consumed_lots", ())),
+            tuple(document.get("consumed_lots", ())), {c["ingredient"]: c["amount"] for c in document.get("cocktail", ())},
         )
 
     def save_session(
@@ -130,6 +140,25 @@ class Repository:
 
     def mark_lot(self, lot_number: str, status: str, now: datetime) -> Effects:
         return Effects().merge(LOTS, lot_number, status=status, status_at=now)
+
+    # -- demand per week, for the stock forecast --------------------------------------------------
+
+    async def week_demand(self, week: date) -> WeekDemand:
+        """The week's demand: its head (a hint), then its slots after it, one ``_id`` probe each."""
+        head = await self.db[DEMAND_HEADS].find_one({"_id": week.isoformat()})
+        return await self.demand_after(decode_week(week, head))
+
+    async def demand_after(self, known: WeekDemand) -> WeekDemand:
+        """``known`` brought forward through the week's slots written after it."""
+        while (slot := await self.db[DEMAND].find_one({"_id": demand_slot_id(known.week, known.upto + 1)})) is not None:
+            known = known.with_slot(slot["seq"], slot["session_id"], decode_need(slot))
+        return known
+
+    async def forecast_published(self, week: date) -> bool:
+        return await self.db[FORECASTS].find_one({"_id": week.isoformat()}) is not None
+
+    def mark_forecast_published(self, week: date, ingredients: list[str], now: datetime) -> Effects:
+        return Effects().put(FORECASTS, week.isoformat(), {"ingredients": ingredients, "at": now})
 
     # -- the ledger -------------------------------------------------------------------------------
 
@@ -322,6 +351,29 @@ class Claims:
             document = await self.db[ALERTS].find_one({"_id": crossing_id(crossing.ingredient, crossing.n)})
             return crossing if document is None else decode_crossing(document)
 
+    async def demand(self, repo: Repository, session_id: str, week: date, need: Need | None, now: datetime) -> WeekDemand:
+        """What the session needs in the week from now on (None: nothing), as the week's next slot: a claim,
+        because every patient's sessions of a week share its slots. Nothing is written when the week
+        already says so (a re-run after a crash, or a move within the week's same day and amounts); the
+        amounts are absolute, so re-running an earlier event and then the later one ends where they did.
+        The week's head is rewritten after (a hint)."""
+        known = await repo.week_demand(week)
+        while not same_need(known.need(session_id), need):
+            seq = known.upto + 1
+            slot: Document = {"_id": demand_slot_id(week, seq), "week": week.isoformat(), "seq": seq, "session_id": session_id, "at": now}
+            slot.update(encode_need(need))
+            try:
+                await self.db[DEMAND].insert_one(slot)
+            except DuplicateKeyError:  # another session of the week took slot seq: read on, decide again
+                known = await repo.demand_after(known)
+                continue
+            known = known.with_slot(seq, session_id, need)
+            try:
+                await self.db[DEMAND_HEADS].replace_one({"_id": week.isoformat()}, encode_week(known), upsert=True)
+            except DuplicateKeyError:  # two writers creating the head at once: it is only a hint
+                pass
+        return known
+
     async def rearm(self, ingredient: str, n: int, cause: str, now: datetime) -> None:
         """Claim the re-arming after crossing ``n`` (stock rose above the reorder point again)."""
         try:
@@ -397,3 +449,30 @@ def encode_crossing(c: Crossing) -> Document:
 
 def decode_crossing(d: Document) -> Crossing:
     return Crossing(d["ingredient"], d["n"], d["cause"], d["at"], d["unit"], d["on_hand"], d["reserved"], d["available"], d["reorder_point"])
+
+
+def demand_slot_id(week: date, seq: int) -> str:
+    return f"{week.isoformat()}|{seq:06d}"
+
+
+def encode_need(need: Need | None) -> Document:
+    if need is None or not need.needs:
+        return {"day": None, "needs": []}
+    return {"day": need.day.isoformat(), "needs": [{"ingredient": i, "amount": a} for i, a in sorted(need.needs.items())]}
+
+
+def decode_need(document: Document) -> Need | None:
+    if not document.get("day") or not document.get("needs"):
+        return None
+    return Need(date.fromisoformat(document["day"]), {n["ingredient"]: n["amount"] for n in document["needs"]})
+
+
+def encode_week(week: WeekDemand) -> Document:
+    return {"upto": week.upto, "sessions": [{"session_id": s, **encode_need(n)} for s, n in sorted(week.sessions.items())]}
+
+
+def decode_week(week: date, document: Document | None) -> WeekDemand:
+    if document is None:
+        return WeekDemand(week)
+    sessions = {s["session_id"]: need for s in document["sessions"] if (need := decode_need(s)) is not None}
+    return WeekDemand(week, document["upto"], sessions)

@@ -1,5 +1,5 @@
 """Moving stock on one event's shelf (shelf.py): a session's reservation, release and consumption, a
-delivery, a lot's withdrawal, and the StockLow an event's movements cause. The rules are domain.py's;
+delivery, a lot's withdrawal, the StockLow an event's movements cause, and the stock forecast. The rules are domain.py's;
 what is written here is written through the shelf's ledger inserts and the named ``Claims``.
 
 A round is one event's attempt at a session's stock (``round_id`` derives from the event). Every movement
@@ -62,7 +62,7 @@ from services.inventory.domain import (
     stock_low,
 )
 from services.inventory.shelf import MAX_ATTEMPTS, Earlier, LedgerContention, Made, Request, Shelf
-from shared.contracts.inventory import StockLow
+from shared.contracts.inventory import StockForecast, StockLow
 
 TERMINAL = ("released", "consumed")
 
@@ -434,4 +434,26 @@ async def stock_watch(shelf: Shelf, config: InventoryConfig, ingredients: set[st
                 claim = await shelf.repo.crossing(code, alert.n)
             if claim is not None and claim.cause == cause:
                 found.append((alert.n, stock_low(claim)))
+    return found
+
+
+# -- the stock forecast -------------------------------------------------------------------------------
+
+
+async def stock_forecasts(
+    shelf: Shelf, config: InventoryConfig, codes: list[str], weeks: int, today: date, now: datetime, request_id: str | None = None
+) -> list[StockForecast]:
+    """The forecast of each ingredient in ``codes`` (stocked ones): its lots in play (the stock book's, read
+    to their real end) and the demand of the ``weeks`` ISO weeks from today's, one document per week. Reads
+    are bounded by the lots in play and the horizon; nothing here reads a session or searches the ledger."""
+    book = await shelf.book()
+    await shelf.load((m.lot_number for m in book.lots_of(set(codes))), exact=True)
+    levels = await shelf_levels(shelf, book, today, set(codes))
+    demands = await asyncio.gather(*(shelf.repo.week_demand(week) for week in domain.horizon(today, weeks)))
+    await shelf.flush()
+    found = []
+    for code in codes:
+        ingredient = config.ingredient(code)
+        if ingredient is not None:
+            found.append(domain.stock_forecast(ingredient, [lot for lot in levels if lot.ingredient == code], demands, today, now, request_id, len(codes)))
     return found

@@ -59,7 +59,9 @@ REASONS: dict[str, DeadLetterReason] = _reasons(
     _r("severity-scale-mismatch", "The severity's scale does not fit the hair-loss type (and, for androgenetic alopecia, the sex at "
        "birth: Norwood for men, Ludwig for women).", "consultation"),
     _r("unknown-rule", "A review clears a rule id that is not in the service's rule set (see the screening rules).", "consultation"),
-    _r("unknown-ingredient", "An allergy test names an ingredient that is not in the formulary (a delivery naming one is answered by StockRefused with this reason instead).",
+    _r("unknown-ingredient", "An allergy test names an ingredient that is not in the formulary, or a stock forecast is requested "
+       "(StockForecastRequested) for an ingredient inventory does not stock: nothing is published (a delivery naming one is answered by "
+       "StockRefused with this reason instead).",
        "consultation", "inventory"),
     _r("unknown-course", "An escalation or a review decision names a course (or a session of a course) that scheduling has not booked.",
        "scheduling"),

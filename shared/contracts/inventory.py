@@ -492,6 +492,156 @@ class ReservationReleased(EventData):
     released: tuple[LotAllocation, ...] = Field(default=(), max_length=LINES, description="The lots and amounts that became available again.")
 
 
+# -- the stock forecast ----------------------------------------------------------------------------------
+
+DEFAULT_FORECAST_WEEKS = 8
+"""A forecast's horizon when the request names none (and the weekly publication's, unless configured)."""
+MAX_FORECAST_WEEKS = 26
+"""The longest horizon a forecast may cover."""
+ForecastRequestId = Annotated[
+    str, Field(pattern=r"^fcr_[A-Za-z0-9]{6,40}$", description="Id of a stock forecast request, chosen by the requester.", examples=["fcr_20260302A1"])
+]
+
+
+class StockForecastRequested(EventData):
+    """Someone asks inventory for the stock forecast now: of one ingredient, or of every stocked one.
+
+    Published by an operator or the purchasing system (`clinic stock forecast` publishes it and prints the
+    answer). Inventory answers with one StockForecast per ingredient (each carrying this `request_id`), plus a
+    StockShortageForecast for each ingredient that falls short within the horizon. An ingredient inventory
+    does not stock is dead-lettered as `unknown-ingredient` and nothing is published.
+    """
+
+    event_type: ClassVar[str] = "clinic.stock.forecast_requested.v1"
+    producer: ClassVar[str] = "external"
+    key_field: ClassVar[str] = "request_id"
+    subject_field: ClassVar[str | None] = "request_id"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"request_id": "fcr_20260302A1", "ingredient": "minoxidil", "weeks": 8, "requested_at": "2026-03-02T08:00:00Z"},
+                {"request_id": "fcr_20260302B2", "ingredient": None, "weeks": 4, "requested_at": "2026-03-02T08:05:00Z"},
+            ]
+        }
+    )
+
+    request_id: ForecastRequestId
+    ingredient: IngredientCode | None = Field(default=None, description="The ingredient to forecast; none (null): every ingredient inventory stocks.")
+    weeks: int = Field(
+        default=DEFAULT_FORECAST_WEEKS, ge=1, le=MAX_FORECAST_WEEKS,
+        description=f"Weeks ahead, from the current ISO week (Monday to Sunday, UTC) included; {DEFAULT_FORECAST_WEEKS} when not given.",
+    )
+    requested_at: Timestamp = Field(description="When the forecast was asked for.")
+
+
+class ForecastWeek(ValueObject):
+    week_starting: Day = Field(description="Monday of the ISO week (UTC).")
+    sessions: int = Field(ge=0, le=100_000, description="Sessions booked that week that need the ingredient (reserved, or short of stock).")
+    demand: float = Field(ge=0, description="What those sessions need of the ingredient, in `unit`.")
+    usable: float = Field(
+        ge=0, description="Stock usable that week: on hand in lots not withdrawn (recalled or quarantined) and not expired before the week "
+        "(or before today, in the current week), less what earlier weeks' sessions of the horizon take, first expiry first."
+    )
+    balance: float = Field(description="`usable` minus `demand`; negative when the week's sessions need more than there is.")
+    shortfall: float = Field(
+        ge=0, description="What the week's sessions cannot be given, day by day, first expiry first (a lot expiring mid-week covers "
+        "only the sessions up to its expiry date); 0 when the week is covered."
+    )
+    below_reorder_point: bool = Field(description="`balance` is at or below the ingredient's reorder point.")
+
+
+class ShortageOutlook(ValueObject):
+    short_from: Day = Field(description="The first session day within the horizon whose sessions cannot be given the ingredient.")
+    week_starting: Day = Field(description="Monday of that day's ISO week: the first week of shortage.")
+    weeks_ahead: int = Field(ge=0, le=MAX_FORECAST_WEEKS, description="Whole weeks from the forecast's day to `short_from`.")
+    missing: float = Field(gt=0, description="Total shortfall over the horizon, in `unit`.")
+    reorder_lead_days: int = Field(ge=0, le=180, description="The ingredient's configured reorder lead time.")
+    reorder_by: Day = Field(description="The last day to place an order that arrives in time: `short_from` minus the lead time.")
+    reorder_overdue: bool = Field(description="`reorder_by` is already past: an order placed now arrives after `short_from`.")
+
+
+_FORECAST_WEEKS: list[JsonValue] = [
+    {"week_starting": "2026-03-02", "sessions": 6, "demand": 12.0, "usable": 40.0, "balance": 28.0, "shortfall": 0.0, "below_reorder_point": False},
+    {"week_starting": "2026-03-09", "sessions": 8, "demand": 16.0, "usable": 28.0, "balance": 12.0, "shortfall": 0.0, "below_reorder_point": True},
+    {"week_starting": "2026-03-16", "sessions": 9, "demand": 18.0, "usable": 12.0, "balance": -6.0, "shortfall": 6.0, "below_reorder_point": True},
+]
+_OUTLOOK: dict[str, JsonValue] = {
+    "short_from": "2026-03-19", "week_starting": "2026-03-16", "weeks_ahead": 2, "missing": 6.0, "reorder_lead_days": 14,
+    "reorder_by": "2026-03-05", "reorder_overdue": False,
+}
+
+
+class StockForecast(EventData):
+    """The stock forecast of one ingredient, week by week: demand of the sessions already booked against the
+    stock usable each week (lots' expiry, withdrawn lots left out), the first week of shortage and the date
+    by which to reorder.
+
+    Published by inventory every week (Monday, for `forecast_weeks` weeks, `request_id` null) for every
+    ingredient it stocks, and in answer to StockForecastRequested (`request_id` set, one per ingredient,
+    `answers` of them). When `shortage` is set, a StockShortageForecast with the same facts is published
+    beside it: subscribe to that to be warned.
+    """
+
+    event_type: ClassVar[str] = "clinic.stock.forecast.v1"
+    producer: ClassVar[str] = "inventory"
+    key_field: ClassVar[str] = "ingredient"
+    subject_field: ClassVar[str | None] = "ingredient"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ingredient": "minoxidil", "unit": "mg", "request_id": "fcr_20260302A1", "answers": 1, "forecast_at": "2026-03-02T08:00:01Z",
+                    "usable_now": 40.0, "reorder_point": 20.0, "reorder_lead_days": 14, "weeks": _FORECAST_WEEKS, "shortage": _OUTLOOK,
+                }
+            ]
+        }
+    )
+
+    ingredient: IngredientCode = Field(description="The ingredient forecast.")
+    unit: Unit = Field(description="Unit of every quantity here.")
+    request_id: ForecastRequestId | None = Field(default=None, description="The StockForecastRequested this answers; null for the weekly publication.")
+    answers: int = Field(default=1, ge=1, le=INGREDIENTS, description="How many StockForecast events answer the same request (one per ingredient).")
+    forecast_at: Timestamp = Field(description="When the forecast was computed.")
+    usable_now: float = Field(ge=0, description="On hand today in lots neither withdrawn nor expired (reserved stock included: it is for the sessions in `weeks`).")
+    reorder_point: float = Field(gt=0, description="The ingredient's configured reorder point (StockLow).")
+    reorder_lead_days: int = Field(ge=0, le=180, description="The ingredient's configured reorder lead time, in days.")
+    weeks: tuple[ForecastWeek, ...] = Field(min_length=1, max_length=MAX_FORECAST_WEEKS, description="One line per ISO week of the horizon, the current one first.")
+    shortage: ShortageOutlook | None = Field(default=None, description="The first shortage within the horizon; null when every week is covered.")
+
+
+class StockShortageForecast(EventData):
+    """The warning: an ingredient will fall short for sessions already booked, weeks before they happen.
+
+    Published by inventory beside a StockForecast whose `shortage` is set (weekly, and in answer to a
+    request). Purchasing orders by `reorder_by`; scheduling's shortages (IngredientShortage) come later,
+    per session, if nothing arrives.
+    """
+
+    event_type: ClassVar[str] = "clinic.stock.shortage_forecast.v1"
+    producer: ClassVar[str] = "inventory"
+    key_field: ClassVar[str] = "ingredient"
+    subject_field: ClassVar[str | None] = "ingredient"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"ingredient": "minoxidil", "unit": "mg", "request_id": "fcr_20260302A1", "forecast_at": "2026-03-02T08:00:01Z", **_OUTLOOK}
+            ]
+        }
+    )
+
+    ingredient: IngredientCode = Field(description="The ingredient that will fall short.")
+    unit: Unit = Field(description="Unit of `missing`.")
+    request_id: ForecastRequestId | None = Field(default=None, description="The StockForecastRequested this answers; null for the weekly publication.")
+    forecast_at: Timestamp = Field(description="When the forecast was computed.")
+    short_from: Day = Field(description="The first session day whose sessions cannot be given the ingredient.")
+    week_starting: Day = Field(description="Monday of that day's ISO week: the first week of shortage.")
+    weeks_ahead: int = Field(ge=0, le=MAX_FORECAST_WEEKS, description="Whole weeks from the forecast's day to `short_from`.")
+    missing: float = Field(gt=0, description="Total shortfall over the forecast's horizon.")
+    reorder_lead_days: int = Field(ge=0, le=180, description="The ingredient's configured reorder lead time.")
+    reorder_by: Day = Field(description="The last day to place an order that arrives in time: `short_from` minus the lead time.")
+    reorder_overdue: bool = Field(description="`reorder_by` is already past.")
+
+
 EVENTS = (
     StockReceived,
     StockAccepted,
@@ -505,4 +655,7 @@ EVENTS = (
     LotQuarantined,
     LotWithdrawalStep,
     ReservationReleased,
+    StockForecastRequested,
+    StockForecast,
+    StockShortageForecast,
 )

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from services.inventory.app import create_service
+from services.inventory.domain import Need
 from services.inventory.handlers import Deps
 from shared.clock import ManualClock
 from shared.contracts import examples
@@ -21,9 +22,12 @@ from shared.contracts.inventory import (
     ReservationReleased,
     StockAccepted,
     StockConsumed,
+    StockForecast,
+    StockForecastRequested,
     StockLow,
     StockReceived,
     StockRefused,
+    StockShortageForecast,
 )
 from shared.contracts.scheduling import SessionCancelled, SessionCompleted, SessionRescheduled, SessionScheduled, TreatmentPaused
 from shared.settings import Settings
@@ -489,3 +493,106 @@ async def test_a_quarantine_of_a_lot_many_sessions_hold_is_done_in_small_steps_o
     assert (await state(uow, "BIO-BAD"), await state(uow, "BIO-SPARE")) == ((500, 0), (500, 120))
     again = await uow.handle(LotWithdrawalStep(lot_number="BIO-BAD", ingredient="biotin", cause="recall", step=1, requested_at=NOW))
     assert again.outcome == "step-done" and again.events == []
+
+
+# -- the stock forecast ------------------------------------------------------------------------------------
+
+
+def forecast_requested(ingredient: str | None, weeks: int = 4, request_id: str = "fcr_UNIT0001") -> StockForecastRequested:
+    return StockForecastRequested(request_id=request_id, ingredient=ingredient, weeks=weeks, requested_at=NOW)
+
+
+async def forecast_of(uow: UnitOfWork[Deps], ingredient: str = "biotin", weeks: int = 4) -> tuple[StockForecast, list[StockShortageForecast]]:
+    handled = await uow.handle(forecast_requested(ingredient, weeks))
+    assert handled.rejected is None and handled.outcome == "forecast"
+    [forecast] = handled.emitted(StockForecast)
+    return forecast, handled.emitted(StockShortageForecast)
+
+
+def demand_by_week(forecast: StockForecast) -> list[tuple[str, int, float]]:
+    return [(w.week_starting.isoformat(), w.sessions, w.demand) for w in forecast.weeks]
+
+
+async def test_a_forecast_request_answers_with_the_booked_demand_per_week_and_warns_of_the_shortage_weeks_ahead():
+    uow = await work()
+    await uow.handle(received("BIO-SOON", 12, expires_on=date(2026, 3, 20)))
+    await uow.handle(received("BIO-LATE", 10))
+    await uow.handle(scheduled(1, {"biotin": 5}, at=datetime(2026, 3, 4, 9, tzinfo=UTC)))
+    await uow.handle(scheduled(2, {"biotin": 5}, at=datetime(2026, 3, 11, 9, tzinfo=UTC)))
+    short = await uow.handle(scheduled(3, {"biotin": 15}, at=datetime(2026, 3, 25, 9, tzinfo=UTC)))
+    assert short.emitted(IngredientShortage)  # BIO-SOON is out of date by then, BIO-LATE alone is not enough
+
+    forecast, [warning] = await forecast_of(uow)
+
+    assert forecast.request_id == "fcr_UNIT0001" and forecast.answers == 1 and forecast.usable_now == 22 and forecast.reorder_lead_days == 7
+    assert demand_by_week(forecast) == [("2026-03-02", 1, 5), ("2026-03-09", 1, 5), ("2026-03-16", 0, 0), ("2026-03-23", 1, 15)]
+    assert [(w.usable, w.balance, w.shortfall) for w in forecast.weeks] == [(22, 17, 0), (17, 12, 0), (12, 12, 0), (10, -5, 5)]
+    assert (warning.short_from, warning.week_starting, warning.weeks_ahead, warning.missing) == (date(2026, 3, 25), date(2026, 3, 23), 3, 5)
+    assert warning.reorder_by == date(2026, 3, 18) and not warning.reorder_overdue and warning.request_id == "fcr_UNIT0001"
+
+
+async def test_the_forecast_follows_moves_cancellations_pauses_and_completions_of_booked_sessions():
+    uow = await work()
+    await uow.handle(received("BIO-A", 100))
+    for n, day in ((1, 4), (2, 11), (3, 18)):
+        await uow.handle(scheduled(n, {"biotin": 5}, at=datetime(2026, 3, day, 9, tzinfo=UTC)))
+    await uow.handle(rescheduled(2, {"biotin": 6}, datetime(2026, 3, 25, 9, tzinfo=UTC)))
+    await uow.handle(cancelled(3))
+
+    forecast, warnings = await forecast_of(uow)
+    assert demand_by_week(forecast) == [("2026-03-02", 1, 5), ("2026-03-09", 0, 0), ("2026-03-16", 0, 0), ("2026-03-23", 1, 6)]
+    assert warnings == [] and forecast.shortage is None
+
+    await uow.handle(completed(1, [("biotin", "BIO-A", 5)]))
+    forecast, _ = await forecast_of(uow)
+    assert demand_by_week(forecast)[0] == ("2026-03-02", 0, 0) and forecast.usable_now == 95
+
+
+async def test_a_redelivered_booking_adds_no_demand_twice():
+    uow = await work()
+    await uow.handle(received("BIO-A", 100))
+    booking = scheduled(1, {"biotin": 5}, at=datetime(2026, 3, 4, 9, tzinfo=UTC))
+    first = await uow.handle(booking, id="evt-unit-booking")
+    again = await uow.deps.claims.demand(uow.deps.repo, "ses_UNIT0001_01", date(2026, 3, 2), Need(date(2026, 3, 4), {"biotin": 5.0}), NOW)
+
+    assert [w.collection for w in first.claims].count("demand") == 1
+    assert again.upto == 1  # the week already says so: no second slot
+    forecast, _ = await forecast_of(uow)
+    assert demand_by_week(forecast)[0] == ("2026-03-02", 1, 5)
+
+
+async def test_a_forecast_of_every_ingredient_answers_once_per_ingredient_stocked():
+    uow = await work()
+
+    handled = await uow.handle(forecast_requested(None, weeks=2))
+
+    forecasts = handled.emitted(StockForecast)
+    assert sorted(f.ingredient for f in forecasts) == sorted(i.code for i in uow.deps.config.ingredients)
+    assert all(f.answers == len(forecasts) and len(f.weeks) == 2 and f.request_id == "fcr_UNIT0001" and f.usable_now == 0 for f in forecasts)
+
+
+async def test_a_forecast_for_an_ingredient_not_stocked_is_rejected_with_nothing_published_or_written():
+    uow = await work()
+
+    handled = await uow.handle(forecast_requested("unobtainium"))
+
+    assert handled.outcome == "rejected:unknown-ingredient" and "unobtainium is not stocked" in handled.rejected.detail
+    assert handled.events == [] and handled.claims == []
+
+
+async def test_the_weekly_forecast_is_published_once_a_week_for_every_ingredient():
+    uow = await work()
+    await uow.handle(received("BIO-A", 4))
+    await uow.handle(scheduled(1, {"biotin": 5}, at=datetime(2026, 3, 4, 9, tzinfo=UTC)))
+
+    first = (await uow.run_jobs(NOW))["publish_forecasts"]
+    again = (await uow.run_jobs(NOW + timedelta(days=2)))["publish_forecasts"]
+    next_week = (await uow.run_jobs(NOW + timedelta(days=7)))["publish_forecasts"]
+
+    published = [e.data for _, effects in first for e in effects.events]
+    forecasts = of(published, StockForecast)
+    assert len(forecasts) == len(uow.deps.config.ingredients) and all(f.request_id is None and len(f.weeks) == 8 for f in forecasts)
+    [warning] = of(published, StockShortageForecast)
+    assert warning.ingredient == "biotin" and warning.short_from == date(2026, 3, 4) and warning.reorder_overdue
+    assert sorted(key for key, _ in first)[0] == "forecast|2026-03-02" and again == []
+    assert len(next_week) == len(uow.deps.config.ingredients) + 1
