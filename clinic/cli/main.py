@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from clinic.cli import acl, events, export, infra, ops, outbox, stack
+from clinic.cli import acl, events, export, forecast, infra, ops, outbox, stack
 from clinic.cli.common import EXIT_CODES, INTERRUPTED, USAGE
 from shared.settings import explain
 
@@ -29,7 +29,7 @@ app.command("publish", epilog=EXIT_CODES)(events.publish)
 app.command("tail", epilog=EXIT_CODES)(ops.tail)
 app.command("lag", epilog=ops.LAG_EXITS)(ops.lag)
 app.command("monitor", epilog=EXIT_CODES)(ops.monitor)
-app.command("stock", epilog=EXIT_CODES)(ops.stock)
+app.add_typer(forecast.app, name="stock")
 app.add_typer(ops.dlq, name="dlq")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(acl.app, name="acl")

@@ -668,8 +668,11 @@ def same_need(a: Need | None, b: Need | None) -> bool:
 
 
 def demand_changes(before: Need | None, after: Need | None) -> dict[date, Need | None]:
-    """Per week a session's change touches, what it needs in that week afterwards (None: nothing)."""
+    """Per week a session's change touches, what it needs in that week afterwards (None: nothing); no
+    week when its day and needs stay the same."""
     changes: dict[date, Need | None] = {}
+    if same_need(before, after):
+        return changes
     if before is not None and before.needs:
         changes[week_of(before.day)] = None
     if after is not None and after.needs:

@@ -49,7 +49,6 @@ from services.inventory.domain import (
     WeekDemand,
     entry_id,
     level,
-    same_need,
     state_of,
 )
 from shared.runtime import Effects
@@ -71,6 +70,7 @@ DEMAND = "demand"
 DEMAND_HEADS = "demand_heads"
 FORECASTS = "forecasts"
 MAX_FLAGS = 1000
+MAX_WEEKS_KNOWN = 80
 
 
 class Repository:
@@ -81,6 +81,8 @@ class Repository:
         self.ledger: AsyncCollection[Document] = db[LEDGER]
         self._book: Version | None = None
         """The latest stock book version this process has seen (a version never changes)."""
+        self._weeks: dict[date, WeekDemand] = {}
+        """The latest demand this process has seen of each week (slots never change: it is only ever behind)."""
 
     async def ensure_indexes(self) -> None:
         await self.ledger.create_index([("cause", ASCENDING)], unique=True, name="cause")
@@ -144,15 +146,31 @@ class Repository:
     # -- demand per week, for the stock forecast --------------------------------------------------
 
     async def week_demand(self, week: date) -> WeekDemand:
-        """The week's demand: its head (a hint), then its slots after it, one ``_id`` probe each."""
-        head = await self.db[DEMAND_HEADS].find_one({"_id": week.isoformat()})
-        return await self.demand_after(decode_week(week, head))
+        """The week's demand: from the latest this process knows (or the week's head, a hint), forward
+        through the slots written after it, one ``_id`` probe each."""
+        known = self._weeks.get(week)
+        if known is None:
+            known = decode_week(week, await self.db[DEMAND_HEADS].find_one({"_id": week.isoformat()}))
+        return self.saw_week(await self.demand_after(known))
 
     async def demand_after(self, known: WeekDemand) -> WeekDemand:
         """``known`` brought forward through the week's slots written after it."""
         while (slot := await self.db[DEMAND].find_one({"_id": demand_slot_id(known.week, known.upto + 1)})) is not None:
             known = known.with_slot(slot["seq"], slot["session_id"], decode_need(slot))
         return known
+
+    def known_week(self, week: date) -> WeekDemand | None:
+        return self._weeks.get(week)
+
+    def saw_week(self, week: WeekDemand) -> WeekDemand:
+        """Remember a week's demand read or written; the latest one known is returned. Only the latest
+        ``MAX_WEEKS_KNOWN`` weeks are kept."""
+        current = self._weeks.get(week.week)
+        if current is None or week.upto >= current.upto:
+            self._weeks[week.week] = current = week
+            if len(self._weeks) > MAX_WEEKS_KNOWN:
+                del self._weeks[min(self._weeks)]
+        return current
 
     async def forecast_published(self, week: date) -> bool:
         return await self.db[FORECASTS].find_one({"_id": week.isoformat()}) is not None
@@ -353,26 +371,27 @@ class Claims:
 
     async def demand(self, repo: Repository, session_id: str, week: date, need: Need | None, now: datetime) -> WeekDemand:
         """What the session needs in the week from now on (None: nothing), as the week's next slot: a claim,
-        because every patient's sessions of a week share its slots. Nothing is written when the week
-        already says so (a re-run after a crash, or a move within the week's same day and amounts); the
-        amounts are absolute, so re-running an earlier event and then the later one ends where they did.
-        The week's head is rewritten after (a hint)."""
-        known = await repo.week_demand(week)
-        while not same_need(known.need(session_id), need):
+        because every patient's sessions of a week share its slots. The slot number comes from the latest
+        demand of the week this process knows; when another writer took it, the week is read forward and
+        the next one tried. Amounts are absolute, so a re-run after a crash writes the same need again
+        (harmless), and re-running an earlier event and then the later one ends where they did. The
+        week's head is rewritten after (a hint)."""
+        known = repo.known_week(week) or await repo.week_demand(week)
+        while True:
             seq = known.upto + 1
             slot: Document = {"_id": demand_slot_id(week, seq), "week": week.isoformat(), "seq": seq, "session_id": session_id, "at": now}
             slot.update(encode_need(need))
             try:
                 await self.db[DEMAND].insert_one(slot)
-            except DuplicateKeyError:  # another session of the week took slot seq: read on, decide again
-                known = await repo.demand_after(known)
+            except DuplicateKeyError:  # another session of the week took slot seq: read on, try the next
+                known = repo.saw_week(await repo.demand_after(known))
                 continue
-            known = known.with_slot(seq, session_id, need)
+            known = repo.saw_week(known.with_slot(seq, session_id, need))
             try:
                 await self.db[DEMAND_HEADS].replace_one({"_id": week.isoformat()}, encode_week(known), upsert=True)
             except DuplicateKeyError:  # two writers creating the head at once: it is only a hint
                 pass
-        return known
+            return known
 
     async def rearm(self, ingredient: str, n: int, cause: str, now: datetime) -> None:
         """Claim the re-arming after crossing ``n`` (stock rose above the reorder point again)."""

@@ -17,7 +17,7 @@ from services.inventory.config import load_config
 from services.inventory.handlers import Deps, handlers
 from services.inventory.repository import Claims, Repository
 from shared.clock import ManualClock
-from shared.contracts.inventory import LotWithdrawalStep
+from shared.contracts.inventory import LotWithdrawalStep, StockForecastRequested
 from shared.envelope import new_event
 from shared.runtime.effects import Effects
 from shared.runtime.store import database
@@ -93,6 +93,7 @@ async def test_every_command_of_a_session_event_is_an_id_lookup_and_a_late_booki
         completed = await inventory.handle(room.completed(39, [(i, lots[i], a) for i, a in COCKTAIL.items()]))
         cancelled = await inventory.handle(room.cancelled(38))
         moved = await inventory.handle(room.rescheduled(37, NOW + timedelta(days=20)))
+        forecast = await inventory.handle(StockForecastRequested(request_id=f"fcr_{run_id}", ingredient=None, weeks=8, requested_at=NOW))
     finally:
         await client.close()
 
@@ -103,6 +104,10 @@ async def test_every_command_of_a_session_event_is_an_id_lookup_and_a_late_booki
     assert {frozenset(shape(s).items()) for s in early[1:] + late} == {frozenset(shape(early[1]).items())}
     assert sum(shape(early[1]).values()) <= 10, shape(early[1])
     assert completed[0].outcome == "consumed" and cancelled[0].outcome == "released" and moved[0].outcome == "reserved"
+    # the forecast of every ingredient: the stock book, its lots and one document per week, whatever was booked
+    assert forecast[0].outcome == "forecast" and by_id_only(forecast[1]) == []
+    assert {c for _, c, _ in forecast[1]} <= {"stock_book", "lot_heads", "ledger", "demand_heads", "demand"}
+    assert shape(forecast[1])[("find", "demand")] <= 8 + 3, "one probe per week of the horizon, beyond what this process knows"
 
 
 async def withdrawal(inventory: Inventory, data: Any) -> list[tuple[Effects, list[tuple[str, str, Any]]]]:

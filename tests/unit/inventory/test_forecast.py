@@ -94,6 +94,7 @@ def test_a_sessions_change_touches_the_weeks_it_was_and_is_in():
     assert demand_changes(before, after) == {date(2026, 3, 2): None, date(2026, 3, 16): after}
     assert demand_changes(before, Need(date(2026, 3, 6), {"biotin": 4.0})) == {date(2026, 3, 2): Need(date(2026, 3, 6), {"biotin": 4.0})}
     assert demand_changes(None, None) == {} and demand_changes(before, None) == {date(2026, 3, 2): None}
+    assert demand_changes(before, Need(date(2026, 3, 5), {"biotin": 5.0})) == {}, "a move to the same day with the same needs changes nothing"
     assert same_need(None, Need(date(2026, 3, 5), {})) and not same_need(before, after) and same_need(before, Need(date(2026, 3, 5), {"biotin": 5.0000000001}))
 
 
