@@ -82,6 +82,7 @@ KAFKA_COMMANDS = [
     ("dlq", "list"),
     ("dlq", "replay", "stock-received"),
     ("export", "fhir", "pt_7Q2M9K4X"),
+    ("stock", "forecast", "--timeout", "5"),
 ]
 STORE_COMMANDS = [("stock",), ("outbox", "list", "inventory"), ("outbox", "redrive", "inventory")]
 
@@ -94,3 +95,32 @@ async def test_an_unreachable_endpoint_is_one_line_and_exit_status_3(settings, a
     what = "Kafka at 127.0.0.1:1" if args in KAFKA_COMMANDS else "the store at mongodb://127.0.0.1:1/"
     assert err.strip() == err.strip().splitlines()[0] and what in err and "did not answer" in err
     assert "Unclosed" not in err and "Traceback" not in err
+
+
+async def test_a_stock_forecast_is_asked_of_inventory_through_the_bus_and_an_unknown_ingredient_is_one_line(settings, bus, run_id):
+    today = datetime.now(UTC).date()
+    lot = f"FC-{run_id.upper()}"
+    data = dict(examples(STOCK_RECEIVED)[0], ingredient="biotin", unit="mg", lot_number=lot, expires_on=(today + timedelta(days=200)).isoformat(), quantity=4.0)
+    await clinic(settings, "publish", "stock-received", "-", stdin=json.dumps(data).encode())
+    session = dict(examples(REGISTRY.by_name("session-scheduled"))[0], scheduled_for=(datetime.now(UTC) + timedelta(days=9)).isoformat(),
+                   cocktail=[{"ingredient": "biotin", "amount": 5.0, "unit": "mg"}])
+    async with create_service(settings):
+        code, _, err = await clinic(settings, "publish", "session-scheduled", "-", stdin=json.dumps(session).encode())
+        assert code == 0, err
+
+        async def short():  # the booking is known to inventory (left short: 4 mg for 5)
+            code, out, _ = await clinic(settings, "stock", "forecast", "-i", "biotin", "--weeks", "3", "--json")
+            assert code == 0
+            [answer] = json.loads(out)
+            return answer if answer["shortage"] else None
+
+        answer = await eventually(short, what="the booking in the forecast")
+        code, table, err = await clinic(settings, "stock", "forecast", "--ingredient", "biotin", "--weeks", "3")
+        unknown = await clinic(settings, "stock", "forecast", "--ingredient", "unobtainium", "--timeout", "20")
+
+    assert answer["ingredient"] == "biotin" and answer["usable_now"] == 4 and len(answer["weeks"]) == 3 and answer["shortage"]["missing"] == 1
+    assert code == 0, err
+    assert "biotin (mg): usable now 4" in table and "SHORT 1" in table and f"reorder by {answer['shortage']['reorder_by']}" in table
+    code, out, err = unknown
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("clinic stock forecast: inventory refused the request (unknown-ingredient): unobtainium is not stocked") and "Traceback" not in err

@@ -86,7 +86,7 @@ def command_paths(command=None, path=()) -> list[tuple[str, ...]]:
 
 COMMANDS = command_paths()
 READ_COMMANDS = [
-    ("events",), ("publish",), ("tail",), ("lag",), ("monitor",), ("stock",), ("dlq", "list"), ("dlq", "replay"), ("outbox", "list"), ("infra", "status"), ("acl", "list"),
+    ("events",), ("publish",), ("tail",), ("lag",), ("monitor",), ("stock", "levels"), ("stock", "forecast"), ("dlq", "list"), ("dlq", "replay"), ("outbox", "list"), ("infra", "status"), ("acl", "list"),
     ("export", "fhir"),
 ]
 
@@ -99,7 +99,7 @@ def option_names(path: tuple[str, ...]) -> set[str]:
 
 
 def test_every_command_is_known_to_these_tests():
-    assert len(COMMANDS) == 19 and ("export", "fhir") in COMMANDS and ("dlq", "replay") in COMMANDS and ("infra", "status") in COMMANDS and ("acl", "apply") in COMMANDS
+    assert len(COMMANDS) == 20 and ("export", "fhir") in COMMANDS and ("stock", "forecast") in COMMANDS and ("dlq", "replay") in COMMANDS and ("infra", "status") in COMMANDS and ("acl", "apply") in COMMANDS
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
@@ -146,6 +146,24 @@ def test_kafkas_flag_names_are_accepted_and_the_old_ones_kept_as_aliases():
 @pytest.mark.parametrize("path", READ_COMMANDS, ids=" ".join)
 def test_every_read_command_has_json_output(path):
     assert "--json" in option_names(path)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--weeks", "0"), "Invalid value for '--weeks'"),
+    (("--weeks", "27"), "Invalid value for '--weeks'"),
+    (("--ingredient", "Not A Code"), "Invalid value for --ingredient: 'Not A Code' is not an ingredient code"),
+])
+def test_a_stock_forecast_with_bad_arguments_is_one_line_and_exit_status_2_before_anything_is_sent(capsys, args, message):
+    code, out, err = run(capsys, "stock", "forecast", *args, "--bootstrap-server", "127.0.0.1:1")
+    assert code == 2 and out == ""
+    assert err.startswith(f"clinic stock forecast: {message}") and len(err.strip().splitlines()) == 1
+
+
+def test_clinic_stock_without_a_subcommand_is_still_the_stock_levels(capsys):
+    code, out, err = run(capsys, "stock", "biotin", "--no-such-flag")
+    assert code == 2 and err.strip() == "clinic stock levels: No such option: --no-such-flag (see 'clinic stock levels --help')"
+    _, help_text, _ = run(capsys, "stock", "--help")
+    assert "levels" in help_text and "forecast" in help_text
 
 
 def test_version_is_printed(capsys):
