@@ -161,7 +161,7 @@ def test_a_stock_forecast_with_bad_arguments_is_one_line_and_exit_status_2_befor
 
 def test_clinic_stock_without_a_subcommand_is_still_the_stock_levels(capsys):
     code, out, err = run(capsys, "stock", "biotin", "--no-such-flag")
-    assert code == 2 and err.strip() == "clinic stock levels: No such option: --no-such-flag (see 'clinic stock levels --help')"
+    assert code == 2 and out == "" and err.strip() == "clinic stock levels: No such option: --no-such-flag (see 'clinic stock levels --help')"
     _, help_text, _ = run(capsys, "stock", "--help")
     assert "levels" in help_text and "forecast" in help_text
 
