@@ -242,8 +242,8 @@ class Claims:
     Stock moves under many patients' events on several instances at once, so what it may do cannot be
     decided from a record only one of them writes: each claim is an insert under a deterministic unique
     key (a ledger entry's ``<lot>|<seq>``, its cause and its session's holding key; a book version; a lot
-    number; a lot's flag slot; a StockLow crossing; a withdrawal's move of a session), which MongoDB and
-    FerretDB both enforce atomically.
+    number; a lot's flag slot; a StockLow crossing; a withdrawal's move of a session; a week's demand
+    slot), which MongoDB and FerretDB both enforce atomically.
     The winner goes on; the loser reads what won and decides again. Recording them with the Effects would be
     too late: the Effects are applied after the decision, which is what the claim must protect.
 
