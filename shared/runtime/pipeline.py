@@ -192,7 +192,9 @@ class Pipeline(Generic[D]):
             rows = store.outgoing(event, effects, context.source, now, context.settings.topic_prefix, partition=where.get("partition"))
             document = await store.record(db, key, event, effects, rows, now, where)
         if document["status"] != "applied":
-            inline, stored = await store.apply(db, document, now)
+            # due-ness is judged now, after the handler: an event it made due at its own "now" (an overdue
+            # reminder falls due at once) is published here, not stored for the relay to read and delete
+            inline, stored = await store.apply(db, document, context.clock.now())
             await self.publish(inline)
             if context.relay is not None:
                 context.relay.schedule(stored)
