@@ -152,12 +152,14 @@ class Occupancy:
 
 
 def days_to_read(unread: Set[str], already: Set[str], round: int, widest: int = 64) -> list[str]:
-    """The noted days, and from the second round on a growing run of days after the earliest of them:
-    a decision that keeps finding unread days is searching a full calendar, so read ahead of it."""
+    """The noted days, and from the third round on a growing run of days after the earliest of them:
+    a decision that keeps finding unread days is searching a full calendar, so read ahead of it. The
+    second round reads only what it noted: most decisions that need it found their first day full and
+    settle on the next one, so days read ahead there would mostly be store round trips for nothing."""
     wanted = set(unread)
-    if round > 0 and unread:
+    if round > 1 and unread:
         first = date.fromisoformat(min(unread))
-        wanted.update((first + timedelta(days=i)).isoformat() for i in range(1, min(widest, 4 << round) + 1))
+        wanted.update((first + timedelta(days=i)).isoformat() for i in range(1, min(widest, 4 << (round - 1)) + 1))
     return sorted(wanted - already)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.scheduling.calendar import Booking, Calendar, Occupancy, day_of, days_to_read
+from services.scheduling.config import SchedulingConfig
 from services.scheduling.domain import book_course, course_id_of
 from tests.unit.scheduling.factories import MONDAY, NOW, approval, at, clinic, whole_days
 
@@ -61,9 +62,11 @@ def test_a_series_decided_day_by_day_lands_where_one_decided_on_the_whole_calend
     assert len(read) < 80, "a full stretch is read ahead in growing runs, not one day per decision"
 
 
-def test_after_the_first_round_the_days_after_the_earliest_unread_one_are_read_too():
+def test_after_the_second_round_the_days_after_the_earliest_unread_one_are_read_too():
     assert days_to_read({"2026-03-09", "2026-03-23"}, set(), 0) == ["2026-03-09", "2026-03-23"]
-    assert days_to_read({"2026-03-09"}, {"2026-03-10"}, 1) == ["2026-03-09", *(f"2026-03-{d}" for d in range(11, 18))]
+    assert days_to_read({"2026-03-09", "2026-03-23"}, set(), 1) == ["2026-03-09", "2026-03-23"], "the next day's series: only what it noted"
+    assert days_to_read({"2026-03-09"}, {"2026-03-10"}, 2) == ["2026-03-09", *(f"2026-03-{d}" for d in range(11, 18))]
+    assert len(days_to_read({"2026-03-09"}, set(), 3)) == 1 + 16, "a growing run"
 
 
 def test_the_course_of_a_session_is_named_by_its_id():
@@ -71,3 +74,29 @@ def test_the_course_of_a_session_is_named_by_its_id():
     assert course_id_of("ses_5D0B7E11_12") == "crs_5D0B7E11"
     assert course_id_of("ses_5D0B7E11") is None
     assert course_id_of("fu_5D0B7E11_M1") is None
+
+
+def test_a_filling_calendar_is_read_a_few_days_per_course_and_every_course_lands_where_the_whole_calendar_puts_it():
+    """Store round trips of a booking are mostly calendar days read: courses booked one after another on
+    the clinic's default calendar (the benchmark's shape) read their series' days and little more."""
+    config = SchedulingConfig()
+    calendar = Calendar(config.calendar)
+    stored: dict[str, set[str]] = {}
+    reads = []
+    for _ in range(30):
+        plan = approval(sessions=6, interval_days=14, earliest_start=NOW.date())
+        read: dict[str, frozenset[str]] = {}
+        for round in range(50):
+            occupancy = Occupancy(read)
+            decision = book_course(plan, occupancy, calendar, config, NOW)
+            if not occupancy.unread:
+                break
+            read.update({day: frozenset(stored.get(day, set())) for day in days_to_read(occupancy.unread, read.keys(), round)})
+        whole = book_course(plan, frozenset(c for cells in stored.values() for c in cells), calendar, config, NOW)
+        assert decision.course.sessions == whole.course.sessions
+        reads.append(len(read))
+        for session in decision.course.sessions:
+            for cell in session.booking.cells(config.calendar.step):
+                stored.setdefault(day_of(cell), set()).add(cell)
+    assert reads[0] == 6, "a free calendar: one day per session"
+    assert max(reads) <= 2 * 6, "a full first day: the next day's series as well, no run of days read ahead"
