@@ -215,19 +215,28 @@ class Claims:
         """Decide against the calendar as stored, then claim what was decided; lose a race, decide again
         without the lost cells, up to ``attempts`` times."""
         taken: frozenset[str] = frozenset()
+        seen: dict[str, Day] = {}
         for _ in range(self.attempts):
-            decision, seen = await self._placed(course_id, taken, decide)
+            decision, seen = await self._placed(course_id, taken, decide, seen)
             try:
                 return decision, await self.claim(before, decision, seen)
             except SlotTaken as lost:
                 taken |= lost.cells
+                # the days on which another booking got in first are read again; on the others every cell it
+                # claimed was free (one insert reports every clash), so what was read there is kept, not read
+                # twice: a cell taken there since is one more SlotTaken, as in any race
+                again = {day_of(cell) for cell in lost.cells}
+                seen = {day: cells for day, cells in seen.items() if day not in again}
         raise SlotContention(f"{course_id}: calendar cells kept being taken")
 
-    async def _placed(self, course_id: str, taken: frozenset[str], decide: Callable[[Busy], Decision]) -> tuple[Decision, dict[str, Day]]:
-        """Decide, read the days the decision looked at without having them, and decide again until it needed
-        none: a decision that places nothing reads nothing, a series reads about one day per session."""
-        seen: dict[str, Day] = {}
-        held: dict[str, frozenset[str]] = {}
+    async def _placed(
+        self, course_id: str, taken: frozenset[str], decide: Callable[[Busy], Decision], known: Mapping[str, Day]
+    ) -> tuple[Decision, dict[str, Day]]:
+        """Decide, read the days the decision looked at without having them (``known`` are read already), and
+        decide again until it needed none: a decision that places nothing reads nothing, a series reads about
+        one day per session."""
+        seen: dict[str, Day] = dict(known)
+        held: dict[str, frozenset[str]] = {day: others(cells, course_id) for day, cells in seen.items()}
         for round in count():
             occupancy = Occupancy(held, taken)
             decision = decide(occupancy)

@@ -134,6 +134,28 @@ async def test_a_second_patient_is_placed_around_the_cells_the_first_holds():
     assert len(claimed_slots(handled)) == 3 * CELLS_PER_SESSION and not set(claimed_slots(handled)) & held_before
 
 
+async def test_a_slot_lost_to_a_booking_the_calendar_did_not_show_yet_rereads_only_that_day(monkeypatch):
+    uow = await work()
+    rival = f"chair_01|{MONDAY}T09:00Z"  # claimed by another instance that has not noted its day yet
+    await uow.db[SLOTS].insert_one({"_id": rival, "holder": "ses_UNIT0009_01", "course_id": "crs_UNIT0009", "patient_id": "pt_UNIT0009", "start": at(MONDAY, 9)})
+    days_read: list[str] = []
+    read_day = uow.db[DAYS].find_one
+
+    async def counting(where: dict[str, object], *args: object, **kwargs: object) -> object:
+        days_read.append(str(where["_id"]))
+        return await read_day(where, *args, **kwargs)
+
+    monkeypatch.setattr(uow.db[DAYS], "find_one", counting)
+
+    handled = await uow.handle(approval(sessions=4, interval_days=14))
+
+    scheduled = handled.emitted(SessionScheduled)
+    assert scheduled[0].scheduled_for == at(MONDAY, 9, 15), "placed again around the lost cell"
+    assert uow.db.documents(SLOTS)[rival]["course_id"] == "crs_UNIT0009", "never double-booked"
+    series = [(MONDAY + timedelta(days=14 * i)).isoformat() for i in range(4)]
+    assert days_read == [*series, MONDAY.isoformat()], "each day once, and the day of the lost cell again"
+
+
 async def test_an_approval_for_a_course_id_another_patient_holds_is_rejected_with_nothing_written():
     uow = await work()
     await booked(uow)
