@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 from services.scheduling.calendar import Booking, Calendar, Occupancy, day_of, days_to_read
@@ -100,3 +101,35 @@ def test_a_filling_calendar_is_read_a_few_days_per_course_and_every_course_lands
                 stored.setdefault(day_of(cell), set()).add(cell)
     assert reads[0] == 6, "a free calendar: one day per session"
     assert max(reads) <= 2 * 6, "a full first day: the next day's series as well, no run of days read ahead"
+
+
+def every_pair(calendar: Calendar, day, busy: frozenset[str], minutes: int, keep: Booking | None) -> Booking | None:
+    """The placement by definition: every start, every chair, every practitioner, in preference order."""
+    practitioners = calendar._preferring(calendar.config.practitioners, keep.practitioner_id if keep else None)
+    chairs = calendar._preferring(calendar.config.chairs, keep.chair_id if keep else None)
+    for start in calendar.starts(day, minutes):
+        for chair in chairs:
+            for practitioner in practitioners:
+                booking = Booking(start, minutes, practitioner, chair)
+                if busy.isdisjoint(booking.cells(calendar.step)):
+                    return booking
+    return None
+
+
+def test_the_first_free_practitioner_and_chair_are_the_first_free_pair_on_a_busy_calendar():
+    config = clinic(calendar={"chairs": ("chair_01", "chair_02", "chair_03"), "practitioners": ("clin_0101", "clin_0102", "clin_0103")})
+    calendar = Calendar(config.calendar)
+    resources = [*config.calendar.chairs, *config.calendar.practitioners]
+    cells = [Booking(start, 15, resource).cells(calendar.step)[0] for start in calendar.starts(MONDAY, 15) for resource in resources]
+    rng = random.Random(20261125)
+    checked = placed = 0
+    for _ in range(400):
+        busy = frozenset(rng.sample(cells, rng.randrange(len(cells))))
+        # a previous booking outside the opening hours: never kept, but its practitioner and chair come first
+        keep = rng.choice([None, Booking(at(MONDAY, 23), 45, rng.choice(config.calendar.practitioners), rng.choice(config.calendar.chairs))])
+        expected = every_pair(calendar, MONDAY, busy, 45, keep)
+        found = calendar.find(MONDAY, busy, minutes=45, with_chair=True, keep=keep)
+        assert found == expected
+        checked += 1
+        placed += found is not None
+    assert checked == 400 and 0 < placed < 400  # both full and partly free calendars were tried
