@@ -17,7 +17,8 @@ Collections:
   ``withdrawal_moves``: one claim per session a withdrawal began to move (a re-run after a crash knows).
 - ``demand``: what booked sessions need, per ISO week, for the stock forecast: numbered slots
   ``<monday>|<k>`` (claims: a session's needs in that week from then on, absolute, so a re-run converges),
-  and ``demand_heads``: a week's slots folded up to some ``k`` by ``<monday>``, only a hint (read forward).
+  and ``demand_heads``: a week's slots folded up to some ``k`` by ``<monday>``, only a hint (read forward;
+  its sessions packed into one value).
 - ``forecasts``: the weeks whose forecast was published (``<monday>``), so the weekly job runs once a week.
 """
 
@@ -52,6 +53,7 @@ from services.inventory.domain import (
     state_of,
 )
 from shared.runtime import Effects
+from shared.runtime.store import pack, unpack
 
 Document = dict[str, Any]
 Db = AsyncDatabase[Document]
@@ -71,6 +73,8 @@ DEMAND_HEADS = "demand_heads"
 FORECASTS = "forecasts"
 MAX_FLAGS = 1000
 MAX_WEEKS_KNOWN = 80
+MAX_LOTS_KNOWN = 1000
+HEAD_EVERY = 16
 
 
 class Repository:
@@ -83,6 +87,13 @@ class Repository:
         """The latest stock book version this process has seen (a version never changes)."""
         self._weeks: dict[date, WeekDemand] = {}
         """The latest demand this process has seen of each week (slots never change: it is only ever behind)."""
+        self._lots: dict[str, Entry] = {}
+        """The latest entry this process has seen of each lot: a hint like the lot's head (entries never
+        change, so it is only ever behind), without a read. Only the ``MAX_LOTS_KNOWN`` last used are kept."""
+        self._week_heads: dict[date, int] = {}
+        """The ``upto`` of each week's demand head as this process last read or wrote it."""
+        self._heads: dict[str, int] = {}
+        """The seq of each lot's head as this process last read or wrote it."""
 
     async def ensure_indexes(self) -> None:
         await self.ledger.create_index([("cause", ASCENDING)], unique=True, name="cause")
@@ -151,7 +162,16 @@ class Repository:
         known = self._weeks.get(week)
         if known is None:
             known = decode_week(week, await self.db[DEMAND_HEADS].find_one({"_id": week.isoformat()}))
+            self._week_heads[week] = known.upto
         return self.saw_week(await self.demand_after(known))
+
+    def week_head_due(self, week: WeekDemand) -> bool:
+        """Whether to save the week's demand as its head: ``HEAD_EVERY`` slots or more past the head this
+        process knows, as for a lot's head (``heads_due``)."""
+        if week.upto - self._week_heads.get(week.week, -HEAD_EVERY) < HEAD_EVERY:
+            return False
+        self._week_heads[week.week] = week.upto
+        return True
 
     async def demand_after(self, known: WeekDemand) -> WeekDemand:
         """``known`` brought forward through the week's slots written after it."""
@@ -169,7 +189,9 @@ class Repository:
         if current is None or week.upto >= current.upto:
             self._weeks[week.week] = current = week
             if len(self._weeks) > MAX_WEEKS_KNOWN:
-                del self._weeks[min(self._weeks)]
+                forgotten = min(self._weeks)
+                del self._weeks[forgotten]
+                self._week_heads.pop(forgotten, None)
         return current
 
     async def forecast_published(self, week: date) -> bool:
@@ -184,15 +206,42 @@ class Repository:
         return await self.ledger.find_one({"_id": entry_id(lot_number, seq)})
 
     async def hint(self, lot_number: str) -> Entry | None:
-        """The lot's head: its latest entry as last saved (maybe behind)."""
+        """The lot's latest entry as this process last saw it, else as its head says (either maybe behind)."""
+        known = self._lots.get(lot_number)
+        if known is not None:
+            return known
         head = await self.db[HEADS].find_one({"_id": lot_number})
-        return None if head is None else {**head, "_id": entry_id(lot_number, head["seq"])}
+        if head is None:
+            return None
+        self._heads[lot_number] = head["seq"]
+        return self.saw_entry({**head, "_id": entry_id(lot_number, head["seq"])})
+
+    def saw_entry(self, entry: Entry) -> Entry:
+        """Remember an entry read or written; the latest one known of its lot is returned."""
+        lot_number = entry["lot"]
+        current = self._lots.pop(lot_number, None)
+        if current is None or entry["seq"] > current["seq"]:
+            current = entry
+        self._lots[lot_number] = current  # last used goes last
+        if len(self._lots) > MAX_LOTS_KNOWN:
+            forgotten = next(iter(self._lots))
+            del self._lots[forgotten]
+            self._heads.pop(forgotten, None)
+        return current
+
+    def heads_due(self, entries: Iterable[Entry]) -> list[Entry]:
+        """The entries worth saving as their lot's head: ``HEAD_EVERY`` or more past the head this process
+        knows (or its head unknown here). A head behind costs a process that has not seen the lot one probe
+        per entry it lags, once; rewriting it after every movement cost a write per event."""
+        due = [e for e in entries if e["seq"] - self._heads.get(e["lot"], -HEAD_EVERY) >= HEAD_EVERY]
+        self._heads.update((e["lot"], e["seq"]) for e in due)
+        return due
 
     async def latest(self, lot_number: str, known: Entry | None = None) -> Entry | None:
         """The lot's latest entry: from ``known`` (or the head) forward, one ``_id`` probe per step."""
         current = known if known is not None else await self.hint(lot_number)
         while (following := await self.entry(lot_number, 0 if current is None else current["seq"] + 1)) is not None:
-            current = following
+            current = self.saw_entry(following)
         return current
 
     async def state(self, lot_number: str) -> LotState:
@@ -375,7 +424,7 @@ class Claims:
         demand of the week this process knows; when another writer took it, the week is read forward and
         the next one tried. Amounts are absolute, so a re-run after a crash writes the same need again
         (harmless), and re-running an earlier event and then the later one ends where they did. The
-        week's head is rewritten after (a hint)."""
+        week's head (a hint) is rewritten after, every ``HEAD_EVERY`` slots."""
         known = repo.known_week(week) or await repo.week_demand(week)
         while True:
             seq = known.upto + 1
@@ -387,10 +436,11 @@ class Claims:
                 known = repo.saw_week(await repo.demand_after(known))
                 continue
             known = repo.saw_week(known.with_slot(seq, session_id, need))
-            try:
-                await self.db[DEMAND_HEADS].replace_one({"_id": week.isoformat()}, encode_week(known), upsert=True)
-            except DuplicateKeyError:  # two writers creating the head at once: it is only a hint
-                pass
+            if repo.week_head_due(known):
+                try:
+                    await self.db[DEMAND_HEADS].replace_one({"_id": week.isoformat()}, encode_week(known), upsert=True)
+                except DuplicateKeyError:  # two writers creating the head at once: it is only a hint
+                    pass
             return known
 
     async def rearm(self, ingredient: str, n: int, cause: str, now: datetime) -> None:
@@ -487,11 +537,15 @@ def decode_need(document: Document) -> Need | None:
 
 
 def encode_week(week: WeekDemand) -> Document:
-    return {"upto": week.upto, "sessions": [{"session_id": s, **encode_need(n)} for s, n in sorted(week.sessions.items())]}
+    """The week's sessions packed (``shared.runtime.store.pack``): a busy week holds hundreds, and the head
+    is rewritten every ``HEAD_EVERY`` bookings of the week."""
+    sessions = [{"session_id": s, **encode_need(n)} for s, n in sorted(week.sessions.items())]
+    return {"upto": week.upto, "session_count": len(sessions), "packed": pack({"sessions": sessions})}
 
 
 def decode_week(week: date, document: Document | None) -> WeekDemand:
     if document is None:
         return WeekDemand(week)
-    sessions = {s["session_id"]: need for s in document["sessions"] if (need := decode_need(s)) is not None}
+    listed = unpack(document["packed"])["sessions"] if "packed" in document else document["sessions"]
+    sessions = {s["session_id"]: need for s in listed if (need := decode_need(s)) is not None}
     return WeekDemand(week, document["upto"], sessions)

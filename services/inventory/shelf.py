@@ -12,9 +12,11 @@ claims (``Claims`` in repository.py, which says why they are made before the Eff
 an event changes goes through its Effects.
 
 ``lot_heads`` keeps a copy of each lot's latest entry, read by ``_id`` instead of searching the ledger; it
-is only a hint, written after the entries (late after a crash, or overwritten by an older copy when
-instances race), and a stale head only makes the next insert fail and step forward through ``L|seq+1`` ...
-by ``_id``. The stock book changes the same way: version n+1 is inserted computed from version n.
+is only a hint, written after the entries every ``HEAD_EVERY`` entries (late after a crash, or overwritten
+by an older copy when instances race), and a stale head only makes the next insert fail and step forward
+through ``L|seq+1`` ... by ``_id``. A process keeps the latest entry it has seen of each lot
+(``Repository.saw_entry``), a hint of the same kind that costs no read: with one instance it is exact, so
+a reservation reads no lot at all. The stock book changes the same way: version n+1 is inserted computed from version n.
 
 A ``Shelf`` lives for one event. It reads the stock book once and each lot it touches once by ``_id``
 (the lot's head, or on to its real last entry where a decision needs it), knows what the sessions it
@@ -144,7 +146,7 @@ class Shelf:
     def _know(self, entry: Entry | None, lot_number: str) -> None:
         current = self._latest.get(lot_number)
         if entry is not None and (current is None or entry["seq"] > current["seq"]):
-            self._latest[lot_number] = entry
+            self._latest[lot_number] = self.repo.saw_entry(entry)
         else:
             self._latest.setdefault(lot_number, entry)
 
@@ -285,6 +287,7 @@ class Shelf:
         return results
 
     async def flush(self) -> None:
-        """Save the heads of the lots moved (or found further along) since the last flush."""
+        """Save the heads of the lots moved (or found further along) since the last flush, where they are
+        due (``Repository.heads_due``)."""
         moved, self._moved = list(self._moved.values()), {}
-        await self.claims.heads(moved)
+        await self.claims.heads(self.repo.heads_due(moved))

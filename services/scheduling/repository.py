@@ -8,7 +8,7 @@ The shared calendar: one claim document per cell, and one hint document per day.
 by ``_id``, so its cost does not grow with history:
 
 - ``slots``: ``{_id: cell, holder, course_id, patient_id, start}``, the claim and the only guard.
-- ``calendar``: ``{_id: "YYYY-MM-DD", cells: {cell: {course_id, holder}}}``, which cells of that (UTC)
+- ``calendar``: ``{_id: "YYYY-MM-DD", cells: {cell: "<course_id> <holder>"}}``, which cells of that (UTC)
   day are taken, read for the days a placement looks at. It is a hint, written after the claims and
   allowed to lag: a taken cell it misses costs a ``SlotTaken`` and another placement; a cell it still
   shows after its release (two writers racing on the local store, whose updates are read-modify-write)
@@ -148,6 +148,18 @@ READ_AT_ONCE = 8
 class Holding(NamedTuple):
     course_id: str
     holder: str
+
+    def stored(self) -> str:
+        """As a day document keeps it: one string, not a sub-document (the embedded store's cost grows with
+        a document's elements, and a busy day holds hundreds of cells). Ids never contain a space."""
+        return f"{self.course_id} {self.holder}"
+
+    @classmethod
+    def of(cls, value: str | dict[str, Any]) -> Holding:
+        if isinstance(value, dict):  # written before holdings were kept as strings
+            return cls(value["course_id"], value["holder"])
+        course_id, _, holder = value.partition(" ")
+        return cls(course_id, holder)
 
 
 Day = dict[str, Holding]
@@ -342,7 +354,7 @@ class Claims:
             if holding is None:
                 unsets[f"cells.{cell}"] = ""
             else:
-                sets[f"cells.{cell}"] = holding._asdict()
+                sets[f"cells.{cell}"] = holding.stored()
         updates = [
             UpdateOne({"_id": day}, {**({"$set": sets} if sets else {}), **({"$unset": unsets} if unsets else {})}, upsert=bool(sets))
             for day, (sets, unsets) in sorted(changes.items())
@@ -355,7 +367,7 @@ class Claims:
 
 
 def _day(doc: dict[str, Any] | None) -> Day:
-    return {cell: Holding(v["course_id"], v["holder"]) for cell, v in (doc or {}).get("cells", {}).items()}
+    return {cell: Holding.of(v) for cell, v in (doc or {}).get("cells", {}).items()}
 
 
 def _holding(doc: dict[str, Any] | None) -> Holding | None:

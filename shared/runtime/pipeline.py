@@ -183,7 +183,7 @@ class Pipeline(Generic[D]):
         key = store.inbox_id(event)
         if key in batch.keys:  # delivered twice within one batch
             return "duplicate"
-        document = await db[store.INBOX].find_one({"_id": key})
+        document = await store.inbox_record(db, key)
         if document is not None and document["status"] == "applied":
             return "duplicate"
         now = context.clock.now()

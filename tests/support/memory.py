@@ -62,6 +62,8 @@ class MemoryCollection:
         self.unique: list[tuple[str, ...]] = []
         self.searches = 0
         """Calls of ``find``: each reads the whole collection on the embedded store (never on a hot path)."""
+        self.reads = 0
+        """Calls of ``find_one``."""
 
     def _log(self, op: str, id: Any) -> None:
         self.database.writes.append(Written(self.name, op, id))
@@ -74,6 +76,7 @@ class MemoryCollection:
 
     async def find_one(self, where: dict[str, Any] | None = None, projection: Any = None, **_: Any) -> dict[str, Any] | None:
         where = where or {}
+        self.reads += 1
         if list(where) == ["_id"] and not isinstance(where["_id"], dict):
             found = self.docs.get(where["_id"])
             return copy.deepcopy(found) if found is not None else None

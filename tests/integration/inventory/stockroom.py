@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from clinic.polling import eventually
 from services.inventory.domain import LotMeta, LotStock
@@ -162,8 +163,8 @@ class Crash(Exception):
 
 
 class CrashingLedger:
-    """The ledger's collections, for a process that dies once ``inserts`` entries are in: the next entry
-    or head written fails (a batch may be cut short: the store had applied part of it)."""
+    """The ledger's collections, for a process that dies once ``inserts`` entries are in: right after the
+    last of them (a batch may be cut short: the store had applied part of it), before any head is saved."""
 
     def __init__(self, collection: Any, budget: list[int]) -> None:
         self._collection = collection
@@ -176,11 +177,21 @@ class CrashingLedger:
         if self._budget[0] == 0:
             raise Crash(document.get("cause"))
         self._budget[0] -= 1
-        return await self._collection.insert_one(document, *args, **kwargs)
+        result = await self._collection.insert_one(document, *args, **kwargs)
+        if self._budget[0] == 0:
+            raise Crash(document.get("cause"))
+        return result
 
     async def insert_many(self, documents: list[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
-        for document in documents:
-            await self.insert_one(document)
+        """One at a time, as an unordered insert: a refused document does not stop the others."""
+        refused = []
+        for index, document in enumerate(documents):
+            try:
+                await self.insert_one(document)
+            except DuplicateKeyError:
+                refused.append({"index": index, "code": 11000})
+        if refused:
+            raise BulkWriteError({"writeErrors": refused})
 
     async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
         if self._budget[0] == 0:

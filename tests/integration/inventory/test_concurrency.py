@@ -81,7 +81,8 @@ async def test_a_round_run_again_after_a_crash_continues_where_it_stopped_and_ta
         ref = SessionRef(f"ses_CRASH{run_id}_1", f"pt_CRASH{run_id}", f"crs_CRASH{run_id}", SESSION_AT)
 
         async def reserve(repo: Repository, needs: dict[str, float], round_id: str, claims: Claims | None = None):
-            return await reserve_session(Shelf(repo, claims or Claims(repo.db)), ref, needs, round_id, NOW.date(), NOW, await repo.session(ref.session_id))
+            shelf = Shelf(repo, Claims(repo.db)) if claims is None else Shelf(Repository(repo.db), claims)  # the dying process knows nothing yet
+            return await reserve_session(shelf, ref, needs, round_id, NOW.date(), NOW, await repo.session(ref.session_id))
 
         # the process dies after the first ledger entry of round r1 is in (3 from the first lot, not the 2 from the second)
         with pytest.raises(Crash):

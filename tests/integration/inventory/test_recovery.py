@@ -27,8 +27,13 @@ def session(run_id: str, n: int) -> SessionRef:
     return SessionRef(f"ses_REC{run_id}_{n}", f"pt_REC{n}X{run_id}", f"crs_REC{n}X{run_id}", SESSION_AT)
 
 
+def process(repo: Repository, claims: Claims | None) -> Shelf:
+    """A shelf of this process, or with ``claims`` (``dying``) of another process, which knows nothing yet."""
+    return Shelf(repo, Claims(repo.db)) if claims is None else Shelf(Repository(repo.db), claims)
+
+
 async def reserve(repo: Repository, ref: SessionRef, needs: dict[str, float], round_id: str, save: bool = True, claims: Claims | None = None):
-    shelf = Shelf(repo, claims or Claims(repo.db))
+    shelf = process(repo, claims)
     outcome = await reserve_session(shelf, ref, needs, round_id, NOW.date(), NOW, await repo.session(ref.session_id))
     if save:
         await apply(repo, repo.save_session(ref, "short" if outcome.short else "reserved", NOW, round_id, shelf.holds(ref.session_id), needs))
@@ -43,7 +48,7 @@ async def release(repo: Repository, ref: SessionRef, round_id: str):
 
 
 async def consume(repo: Repository, ref: SessionRef, used: dict[str, float], metas, round_id: str, claims: Claims | None = None):
-    return await consume_session(Shelf(repo, claims or Claims(repo.db)), ref, used, metas, round_id, NOW, await repo.session(ref.session_id))
+    return await consume_session(process(repo, claims), ref, used, metas, round_id, NOW, await repo.session(ref.session_id))
 
 
 async def head_back_to(repo: Repository, lot_number: str, seq: int) -> None:

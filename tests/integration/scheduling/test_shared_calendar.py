@@ -9,7 +9,7 @@ from aiokafka.partitioner import murmur2
 
 from clinic.polling import eventually
 from services.scheduling.app import create_service
-from services.scheduling.repository import DAYS, SLOTS, SlotTaken
+from services.scheduling.repository import DAYS, SLOTS, Holding, SlotTaken
 from shared.clock import ManualClock
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import SessionScheduled
@@ -100,7 +100,7 @@ async def test_a_slot_the_calendar_shows_taken_is_placed_around_without_a_lost_c
     rival = {"_id": f"chair_01|{FIRST_DAY}T09:00Z", "holder": "ses_RIVAL0002_01", "course_id": "crs_RIVAL0002", "start": datetime.combine(FIRST_DAY, time(9), UTC)}
     async with create_service(settings, ManualClock(START), tiny_clinic()) as service:
         await service.db[SLOTS].insert_one(dict(rival))
-        await service.db[DAYS].update_one({"_id": str(FIRST_DAY)}, {"$set": {f"cells.{rival['_id']}": {"course_id": "crs_RIVAL0002", "holder": "ses_RIVAL0002_01"}}}, upsert=True)
+        await service.db[DAYS].update_one({"_id": str(FIRST_DAY)}, {"$set": {f"cells.{rival['_id']}": Holding("crs_RIVAL0002", "ses_RIVAL0002_01").stored()}}, upsert=True)
         lost = []
         real_claim = service.deps.claims.claim
 
@@ -119,7 +119,7 @@ async def test_a_slot_the_calendar_shows_taken_is_placed_around_without_a_lost_c
 
     assert sessions[0].scheduled_for == datetime.combine(FIRST_DAY, time(9, 15), UTC)
     assert lost == []
-    assert {cell: h["holder"] for cell, h in day["cells"].items() if cell.startswith("chair_01")} == {
+    assert {cell: Holding.of(h).holder for cell, h in day["cells"].items() if cell.startswith("chair_01")} == {
         rival["_id"]: "ses_RIVAL0002_01",
         **{f"chair_01|{FIRST_DAY}T{t}Z": course.session_id(1) for t in ("09:15", "09:30", "09:45")},
     }
@@ -133,7 +133,7 @@ async def test_claims_left_by_an_attempt_that_died_before_recording_are_given_ba
         for cell in left:  # as an earlier attempt at this approval claimed them, then the process died
             at = datetime.fromisoformat(cell.split("|")[1].replace("Z", "+00:00"))
             await service.db[SLOTS].insert_one({"_id": cell, "holder": first, "course_id": course.course_id, "patient_id": course.patient_id, "start": at})
-            await service.db[DAYS].update_one({"_id": str(FIRST_DAY)}, {"$set": {f"cells.{cell}": {"course_id": course.course_id, "holder": first}}}, upsert=True)
+            await service.db[DAYS].update_one({"_id": str(FIRST_DAY)}, {"$set": {f"cells.{cell}": Holding(course.course_id, first).stored()}}, upsert=True)
         await bus.publish(course.approved())
         sessions = await booked(bus, course)
         await settle(service, (ConsultationApproved, 1))
