@@ -61,10 +61,10 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(500, ge=1, description="Outbox rows published per relay round.")
     consume_batch_size: int = Field(200, ge=1, description="Records taken from Kafka at once; their inbox updates and offset commit are shared.")
     consume_wait_ms: int = Field(20, ge=1, description="How long the consumer waits for a batch to fill when records trickle in.")
-    consume_concurrency: int = Field(
-        1, ge=1,
-        description="Patients handled at once within a batch (one patient's events stay in order). Above 1 only for a service whose "
-        "handlers claim nothing shared: concurrent claims on one lot or calendar day lose races and cost more than they gain.",
+    consume_concurrency: int | None = Field(
+        None, ge=1,
+        description="Patients handled at once within a batch (one patient's events stay in order). Unset: the service's own choice "
+        "(scheduling 1: its placements race for the same calendar cells; the others 8).",
     )
     kafka_metadata_max_age_ms: int = Field(
         30_000, ge=1000, description="How often Kafka clients refresh topic metadata even when nothing forces it (aiokafka's default is 5 minutes)."

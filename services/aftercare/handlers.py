@@ -31,7 +31,7 @@ class Deps:
     clock: Clock
 
 
-handlers = Handlers[Deps]("aftercare")
+handlers = Handlers[Deps]("aftercare", concurrency=8)  # a patient's documents only: nothing shared to race for
 
 PARKED_REPORTS = Gauge(
     "clinic_aftercare_parked_reports",

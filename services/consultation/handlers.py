@@ -41,7 +41,7 @@ class Deps:
     clock: Clock
 
 
-handlers = Handlers[Deps]("consultation")
+handlers = Handlers[Deps]("consultation", concurrency=8)  # a patient's documents only: nothing shared to race for
 
 
 @handlers.on(ConsultationRecorded)

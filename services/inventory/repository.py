@@ -53,6 +53,7 @@ from services.inventory.domain import (
     state_of,
 )
 from shared.runtime import Effects
+from shared.runtime.locks import KeyedLocks
 from shared.runtime.store import pack, unpack
 
 Document = dict[str, Any]
@@ -94,6 +95,9 @@ class Repository:
         """The ``upto`` of each week's demand head as this process last read or wrote it."""
         self._heads: dict[str, int] = {}
         """The seq of each lot's head as this process last read or wrote it."""
+        self.locks = KeyedLocks()
+        """Held around deciding and claiming a lot's next entry (``lot_key``) or a week's next demand slot
+        (``week_key``), so that this process's patients handled at once take turns instead of racing."""
 
     async def ensure_indexes(self) -> None:
         await self.ledger.create_index([("cause", ASCENDING)], unique=True, name="cause")
@@ -215,6 +219,9 @@ class Repository:
             return None
         self._heads[lot_number] = head["seq"]
         return self.saw_entry({**head, "_id": entry_id(lot_number, head["seq"])})
+
+    def known_entry(self, lot_number: str) -> Entry | None:
+        return self._lots.get(lot_number)
 
     def saw_entry(self, entry: Entry) -> Entry:
         """Remember an entry read or written; the latest one known of its lot is returned."""
@@ -425,6 +432,10 @@ class Claims:
         the next one tried. Amounts are absolute, so a re-run after a crash writes the same need again
         (harmless), and re-running an earlier event and then the later one ends where they did. The
         week's head (a hint) is rewritten after, every ``HEAD_EVERY`` slots."""
+        async with repo.locks.hold([week_key(week)]):
+            return await self._demand(repo, session_id, week, need, now)
+
+    async def _demand(self, repo: Repository, session_id: str, week: date, need: Need | None, now: datetime) -> WeekDemand:
         known = repo.known_week(week) or await repo.week_demand(week)
         while True:
             seq = known.upto + 1
@@ -518,6 +529,14 @@ def encode_crossing(c: Crossing) -> Document:
 
 def decode_crossing(d: Document) -> Crossing:
     return Crossing(d["ingredient"], d["n"], d["cause"], d["at"], d["unit"], d["on_hand"], d["reserved"], d["available"], d["reorder_point"])
+
+
+def lot_key(lot_number: str) -> str:
+    return f"lot|{lot_number}"
+
+
+def week_key(week: date) -> str:
+    return f"week|{week.isoformat()}"
 
 
 def demand_slot_id(week: date, seq: int) -> str:

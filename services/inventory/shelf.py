@@ -38,7 +38,7 @@ from datetime import datetime
 from typing import Any
 
 from services.inventory.domain import EPS, Decide, Edit, Entry, Hold, Holding, Lot, LotMeta, SessionRef, Version, hold_of, holding_of, lot_of, meta_of, new_entry, state_of
-from services.inventory.repository import Claims, Repository
+from services.inventory.repository import Claims, Repository, lot_key
 
 MAX_ATTEMPTS = 200
 BOOK_ATTEMPTS = 100
@@ -143,6 +143,12 @@ class Shelf:
         meta = await self.repo.lot_meta(lot_number)
         return None if meta is None else Lot(meta.lot_number, meta.ingredient, meta.unit, meta.expires_on)
 
+    def _fresh(self, lot_number: str) -> Entry | None:
+        """The latest entry of the lot known here or to this process (another event of this process may have
+        moved it since this one read it)."""
+        self._know(self.repo.known_entry(lot_number), lot_number)
+        return self._latest.get(lot_number)
+
     def _know(self, entry: Entry | None, lot_number: str) -> None:
         current = self._latest.get(lot_number)
         if entry is not None and (current is None or entry["seq"] > current["seq"]):
@@ -219,7 +225,14 @@ class Shelf:
         before and what the session holds already counts it. A ``repeatable`` movement (a reservation or
         a release, decided from what the session holds) whose cause is used that way is a further one:
         it gets the cause with ``|2``, ``|3`` ..."""
-        current = await self.entry(meta.lot_number)
+        await self.entry(meta.lot_number)
+        async with self.repo.locks.hold([lot_key(meta.lot_number)]):
+            return await self._append(meta, cause, decide, now, session, repeatable, extra)
+
+    async def _append(
+        self, meta: LotMeta, cause: str, decide: Decide, now: datetime, session: SessionRef | None, repeatable: bool, extra: dict[str, Any]
+    ) -> Made:
+        current = self._fresh(meta.lot_number)
         made: Entry | None
         suffix = 1
         for _ in range(MAX_ATTEMPTS):
@@ -268,22 +281,23 @@ class Shelf:
         await self.load(r.meta.lot_number for r in requests)
         results: list[Made] = [None] * len(requests)
         batch: dict[int, Entry] = {}
-        for index, r in enumerate(requests):
-            current = self._latest[r.meta.lot_number]
-            hold = self.hold(r.session.session_id, r.meta) if r.session else None
-            movement = r.decide(state_of(current), hold.amount if hold else 0.0)
-            if movement is not None:
-                seq = 0 if current is None else current["seq"] + 1
-                batch[index] = new_entry(r.meta, current, seq, r.cause, movement, now, r.session, hold, r.extra)
-        indexes = list(batch)
-        refused = {indexes[i] for i in await self.claims.entries([batch[i] for i in indexes])}
-        for index, entry in batch.items():
+        async with self.repo.locks.hold(lot_key(r.meta.lot_number) for r in requests):
+            for index, r in enumerate(requests):
+                current = self._fresh(r.meta.lot_number)
+                hold = self.hold(r.session.session_id, r.meta) if r.session else None
+                movement = r.decide(state_of(current), hold.amount if hold else 0.0)
+                if movement is not None:
+                    seq = 0 if current is None else current["seq"] + 1
+                    batch[index] = new_entry(r.meta, current, seq, r.cause, movement, now, r.session, hold, r.extra)
+            indexes = list(batch)
+            refused = {indexes[i] for i in await self.claims.entries([batch[i] for i in indexes])}
+            for index, entry in batch.items():
+                if index not in refused:
+                    self._learn(entry)
+                    results[index] = entry
+        for index in sorted(refused):
             r = requests[index]
-            if index in refused:
-                results[index] = await self.append(r.meta, r.cause, r.decide, now, r.session, r.repeatable, **r.extra)
-            else:
-                self._learn(entry)
-                results[index] = entry
+            results[index] = await self.append(r.meta, r.cause, r.decide, now, r.session, r.repeatable, **r.extra)
         return results
 
     async def flush(self) -> None:

@@ -21,6 +21,7 @@ by holder is needed.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -143,6 +144,8 @@ BUILT = "built"
 """``_id`` of the document saying the day documents were built from the claims (see ``prepare``)."""
 DUPLICATE_KEY = 11000
 READ_AT_ONCE = 8
+DAY_KNOWN_SECONDS = 30.0
+MAX_DAYS_KNOWN = 1000
 
 
 class Holding(NamedTuple):
@@ -222,6 +225,8 @@ class Claims:
         self.step = step
         self.attempts = attempts
         self._noting = asyncio.Lock()
+        self._days: dict[str, tuple[float, Day]] = {}
+        """Days of the hint as this process last read them, with its own notes since (``days``)."""
 
     async def place(self, before: Course | None, course_id: str, decide: Callable[[Busy], Decision]) -> tuple[Decision, Claim]:
         """Decide against the calendar as stored, then claim what was decided; lose a race, decide again
@@ -239,6 +244,7 @@ class Claims:
                 # twice: a cell taken there since is one more SlotTaken, as in any race
                 again = {day_of(cell) for cell in lost.cells}
                 seen = {day: cells for day, cells in seen.items() if day not in again}
+                self._forget(again)
         raise SlotContention(f"{course_id}: calendar cells kept being taken")
 
     async def _placed(
@@ -260,13 +266,35 @@ class Claims:
         return decision, seen
 
     async def days(self, days: Iterable[str]) -> dict[str, Day]:
+        """The days as the hint has them. A day this process read less than ``DAY_KNOWN_SECONDS`` ago is
+        not read again: what it wrote since is in it, and what another instance wrote since is at worst a
+        ``SlotTaken`` (after which that day is read again) or a released cell not offered for that long."""
+        now = time.monotonic()
         found: dict[str, Day] = {}
-        ids = list(days)
+        ids = []
+        for day in days:
+            known = self._days.get(day)
+            if known is not None and now - known[0] < DAY_KNOWN_SECONDS:
+                found[day] = known[1]
+            else:
+                ids.append(day)
         for start in range(0, len(ids), READ_AT_ONCE):
             batch = ids[start : start + READ_AT_ONCE]
             docs = await asyncio.gather(*(self.db[DAYS].find_one({"_id": day}) for day in batch))
-            found.update((day, _day(doc)) for day, doc in zip(batch, docs, strict=True))
+            for day, doc in zip(batch, docs, strict=True):
+                found[day] = _day(doc)
+                self._remember(day, found[day], now)
         return found
+
+    def _remember(self, day: str, cells: Day, at: float) -> None:
+        self._days.pop(day, None)
+        self._days[day] = (at, cells)
+        while len(self._days) > MAX_DAYS_KNOWN:
+            del self._days[next(iter(self._days))]
+
+    def _forget(self, days: Iterable[str]) -> None:
+        for day in days:
+            self._days.pop(day, None)
 
     async def claim(self, before: Course | None, decision: Decision, seen: Mapping[str, Day]) -> Claim:
         """Hold every cell the decision books for its sessions; raises SlotTaken (holding nothing new) when
@@ -364,6 +392,14 @@ class Claims:
             # overlapping ones on a day could bring a released cell back
             async with self._noting:
                 await self.db[DAYS].bulk_write(updates, ordered=False)
+        for cell, holding in truth.items():  # the days this process knows, as it just wrote them
+            if (known := self._days.get(day_of(cell))) is not None:
+                cells = dict(known[1])
+                if holding is None:
+                    cells.pop(cell, None)
+                else:
+                    cells[cell] = holding
+                self._days[day_of(cell)] = (known[0], cells)
 
 
 def _day(doc: dict[str, Any] | None) -> Day:

@@ -78,7 +78,7 @@ class Pipeline(Generic[D]):
             chains: dict[Any, list[ConsumerRecord]] = {}
             for record in records:  # the key is the patient: their events stay in order
                 chains.setdefault(record.key if record.key is not None else (record.topic, record.partition), []).append(record)
-            limit = asyncio.Semaphore(context.settings.consume_concurrency)
+            limit = asyncio.Semaphore(context.settings.consume_concurrency or self.handlers.concurrency)
 
             async def run(chain: list[ConsumerRecord]) -> None:
                 async with limit:

@@ -47,8 +47,10 @@ class Handlers(Generic[D]):
     ``Handlers[Deps]("aftercare")``: each handler takes the decoded event typed by the contract it is
     registered for (``CloudEvent[SessionCompleted]``) and the service's dependencies ``Deps``."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, concurrency: int = 1) -> None:
         self.service = service
+        self.concurrency = concurrency
+        """Patients handled at once within a batch unless ``CLINIC_CONSUME_CONCURRENCY`` says otherwise."""
         self.by_type: dict[str, tuple[type[EventData], AnyHandler]] = {}
         self.jobs: dict[str, tuple[float, Job[D]]] = {}
 

@@ -36,3 +36,19 @@ async def test_booking_a_six_session_course_on_a_free_calendar_takes_fourteen_ro
         ("update", INBOX): 1,  # applied (one per consumed batch)
     }
     assert sum(handling.values()) == 14
+
+
+async def test_a_second_booking_on_the_same_days_reads_no_calendar_day_this_process_read_just_before(settings, bus, run_id):
+    first, second = Course(run_id, tag="RA", sessions=6, interval_days=14), Course(run_id, tag="RB", sessions=6, interval_days=14)
+    with watching(settings.database("scheduling"), {DAYS}) as commands:
+        async with create_service(settings, ManualClock(START), tiny_clinic()) as service:
+            await bus.publish(first.approved())
+            await booked(bus, first)
+            await settle(service, (ConsultationApproved, 1))
+            started = len(commands)
+            await bus.publish(second.approved())
+            await booked(bus, second)
+            await settle(service, (ConsultationApproved, 2))
+            second_reads = Counter(c.name for c in commands[started:] if c.name != "aggregate")
+
+    assert second_reads == {"update": 1}  # its holdings noted in the days; none read: this process knows them
