@@ -26,7 +26,12 @@ from services.scheduling.config import CalendarConfig, SchedulingConfig
 
 
 def cell_id(resource: str, start: datetime) -> str:
-    return f"{resource}|{start.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
+    return resource + cell_stamp(start)
+
+
+def cell_stamp(start: datetime) -> str:
+    """The part of a cell's id after its resource: formatted once per step, not per resource tried."""
+    return f"|{start.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
 
 
 def day_of(cell: str) -> str:
@@ -115,13 +120,13 @@ class Calendar:
             # A practitioner and a chair are held independently, so the first free pair in preference order
             # is the first free practitioner with the first free chair: practitioners + chairs look-ups per
             # start, not practitioners x chairs (a 40-chair calendar spent seconds per booking on the product).
-            steps = [start + self.step * i for i in range(held)]
-            practitioner = next((p for p in practitioners if busy.isdisjoint([cell_id(p, at) for at in steps])), None)
+            stamps = [cell_stamp(start + self.step * i) for i in range(held)]
+            practitioner = next((p for p in practitioners if busy.isdisjoint([p + at for at in stamps])), None)
             if practitioner is None:
                 continue
             if not with_chair:
                 return Booking(start, minutes, practitioner)
-            chair = next((c for c in chairs if busy.isdisjoint([cell_id(c, at) for at in steps])), None)
+            chair = next((c for c in chairs if busy.isdisjoint([c + at for at in stamps])), None)
             if chair is not None:
                 return Booking(start, minutes, practitioner, chair)
         return None
