@@ -51,13 +51,21 @@ async def test_a_service_that_cannot_reach_its_store_logs_where_without_the_pass
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.inventory", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
-    try:
-        await asyncio.sleep(8)  # server selection gives up after 5 s, then it says so and retries
+    expected = "store unreachable at mongodb://***@127.0.0.1:1/?authSource=admin, retrying"
+    lines: list[str] = []
+    try:  # server selection gives up after 5 s, then it says so and retries: read until it has, or a minute
+        async with asyncio.timeout(60):
+            assert process.stdout is not None
+            while (line := (await process.stdout.readline()).decode()) and expected not in line:
+                lines.append(line)
+            lines.append(line)
+    except TimeoutError:
+        pass
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), 30)
-    log = output.decode()
-    assert "store unreachable at mongodb://***@127.0.0.1:1/?authSource=admin, retrying" in log
+    log = "".join(lines) + output.decode()
+    assert expected in log
     assert PASSWORD not in log
 
 
