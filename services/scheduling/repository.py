@@ -145,7 +145,7 @@ BUILT = "built"
 DUPLICATE_KEY = 11000
 READ_AT_ONCE = 8
 DAY_KNOWN_SECONDS = 30.0
-MAX_DAYS_KNOWN = 1000
+MAX_DAYS_KNOWN = 400
 
 
 class Holding(NamedTuple):
@@ -287,9 +287,10 @@ class Claims:
         return found
 
     def _remember(self, day: str, cells: Day, at: float) -> None:
+        """Keep a day just read; the days read longest ago go when expired (they come first) or too many."""
         self._days.pop(day, None)
         self._days[day] = (at, cells)
-        while len(self._days) > MAX_DAYS_KNOWN:
+        while len(self._days) > MAX_DAYS_KNOWN or at - next(iter(self._days.values()))[0] >= DAY_KNOWN_SECONDS:
             del self._days[next(iter(self._days))]
 
     def _forget(self, days: Iterable[str]) -> None:
