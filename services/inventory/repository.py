@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -75,6 +75,7 @@ FORECASTS = "forecasts"
 MAX_FLAGS = 1000
 MAX_WEEKS_KNOWN = 80
 MAX_LOTS_KNOWN = 1000
+K = TypeVar("K")
 HEAD_EVERY = 16
 
 
@@ -170,12 +171,8 @@ class Repository:
         return self.saw_week(await self.demand_after(known))
 
     def week_head_due(self, week: WeekDemand) -> bool:
-        """Whether to save the week's demand as its head: ``HEAD_EVERY`` slots or more past the head this
-        process knows, as for a lot's head (``heads_due``)."""
-        if week.upto - self._week_heads.get(week.week, -HEAD_EVERY) < HEAD_EVERY:
-            return False
-        self._week_heads[week.week] = week.upto
-        return True
+        """Whether to save the week's demand as its head (``head_due``)."""
+        return head_due(self._week_heads, week.week, week.upto)
 
     async def demand_after(self, known: WeekDemand) -> WeekDemand:
         """``known`` brought forward through the week's slots written after it."""
@@ -211,7 +208,7 @@ class Repository:
 
     async def hint(self, lot_number: str) -> Entry | None:
         """The lot's latest entry as this process last saw it, else as its head says (either maybe behind)."""
-        known = self._lots.get(lot_number)
+        known = self.known_entry(lot_number)
         if known is not None:
             return known
         head = await self.db[HEADS].find_one({"_id": lot_number})
@@ -237,12 +234,8 @@ class Repository:
         return current
 
     def heads_due(self, entries: Iterable[Entry]) -> list[Entry]:
-        """The entries worth saving as their lot's head: ``HEAD_EVERY`` or more past the head this process
-        knows (or its head unknown here). A head behind costs a process that has not seen the lot one probe
-        per entry it lags, once; rewriting it after every movement cost a write per event."""
-        due = [e for e in entries if e["seq"] - self._heads.get(e["lot"], -HEAD_EVERY) >= HEAD_EVERY]
-        self._heads.update((e["lot"], e["seq"]) for e in due)
-        return due
+        """The entries worth saving as their lot's head (``head_due``)."""
+        return [e for e in entries if head_due(self._heads, e["lot"], e["seq"])]
 
     async def latest(self, lot_number: str, known: Entry | None = None) -> Entry | None:
         """The lot's latest entry: from ``known`` (or the head) forward, one ``_id`` probe per step."""
@@ -529,6 +522,17 @@ def encode_crossing(c: Crossing) -> Document:
 
 def decode_crossing(d: Document) -> Crossing:
     return Crossing(d["ingredient"], d["n"], d["cause"], d["at"], d["unit"], d["on_hand"], d["reserved"], d["available"], d["reorder_point"])
+
+
+def head_due(saved: dict[K, int], key: K, seq: int) -> bool:
+    """Whether a head (a lot's, a week's demand) is worth rewriting at ``seq``: ``HEAD_EVERY`` or more past
+    the one this process last read or wrote (``saved``, then updated), or none known here. A head behind
+    costs a process that has not seen it one probe per entry it lags, once; rewriting it after every
+    movement cost a write per event."""
+    if seq - saved.get(key, -HEAD_EVERY) < HEAD_EVERY:
+        return False
+    saved[key] = seq
+    return True
 
 
 def lot_key(lot_number: str) -> str:

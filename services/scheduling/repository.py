@@ -393,14 +393,18 @@ class Claims:
             # overlapping ones on a day could bring a released cell back
             async with self._noting:
                 await self.db[DAYS].bulk_write(updates, ordered=False)
-        for cell, holding in truth.items():  # the days this process knows, as it just wrote them
-            if (known := self._days.get(day_of(cell))) is not None:
+        by_day: dict[str, list[tuple[str, Holding | None]]] = {}
+        for cell, holding in truth.items():
+            by_day.setdefault(day_of(cell), []).append((cell, holding))
+        for day, notes in by_day.items():  # the days this process knows, as it just wrote them: one copy per day
+            if (known := self._days.get(day)) is not None:
                 cells = dict(known[1])
-                if holding is None:
-                    cells.pop(cell, None)
-                else:
-                    cells[cell] = holding
-                self._days[day_of(cell)] = (known[0], cells)
+                for cell, holding in notes:
+                    if holding is None:
+                        cells.pop(cell, None)
+                    else:
+                        cells[cell] = holding
+                self._days[day] = (known[0], cells)
 
 
 def _day(doc: dict[str, Any] | None) -> Day:
