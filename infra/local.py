@@ -55,6 +55,98 @@ FERRETDB_UPDATE_PATCH = (
 )
 
 
+# FerretDB v1's SQLite backend hands SQLite a filter on `_id` only when the filter is exactly
+# `{_id: <string or ObjectId>}`. Every other filter is matched in memory after a scan of the whole table,
+# so `{_id: {$in: [a, b, c]}}` (reading several documents in one round trip) and `{_id: x, v: n}` (an
+# update that applies only if the document is still at version n) cost as much as the collection is large.
+# The handler matches every document that comes back against the whole filter again (find, count,
+# distinct, update, delete, findAndModify, aggregate), so the build hands SQLite the top-level `_id`
+# condition of any filter: equality to a string or ObjectId, or `$in` a list of them. MongoDB serves both
+# from its `_id` index.
+FERRETDB_ID_FILTER = (
+    "internal/backends/sqlite/collection.go",
+    """// Explain implements backends.Collection interface.""",
+    """// clinicIDFilter (a clinic-backbone build patch) is the SQL condition for the top-level `_id` of a filter
+// with any other fields: equality to a string or ObjectID, or `$in` a non-empty list of them. The caller's
+// handler matches the whole filter again on the documents that come back.
+func clinicIDFilter(filter *types.Document) (string, []any, bool) {
+	v, err := filter.Get("_id")
+	if err != nil {
+		return "", nil, false
+	}
+
+	if cond, ok := v.(*types.Document); ok {
+		if cond.Len() != 1 {
+			return "", nil, false
+		}
+
+		in, err := cond.Get("$in")
+		if err != nil {
+			return "", nil, false
+		}
+
+		values, ok := in.(*types.Array)
+		if !ok || values.Len() == 0 {
+			return "", nil, false
+		}
+
+		args := make([]any, values.Len())
+		for i := range args {
+			value := must.NotFail(values.Get(i))
+			switch value.(type) {
+			case string, types.ObjectID:
+				args[i] = string(must.NotFail(sjson.MarshalSingleValue(value)))
+			default:
+				return "", nil, false
+			}
+		}
+
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
+		return fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, marks), args, true
+	}
+
+	switch v.(type) {
+	case string, types.ObjectID:
+		return fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn), []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}, true
+	}
+
+	return "", nil, false
+}
+
+// Explain implements backends.Collection interface.""",
+)
+FERRETDB_ID_FILTER_QUERY = (
+    "internal/backends/sqlite/collection.go",
+    """	if params.Filter.Len() == 1 {
+		v, _ := params.Filter.Get("_id")
+		switch v.(type) {
+		case string, types.ObjectID:
+			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
+			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+		}
+	}""",
+    """	if where, values, ok := clinicIDFilter(params.Filter); ok {
+		whereClause, args = where, values
+	}""",
+)
+FERRETDB_ID_FILTER_EXPLAIN = (
+    "internal/backends/sqlite/collection.go",
+    """	if params.Filter.Len() == 1 {
+		v, _ := params.Filter.Get("_id")
+		switch v.(type) {
+		case string, types.ObjectID:
+			filterPushdown = true
+			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
+			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+		}
+	}""",
+    """	if where, values, ok := clinicIDFilter(params.Filter); ok {
+		filterPushdown = true
+		whereClause, args = where, values
+	}""",
+)
+
+
 class InfraError(RuntimeError):
     """A failure a person can act on; the message says what and where to look."""
 
@@ -132,7 +224,7 @@ def fetch_kafka(layout: Layout, say=print) -> Path:
 
 
 def build_ferretdb(layout: Layout, say=print) -> Path:
-    """Build our wrapper against a patched copy of the FerretDB module (FERRETDB_ID_PATCH, FERRETDB_UPDATE_PATCH). The copy and
+    """Build our wrapper against a patched copy of the FerretDB module (the FERRETDB_*PATCH and FERRETDB_ID_FILTER* texts). The copy and
     the wrapper with its `replace` directive live in a build folder next to the binary, never in git."""
     binary = layout.ferretdb_binary
     if binary.exists():
@@ -151,7 +243,10 @@ def build_ferretdb(layout: Layout, say=print) -> Path:
     upstream = _copy_module(wrapper, build / "FerretDB", env, _ticker(say, "Go is downloading the FerretDB module"))
     for patch in _patches():
         _patch(upstream, *patch)
-    say(f"patched FerretDB in {upstream}: {FERRETDB_ID_PATCH[0]} (the _id lookups use the _id index), {FERRETDB_UPDATE_PATCH[0]} (an update releases each statement's connection)")
+    say(
+        f"patched FerretDB in {upstream}: {FERRETDB_ID_PATCH[0]} (the _id lookups use the _id index), {FERRETDB_ID_FILTER[0]} (any filter's _id"
+        f" equality or $in goes to SQLite), {FERRETDB_UPDATE_PATCH[0]} (an update releases each statement's connection)"
+    )
     _run(["go", "mod", "edit", f"-replace={FERRETDB_MODULE}={upstream}"], "go mod edit of the wrapper copy failed", cwd=wrapper, env=env)
     _run(["go", "build", "-trimpath", "-o", str(binary) + ".partial", "."], "go build of FerretDB failed",
          progress=_ticker(say, "Go is building FerretDB"), cwd=wrapper, env=env)
@@ -181,7 +276,7 @@ def _copy_module(wrapper: Path, target: Path, env: dict[str, str], progress=None
 
 
 def _patches() -> tuple[tuple[str, str, str], ...]:
-    return (FERRETDB_ID_PATCH, FERRETDB_UPDATE_PATCH)
+    return (FERRETDB_ID_PATCH, FERRETDB_UPDATE_PATCH, FERRETDB_ID_FILTER, FERRETDB_ID_FILTER_QUERY, FERRETDB_ID_FILTER_EXPLAIN)
 
 
 def _patch(module: Path, relative: str, old: str, new: str) -> None:
@@ -191,7 +286,7 @@ def _patch(module: Path, relative: str, old: str, new: str) -> None:
         raise InfraError(
             f"cannot patch FerretDB {FERRETDB_VERSION}: expected the text `{old}` once in {relative} of {FERRETDB_MODULE}, "
             f"found it {text.count(old)} times (looked in {path}). After an upgrade, check whether FerretDB still has the defect "
-            "the patch's comment in infra/local.py describes (FERRETDB_ID_PATCH, FERRETDB_UPDATE_PATCH), then update or drop that patch"
+            "the patch's comment in infra/local.py describes (FERRETDB_ID_PATCH, FERRETDB_ID_FILTER*, FERRETDB_UPDATE_PATCH), then update or drop that patch"
         )
     path.write_text(text.replace(old, new))
 

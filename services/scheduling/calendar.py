@@ -35,8 +35,18 @@ def cell_stamp(start: datetime) -> str:
 
 
 def day_of(cell: str) -> str:
-    """The UTC date (``YYYY-MM-DD``) a cell lies on: the store keeps one calendar document per such day."""
+    """The UTC date (``YYYY-MM-DD``) a cell lies on: placements read the stored calendar by such days."""
     return cell.partition("|")[2][:10]
+
+
+def hour_of(cell: str) -> str:
+    """The UTC hour (``YYYY-MM-DDTHH``) a cell lies in: the store keeps one calendar document per such hour."""
+    return cell.partition("|")[2][:13]
+
+
+def hours_of(day: str) -> list[str]:
+    """The 24 hours of a UTC date, as ``hour_of`` names them."""
+    return [f"{day}T{hour:02d}" for hour in range(24)]
 
 
 class Busy(Protocol):

@@ -4,12 +4,15 @@ Courses: one document per course, with its sessions, follow-ups and their bookin
 one patient, so only one instance writes it at a time (see docs/services.md); the handlers read it here
 as a domain ``Course`` and every write of it goes through the Effects that ``Repository.save`` builds.
 
-The shared calendar: one claim document per cell, and one hint document per day. Every read and write is
-by ``_id``, so its cost does not grow with history:
+The shared calendar: one claim document per cell, and one hint document per hour. Every read and write
+is by ``_id``, so its cost does not grow with history:
 
 - ``slots``: ``{_id: cell, holder, course_id, patient_id, start}``, the claim and the only guard.
-- ``calendar``: ``{_id: "YYYY-MM-DD", cells: {cell: "<course_id> <holder>"}}``, which cells of that (UTC)
-  day are taken, read for the days a placement looks at. It is a hint, written after the claims and
+- ``calendar``: ``{_id: "YYYY-MM-DDTHH", cells: {cell: "<course_id> <holder>"}}``, which cells of that
+  (UTC) hour are taken. A placement reads whole days, a day as its 24 hour ids in one query (``$in`` on
+  ``_id``); a booking rewrites only the hours it touches. Why hours and not one document per day: the
+  local store rewrites a whole document on every update and its cost follows the document's fields, and
+  a busy day of a 40-chair clinic holds thousands of cells. It is a hint, written after the claims and
   allowed to lag: a taken cell it misses costs a ``SlotTaken`` and another placement; a cell it still
   shows after its release (two writers racing on the local store, whose updates are read-modify-write)
   is healed when a claim of that course comes across it.
@@ -32,7 +35,7 @@ from pymongo import DeleteOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.scheduling.calendar import Booking, Busy, Occupancy, day_of, days_to_read
+from services.scheduling.calendar import Booking, Busy, Occupancy, day_of, days_to_read, hour_of, hours_of
 from services.scheduling.domain import Course, Decision, FollowUp, ReminderChanges, Session, course_id_of
 from shared.contracts.plan import TreatmentPlan
 from shared.runtime import Effects
@@ -140,10 +143,13 @@ def _booking(doc: dict[str, Any]) -> Booking:
 
 SLOTS = "slots"
 DAYS = "calendar"
-BUILT = "built"
-"""``_id`` of the document saying the day documents were built from the claims (see ``prepare``)."""
+BUILT = "built:hours"
+"""``_id`` of the document saying the hour documents were built from the claims (see ``prepare``)."""
+BUILT_DAYS = "built"
+"""What ``BUILT`` was when the hint kept one document per day (``YYYY-MM-DD``), before hours."""
 DUPLICATE_KEY = 11000
-READ_AT_ONCE = 8
+READ_AT_ONCE = 16
+"""Days read in one query (24 hour ids each)."""
 DAY_KNOWN_SECONDS = 30.0
 MAX_DAYS_KNOWN = 400
 
@@ -280,10 +286,12 @@ class Claims:
                 ids.append(day)
         for start in range(0, len(ids), READ_AT_ONCE):
             batch = ids[start : start + READ_AT_ONCE]
-            docs = await asyncio.gather(*(self.db[DAYS].find_one({"_id": day}) for day in batch))
-            for day, doc in zip(batch, docs, strict=True):
-                found[day] = _day(doc)
-                self._remember(day, found[day], now)
+            read: dict[str, Day] = {day: {} for day in batch}
+            async for doc in self.db[DAYS].find({"_id": {"$in": [hour for day in batch for hour in hours_of(day)]}}):
+                read[day_of_hour(doc["_id"])].update(_cells(doc))
+            for day, cells in read.items():
+                found[day] = cells
+                self._remember(day, cells, now)
         return found
 
     def _remember(self, day: str, cells: Day, at: float) -> None:
@@ -338,13 +346,16 @@ class Claims:
         return Claim(reassigned, frozenset(stale))
 
     async def prepare(self, now: datetime) -> None:
-        """Build the day documents from the claims once, for a store written before they existed.
-        Rare (once per database, at start-up), so it may scan the claims from today on."""
+        """Build the hour documents from the claims once, for a store written before they existed (none, or
+        one document per day). Rare (once per database, at start-up), so it may scan the claims from today on
+        and, after day documents, remove them."""
         if await self.db[DAYS].find_one({"_id": BUILT}) is not None:
             return
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         docs = await self.db[SLOTS].find({"start": {"$gte": today}}, {"course_id": 1, "holder": 1}).to_list()
         await self._note({}, {doc["_id"]: _holding(doc) for doc in docs})
+        if await self.db[DAYS].find_one({"_id": BUILT_DAYS}) is not None:
+            await self.db[DAYS].delete_many({"_id": {"$regex": r"^(\d{4}-\d{2}-\d{2}|built)$"}})
         try:
             await self.db[DAYS].insert_one({"_id": BUILT, "at": now})
         except DuplicateKeyError:
@@ -364,33 +375,34 @@ class Claims:
         return []
 
     async def _read(self, cells: list[str]) -> dict[str, dict[str, Any]]:
-        docs = await asyncio.gather(*(self.db[SLOTS].find_one({"_id": cell}) for cell in cells))
-        return {doc["_id"]: doc for doc in docs if doc is not None}
+        if not cells:
+            return {}
+        return {doc["_id"]: doc async for doc in self.db[SLOTS].find({"_id": {"$in": cells}})}
 
     async def _delete(self, cells: list[str]) -> None:
         if cells:
             await self.db[SLOTS].bulk_write([DeleteOne({"_id": cell}) for cell in cells], ordered=False)
 
     async def _note(self, seen: Mapping[str, Day], truth: Mapping[str, Holding | None]) -> None:
-        """Bring the day documents in line with what is known to be true: one update per day that was not
-        read or reads otherwise, all in one round trip."""
+        """Bring the hour documents in line with what is known to be true: one update per hour with a cell
+        that was not read or reads otherwise, all in one round trip."""
         changes: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
         for cell, holding in truth.items():
             day = day_of(cell)
             if day in seen and seen[day].get(cell) == holding:
                 continue
-            sets, unsets = changes.setdefault(day, ({}, {}))
+            sets, unsets = changes.setdefault(hour_of(cell), ({}, {}))
             if holding is None:
                 unsets[f"cells.{cell}"] = ""
             else:
                 sets[f"cells.{cell}"] = holding.stored()
         updates = [
-            UpdateOne({"_id": day}, {**({"$set": sets} if sets else {}), **({"$unset": unsets} if unsets else {})}, upsert=bool(sets))
-            for day, (sets, unsets) in sorted(changes.items())
+            UpdateOne({"_id": hour}, {**({"$set": sets} if sets else {}), **({"$unset": unsets} if unsets else {})}, upsert=bool(sets))
+            for hour, (sets, unsets) in sorted(changes.items())
         ]
         if updates:
             # one writer per process at a time: the local store's updates are read-modify-write, and two
-            # overlapping ones on a day could bring a released cell back
+            # overlapping ones on an hour could bring a released cell back
             async with self._noting:
                 await self.db[DAYS].bulk_write(updates, ordered=False)
         by_day: dict[str, list[tuple[str, Holding | None]]] = {}
@@ -407,8 +419,12 @@ class Claims:
                 self._days[day] = (known[0], cells)
 
 
-def _day(doc: dict[str, Any] | None) -> Day:
-    return {cell: Holding.of(v) for cell, v in (doc or {}).get("cells", {}).items()}
+def _cells(doc: dict[str, Any]) -> Day:
+    return {cell: Holding.of(v) for cell, v in doc.get("cells", {}).items()}
+
+
+def day_of_hour(hour: str) -> str:
+    return hour[:10]
 
 
 def _holding(doc: dict[str, Any] | None) -> Holding | None:

@@ -1,5 +1,9 @@
 """The commands a service sends to the store, seen by a PyMongo listener: proof that what a handler
-does per event is a lookup by ``_id`` (the local store scans the whole collection for any other filter)."""
+does per event is a lookup by ``_id`` (the local store scans the whole collection for any other filter).
+
+A lookup by ``_id`` is ``{_id: x}`` or ``{_id: {$in: [x, y]}}``, with or without other fields beside the
+``_id`` (a version to compare): our build of the local store hands SQLite the ``_id`` condition of any
+filter (FERRETDB_ID_FILTER in infra/local.py, its plan checked in tests/integration/test_store_plan.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from bson import ObjectId
 from pymongo import monitoring
 
 QUERIES = {"aggregate", "count", "distinct", "mapReduce"}
@@ -41,7 +46,17 @@ class Command:
 
 
 def _by_id(query: Any) -> bool:
-    return isinstance(query, dict) and list(query) == ["_id"] and not isinstance(query["_id"], dict | list)
+    if not isinstance(query, dict) or "_id" not in query:
+        return False
+    wanted = query["_id"]
+    if isinstance(wanted, dict):
+        return list(wanted) == ["$in"] and isinstance(wanted["$in"], list) and bool(wanted["$in"]) and all(_plain(v) for v in wanted["$in"])
+    return _plain(wanted)
+
+
+def _plain(value: Any) -> bool:
+    """A value the store looks up in the ``_id`` index: a string or an ObjectId (what the services use)."""
+    return isinstance(value, str | ObjectId)
 
 
 class _Recorder(monitoring.CommandListener):

@@ -9,10 +9,12 @@ from aiokafka.partitioner import murmur2
 
 from clinic.polling import eventually
 from services.scheduling.app import create_service
-from services.scheduling.repository import DAYS, SLOTS, Holding, SlotTaken
+from services.scheduling.calendar import hour_of, hours_of
+from services.scheduling.repository import BUILT, BUILT_DAYS, DAYS, SLOTS, Holding, SlotTaken
 from shared.clock import ManualClock
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import SessionScheduled
+from shared.runtime.store import connect, database
 from tests.integration.scheduling.journey import FIRST_DAY, START, Course, booked, tiny_clinic
 from tests.support.settle import settle
 
@@ -100,7 +102,7 @@ async def test_a_slot_the_calendar_shows_taken_is_placed_around_without_a_lost_c
     rival = {"_id": f"chair_01|{FIRST_DAY}T09:00Z", "holder": "ses_RIVAL0002_01", "course_id": "crs_RIVAL0002", "start": datetime.combine(FIRST_DAY, time(9), UTC)}
     async with create_service(settings, ManualClock(START), tiny_clinic()) as service:
         await service.db[SLOTS].insert_one(dict(rival))
-        await service.db[DAYS].update_one({"_id": str(FIRST_DAY)}, {"$set": {f"cells.{rival['_id']}": Holding("crs_RIVAL0002", "ses_RIVAL0002_01").stored()}}, upsert=True)
+        await service.db[DAYS].update_one({"_id": hour_of(rival["_id"])}, {"$set": {f"cells.{rival['_id']}": Holding("crs_RIVAL0002", "ses_RIVAL0002_01").stored()}}, upsert=True)
         lost = []
         real_claim = service.deps.claims.claim
 
@@ -115,11 +117,11 @@ async def test_a_slot_the_calendar_shows_taken_is_placed_around_without_a_lost_c
         await bus.publish(course.approved())
         sessions = await booked(bus, course)
         await settle(service, (ConsultationApproved, 1))
-        day = await service.db[DAYS].find_one({"_id": str(FIRST_DAY)})
+        day = await hint_of(service.db, FIRST_DAY)
 
     assert sessions[0].scheduled_for == datetime.combine(FIRST_DAY, time(9, 15), UTC)
     assert lost == []
-    assert {cell: Holding.of(h).holder for cell, h in day["cells"].items() if cell.startswith("chair_01")} == {
+    assert {cell: Holding.of(h).holder for cell, h in day.items() if cell.startswith("chair_01")} == {
         rival["_id"]: "ses_RIVAL0002_01",
         **{f"chair_01|{FIRST_DAY}T{t}Z": course.session_id(1) for t in ("09:15", "09:30", "09:45")},
     }
@@ -133,13 +135,56 @@ async def test_claims_left_by_an_attempt_that_died_before_recording_are_given_ba
         for cell in left:  # as an earlier attempt at this approval claimed them, then the process died
             at = datetime.fromisoformat(cell.split("|")[1].replace("Z", "+00:00"))
             await service.db[SLOTS].insert_one({"_id": cell, "holder": first, "course_id": course.course_id, "patient_id": course.patient_id, "start": at})
-            await service.db[DAYS].update_one({"_id": str(FIRST_DAY)}, {"$set": {f"cells.{cell}": Holding(course.course_id, first).stored()}}, upsert=True)
+            await service.db[DAYS].update_one({"_id": hour_of(cell)}, {"$set": {f"cells.{cell}": Holding(course.course_id, first).stored()}}, upsert=True)
         await bus.publish(course.approved())
         sessions = await booked(bus, course)
         await settle(service, (ConsultationApproved, 1))
         held = await service.db[SLOTS].find({"holder": first}).to_list()
-        day = await service.db[DAYS].find_one({"_id": str(FIRST_DAY)})
+        day = await hint_of(service.db, FIRST_DAY)
 
     assert sessions[0].scheduled_for == datetime.combine(FIRST_DAY, time(9), UTC)
     assert sorted(c["start"].time() for c in held) == sorted([time(9), time(9, 15), time(9, 30)] * 2)
-    assert not set(left) & set(day["cells"])
+    assert not set(left) & set(day)
+
+
+async def hint_of(db, day) -> dict[str, str]:
+    """The calendar hint's cells of a day, from its hour documents."""
+    return {cell: holding async for doc in db[DAYS].find({"_id": {"$in": hours_of(str(day))}}) for cell, holding in doc.get("cells", {}).items()}
+
+
+async def test_a_store_with_one_calendar_document_per_day_is_rebuilt_into_hours_at_start(settings, bus, run_id, monkeypatch):
+    """A store written before the hint kept hours: the claims are the truth, the day documents go."""
+    course = Course(run_id)
+    rival = [f"{resource}|{FIRST_DAY}T{t}Z" for resource in ("chair_01", "clin_0107") for t in ("09:00", "09:15", "09:30")]
+    client = connect(settings.mongodb_url.get_secret_value(), "test-calendar-upgrade")
+    try:
+        db = database(client, settings.database("scheduling"))
+        for cell in rival:  # another course's session at 09:00, claimed and in the old day document
+            at = datetime.fromisoformat(cell.split("|")[1].replace("Z", "+00:00"))
+            await db[SLOTS].insert_one({"_id": cell, "holder": "ses_RIVAL0003_01", "course_id": "crs_RIVAL0003", "patient_id": "pt_RIVAL0003", "start": at})
+        await db[DAYS].insert_many([{"_id": str(FIRST_DAY), "cells": {cell: Holding("crs_RIVAL0003", "ses_RIVAL0003_01").stored() for cell in rival}}, {"_id": BUILT_DAYS}])
+    finally:
+        await client.close()
+
+    async with create_service(settings, ManualClock(START), tiny_clinic()) as service:
+        lost: list[frozenset[str]] = []
+        real_claim = service.deps.claims.claim
+
+        async def claim(*args):
+            try:
+                return await real_claim(*args)
+            except SlotTaken as taken:
+                lost.append(taken.cells)
+                raise
+
+        monkeypatch.setattr(service.deps.claims, "claim", claim)
+        await bus.publish(course.approved())
+        sessions = await booked(bus, course)
+        await settle(service, (ConsultationApproved, 1))
+        left = await service.db[DAYS].find({"_id": {"$in": [str(FIRST_DAY), BUILT_DAYS, BUILT]}}).to_list()
+        day = await hint_of(service.db, FIRST_DAY)
+
+    assert sessions[0].scheduled_for == datetime.combine(FIRST_DAY, time(9, 45), UTC), "after the rival's session"
+    assert lost == [], "the rebuilt hours showed the rival's cells"
+    assert [doc["_id"] for doc in left] == [BUILT], "the day documents and their marker are gone"
+    assert {cell for cell, h in day.items() if Holding.of(h).course_id == "crs_RIVAL0003"} == set(rival)

@@ -56,7 +56,7 @@ async def test_every_handler_reads_and_writes_courses_and_the_calendar_by_id_onl
 
     handling = commands[started:]
     assert [c for c in handling if c.scans] == []
-    assert approval_reads == [COURSES, *[DAYS] * 6], "the course, then one calendar day per session"
+    assert approval_reads == [COURSES, DAYS], "the course, then the calendar days of its sessions in one query"
     assert completion_reads == [COURSES], "closing a session places nothing"
     assert cancel_reads[0] == COURSES and set(cancel_reads[1:]) == {DAYS}
     assert shortage_reads[0] == COURSES and set(shortage_reads[1:]) == {DAYS}

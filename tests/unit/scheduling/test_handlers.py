@@ -6,6 +6,7 @@ Effects."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from services.scheduling.app import create_service
 from services.scheduling.handlers import Deps
@@ -139,13 +140,13 @@ async def test_a_slot_lost_to_a_booking_the_calendar_did_not_show_yet_rereads_on
     rival = f"chair_01|{MONDAY}T09:00Z"  # claimed by another instance that has not noted its day yet
     await uow.db[SLOTS].insert_one({"_id": rival, "holder": "ses_UNIT0009_01", "course_id": "crs_UNIT0009", "patient_id": "pt_UNIT0009", "start": at(MONDAY, 9)})
     days_read: list[str] = []
-    read_day = uow.db[DAYS].find_one
+    read_hours = uow.db[DAYS].find
 
-    async def counting(where: dict[str, object], *args: object, **kwargs: object) -> object:
-        days_read.append(str(where["_id"]))
-        return await read_day(where, *args, **kwargs)
+    def counting(where: dict[str, Any], *args: object, **kwargs: object) -> object:
+        days_read.extend(sorted({hour[:10] for hour in where["_id"]["$in"]}))
+        return read_hours(where, *args, **kwargs)
 
-    monkeypatch.setattr(uow.db[DAYS], "find_one", counting)
+    monkeypatch.setattr(uow.db[DAYS], "find", counting)
 
     handled = await uow.handle(approval(sessions=4, interval_days=14))
 
