@@ -103,17 +103,7 @@ async def test_a_slot_the_calendar_shows_taken_is_placed_around_without_a_lost_c
     async with create_service(settings, ManualClock(START), tiny_clinic()) as service:
         await service.db[SLOTS].insert_one(dict(rival))
         await service.db[DAYS].update_one({"_id": hour_of(rival["_id"])}, {"$set": {f"cells.{rival['_id']}": Holding("crs_RIVAL0002", "ses_RIVAL0002_01").stored()}}, upsert=True)
-        lost = []
-        real_claim = service.deps.claims.claim
-
-        async def claim(*args):
-            try:
-                return await real_claim(*args)
-            except SlotTaken as taken:
-                lost.append(taken.cells)
-                raise
-
-        monkeypatch.setattr(service.deps.claims, "claim", claim)
+        lost = lost_claims(service, monkeypatch)
         await bus.publish(course.approved())
         sessions = await booked(bus, course)
         await settle(service, (ConsultationApproved, 1))
@@ -167,17 +157,7 @@ async def test_a_store_with_one_calendar_document_per_day_is_rebuilt_into_hours_
         await client.close()
 
     async with create_service(settings, ManualClock(START), tiny_clinic()) as service:
-        lost: list[frozenset[str]] = []
-        real_claim = service.deps.claims.claim
-
-        async def claim(*args):
-            try:
-                return await real_claim(*args)
-            except SlotTaken as taken:
-                lost.append(taken.cells)
-                raise
-
-        monkeypatch.setattr(service.deps.claims, "claim", claim)
+        lost = lost_claims(service, monkeypatch)
         await bus.publish(course.approved())
         sessions = await booked(bus, course)
         await settle(service, (ConsultationApproved, 1))
@@ -188,3 +168,19 @@ async def test_a_store_with_one_calendar_document_per_day_is_rebuilt_into_hours_
     assert lost == [], "the rebuilt hours showed the rival's cells"
     assert [doc["_id"] for doc in left] == [BUILT], "the day documents and their marker are gone"
     assert {cell for cell, h in day.items() if Holding.of(h).course_id == "crs_RIVAL0003"} == set(rival)
+
+
+def lost_claims(service, monkeypatch) -> list[frozenset[str]]:
+    """The cells of every claim the service loses to another booking from now on (``SlotTaken``)."""
+    lost: list[frozenset[str]] = []
+    real_claim = service.deps.claims.claim
+
+    async def claim(*args):
+        try:
+            return await real_claim(*args)
+        except SlotTaken as taken:
+            lost.append(taken.cells)
+            raise
+
+    monkeypatch.setattr(service.deps.claims, "claim", claim)
+    return lost
