@@ -1,6 +1,6 @@
-"""The consume pipeline: one batch of records, each decoded, deduplicated against the inbox, handled
-(with retries), its effects recorded and applied and its due events published; then one inbox update
-for the batch, one offset commit, and one log line per record. Records it cannot accept are
+"""The consume pipeline: one batch of records, decoded, deduplicated against the inbox (one read for the
+batch), each handled (with retries), its effects recorded and applied and its due events published; then
+one inbox update for the batch, one offset commit, and one log line per record. Records it cannot accept are
 dead-lettered. Rebalances during a batch: see ``shared.runtime.assignment`` and docs/liveness.md."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.trace import StatusCode
+from pymongo.errors import PyMongoError
 
 from shared.contracts import topic_of
 from shared.envelope import CloudEvent, InvalidEvent, decode
@@ -38,9 +39,31 @@ class Batch:
     applied: list[dict[str, Any]] = field(default_factory=list)
     """Inbox documents whose effects were applied and events published in this batch."""
     keys: set[str] = field(default_factory=set)
+    known: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    """Inbox documents read for the whole batch before handling it (None: not handled before); each is
+    used once, by the first attempt at its event (a retry or a second delivery reads its own)."""
     lines: list[dict[str, Any]] = field(default_factory=list)
     done: set[tuple[str, int, int]] = field(default_factory=set)
     """(topic, partition, offset) of the records handled (or dead-lettered) to the end."""
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A consumed record, decoded (``event``) or not (``invalid``, the reason it goes to dead letters)."""
+
+    record: ConsumerRecord
+    event: CloudEvent[Any] | None
+    invalid: InvalidEvent | None
+    decoding: float
+    """Seconds the decoding took, counted in the event's handling time."""
+
+    @classmethod
+    def of(cls, record: ConsumerRecord, max_bytes: int | None) -> Arrival:
+        started = time.perf_counter()
+        try:
+            return cls(record, decode(record.value, record.headers, max_bytes=max_bytes), None, time.perf_counter() - started)
+        except InvalidEvent as error:
+            return cls(record, None, error, time.perf_counter() - started)
 
 
 @dataclass
@@ -75,17 +98,21 @@ class Pipeline(Generic[D]):
         assignment.idle.clear()
         assignment.batch_since = time.monotonic()
         try:
-            chains: dict[Any, list[ConsumerRecord]] = {}
-            for record in records:  # the key is the patient: their events stay in order
-                chains.setdefault(record.key if record.key is not None else (record.topic, record.partition), []).append(record)
+            arrived = [Arrival.of(record, context.settings.max_event_bytes) for record in records]
+            await self.recall(arrived, batch)
+            chains: dict[Any, list[Arrival]] = {}
+            for arrival in arrived:  # the key is the patient: their events stay in order
+                record = arrival.record
+                chains.setdefault(record.key if record.key is not None else (record.topic, record.partition), []).append(arrival)
             limit = asyncio.Semaphore(context.settings.consume_concurrency or self.handlers.concurrency)
 
-            async def run(chain: list[ConsumerRecord]) -> None:
+            async def run(chain: list[Arrival]) -> None:
                 async with limit:
-                    for record in chain:
+                    for arrival in chain:
+                        record = arrival.record
                         if assignment.giving_up(record, batch.generation):
                             return  # the rest of this patient's records too: they stay in order for the next owner
-                        await self.consume_one(record, batch)
+                        await self.consume_one(arrival, batch)
                         batch.done.add((record.topic, record.partition, record.offset))
 
             await asyncio.gather(*(run(chain) for chain in chains.values()))
@@ -99,18 +126,23 @@ class Pipeline(Generic[D]):
         for fields in batch.lines:
             self.account(fields)
 
-    async def consume_one(self, record: ConsumerRecord, batch: Batch) -> None:
+    async def recall(self, arrived: list[Arrival], batch: Batch) -> None:
+        """Read what the inbox knows of the batch's events in one round trip (``_id`` ``$in``), rather than
+        one read per event. A store that does not answer is left to each event's own read and retries."""
+        keys = [store.inbox_id(a.event) for a in arrived if a.event is not None]
+        if not keys:
+            return
+        try:
+            batch.known = await store.inbox_records(self.context.database, keys)
+        except PyMongoError as error:
+            self.context.log.warning("inbox read for the batch failed; each event reads its own", extra={"error": error.__class__.__name__})
+
+    async def consume_one(self, arrival: Arrival, batch: Batch) -> None:
         context = self.context
-        started = time.perf_counter()
+        started = time.perf_counter() - arrival.decoding
+        record, event, invalid = arrival.record, arrival.event, arrival.invalid
         where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         fields: dict[str, Any] = {**where}
-        event: CloudEvent[Any] | None
-        invalid: InvalidEvent | None
-        try:
-            event = decode(record.value, record.headers, max_bytes=context.settings.max_event_bytes)
-            invalid = None
-        except InvalidEvent as error:
-            event, invalid = None, error
         # the CONSUMER span, child of the producer's (the event's traceparent; see shared/runtime/tracing.py)
         with context.tracing.consuming(record, event.traceparent if event else None, context.group_id) as span:
             fields.update(tracing.ids())  # the event's log line is written after the commit, outside the span
@@ -183,7 +215,7 @@ class Pipeline(Generic[D]):
         key = store.inbox_id(event)
         if key in batch.keys:  # delivered twice within one batch
             return "duplicate"
-        document = await store.inbox_record(db, key)
+        document = batch.known.pop(key) if key in batch.known else await store.inbox_record(db, key)
         if document is not None and document["status"] == "applied":
             return "duplicate"
         now = context.clock.now()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -225,7 +225,20 @@ async def record(db: Database, key: str, event: CloudEvent[Any] | None, effects:
 async def inbox_record(db: Database, key: str) -> dict[str, Any] | None:
     """The inbox document of an event, its recorded effects unpacked (``writes``, ``outbox``, ``cancel``)."""
     document = await db[INBOX].find_one({"_id": key})
-    if document is not None and EFFECTS in document:
+    return None if document is None else _unpacked(document)
+
+
+async def inbox_records(db: Database, keys: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """``inbox_record`` of several events in one round trip; None for those the inbox does not hold."""
+    wanted = list(dict.fromkeys(keys))
+    found: dict[str, dict[str, Any] | None] = dict.fromkeys(wanted)
+    async for document in db[INBOX].find({"_id": {"$in": wanted}}):
+        found[document["_id"]] = _unpacked(document)
+    return found
+
+
+def _unpacked(document: dict[str, Any]) -> dict[str, Any]:
+    if EFFECTS in document:
         document.update(unpack(document.pop(EFFECTS)))
     return document
 

@@ -3,6 +3,7 @@ not a timing): what a handler decides is due is published with its cause, not pa
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,3 +54,17 @@ async def test_an_event_due_when_its_handler_decided_is_published_with_its_cause
     assert published.data.patient_id == patient
     assert [c for c in handling if c[1] == OUTBOX] == [], "nothing stored, read or deleted in the outbox"
     assert sorted(handling) == sorted([("find", INBOX), ("insert", INBOX), ("update", "notes"), ("update", INBOX)])
+
+
+async def test_a_batch_of_events_reads_the_inbox_once_not_once_per_event(settings, bus, run_id):
+    patient = f"pt_BATCH{run_id}"
+    for _ in range(12):  # one patient, one partition: waiting there when the service starts, taken in few batches
+        await bus.publish(probe.inbound(patient))
+    with watching(settings.database("probe"), {INBOX}) as commands:
+        async with Service(handlers, clock_of, settings=settings, clock=TickingClock()) as service:
+            await settle(service, (probe.INBOUND, 12))
+            inbox = Counter(c.name for c in commands if c.name != "aggregate")
+
+    assert inbox["insert"] == 12, "each event's write-ahead record"
+    assert inbox["find"] == inbox["update"], "one read and one update of the inbox per batch"
+    assert inbox["find"] < 12, "several events shared a read"
