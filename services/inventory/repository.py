@@ -206,6 +206,12 @@ class Repository:
     async def entry(self, lot_number: str, seq: int) -> Entry | None:
         return await self.ledger.find_one({"_id": entry_id(lot_number, seq)})
 
+    async def entries(self, lot_number: str, seqs: range) -> list[Entry | None]:
+        """The lot's entries ``seqs``, in that order (None where there is none), in one read by ``_id``."""
+        ids = [entry_id(lot_number, seq) for seq in seqs]
+        found = {doc["_id"]: doc async for doc in self.ledger.find({"_id": {"$in": ids}})} if ids else {}
+        return [found.get(i) for i in ids]
+
     async def hint(self, lot_number: str) -> Entry | None:
         """The lot's latest entry as this process last saw it, else as its head says (either maybe behind)."""
         known = self.known_entry(lot_number)

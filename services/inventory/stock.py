@@ -272,7 +272,7 @@ async def receive_stock(shelf: Shelf, lot: LotMeta, quantity: float, delivery_id
 # reads more than a slice, and nothing searches the ledger except a step re-run after a crash.
 
 SCAN_SLICE = 100
-"""Ledger entries of the lot read per step, by ``_id`` (concurrently)."""
+"""Ledger entries of the lot read per step, in one read by ``_id`` (``$in``)."""
 MOVE_BATCH = 10
 """Sessions moved to other lots per step."""
 WALK_SLICE = 100
@@ -301,7 +301,7 @@ async def withdrawal_step(shelf: Shelf, job: Job, now: datetime) -> tuple[Job, l
     if job["phase"] == "scan":
         start, end = job["cursor"], min(job["cursor"] + SCAN_SLICE, job["seq"])
         holders = dict(job["holders"])
-        for entry in await asyncio.gather(*(shelf.repo.entry(meta.lot_number, seq) for seq in range(start, end))):
+        for entry in await shelf.repo.entries(meta.lot_number, range(start, end)):
             if entry is None or entry.get("session_id") is None:
                 continue
             holders[entry["session_id"]] = {

@@ -42,10 +42,11 @@ class Command:
 
     @property
     def scans(self) -> bool:
-        return self.name in QUERIES or not all(_by_id(f) for f in self.filters)
+        return self.name in QUERIES or not all(by_id(f) for f in self.filters)
 
 
-def _by_id(query: Any) -> bool:
+def by_id(query: Any) -> bool:
+    """A filter the store answers from the `_id` index."""
     if not isinstance(query, dict) or "_id" not in query:
         return False
     wanted = query["_id"]

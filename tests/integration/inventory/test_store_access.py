@@ -22,6 +22,7 @@ from shared.envelope import new_event
 from shared.runtime.effects import Effects
 from shared.runtime.store import database
 from tests.integration.inventory.stockroom import NOW, Stockroom, apply
+from tests.support.store_commands import by_id
 
 COCKTAIL = {"hyaluronic_acid": 20.0, "biotin": 5.0, "minoxidil": 2.0}
 
@@ -64,12 +65,8 @@ class Inventory:
 
 
 def by_id_only(sent: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
-    """The commands whose filter is anything but ``{_id: <value>}``."""
-    return [
-        (name, collection, filters)
-        for name, collection, filters in sent
-        if name != "insert" and not all(isinstance(f, dict) and list(f) == ["_id"] and not isinstance(f["_id"], dict) for f in filters)
-    ]
+    """The commands whose filter is anything but a lookup by ``_id`` (one id, or several with ``$in``)."""
+    return [(name, collection, filters) for name, collection, filters in sent if name != "insert" and not all(by_id(f) for f in filters)]
 
 
 def shape(sent: list[tuple[str, str, Any]]) -> Counter[tuple[str, str]]:
@@ -167,6 +164,8 @@ async def test_withdrawing_a_lot_is_done_in_id_lookups_and_only_a_moved_sessions
     assert by_id_only(flagged[1]) == by_id_only(scan) == []
     for _, sent in recall:
         assert by_id_only(sent) == [], "a withdrawal and its steps: _id lookups only"
+    walked = [f[0]["_id"]["$in"] for _, sent in recall for name, collection, f in sent if (name, collection) == ("find", "ledger") and isinstance(f[0]["_id"], dict)]
+    assert len(walked) == 1 and len(walked[0]) >= 5, "the lot's entries (received, three held, one used) in one read"
     # the quarantine moves session 2, whose record is behind (the recall moved it): only it is read back
     searched = [f for _, sent in quarantined for f in by_id_only(sent)]
     assert searched == [("find", "ledger", [{"session_id": room.session(2)}])]
