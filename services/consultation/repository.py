@@ -53,9 +53,12 @@ class Repository:
         return [files[i] for i in sorted(files) if files[i].is_open]
 
     async def washouts(self, days: Iterable[date]) -> list[tuple[date, dict[str, str]]]:
-        """The listed consultations of each day that has any, by ``_id`` (one read per day)."""
+        """The listed consultations of each day that has any, by ``_id`` (the days in one read)."""
         chosen = list(days)
-        documents = await asyncio.gather(*(self.db[WASHOUTS].find_one({"_id": day.isoformat()}) for day in chosen))
+        if not chosen:
+            return []
+        stored = {doc["_id"]: doc async for doc in self.db[WASHOUTS].find({"_id": {"$in": [day.isoformat() for day in chosen]}})}
+        documents = [stored.get(day.isoformat()) for day in chosen]
         return [(day, {k: str(v) for k, v in document.items() if k != "_id"}) for day, document in zip(chosen, documents, strict=True) if document is not None]
 
     async def consultations(self, listed: dict[str, str]) -> list[ConsultationFile]:

@@ -138,7 +138,8 @@ class OutboxRelay:
         if not entries:
             return 0
         try:
-            found = await asyncio.gather(*(self.db[OUTBOX].find_one({"_id": entry[2]}) for entry in entries))
+            stored = {row["_id"]: row async for row in self.db[OUTBOX].find({"_id": {"$in": [entry[2] for entry in entries]}})}
+            found = [stored.get(entry[2]) for entry in entries]  # in the order they fell due
         except Exception:
             self.schedule(_row_of(e) for e in entries)
             raise
