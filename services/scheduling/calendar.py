@@ -17,7 +17,7 @@ ends finds the nearest feasible chain in polynomial time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Set
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -131,12 +131,12 @@ class Calendar:
             # is the first free practitioner with the first free chair: practitioners + chairs look-ups per
             # start, not practitioners x chairs (a 40-chair calendar spent seconds per booking on the product).
             stamps = [cell_stamp(start + self.step * i) for i in range(held)]
-            practitioner = next((p for p in practitioners if busy.isdisjoint([p + at for at in stamps])), None)
+            practitioner = first_free(busy, practitioners, stamps)
             if practitioner is None:
                 continue
             if not with_chair:
                 return Booking(start, minutes, practitioner)
-            chair = next((c for c in chairs if busy.isdisjoint([c + at for at in stamps])), None)
+            chair = first_free(busy, chairs, stamps)
             if chair is not None:
                 return Booking(start, minutes, practitioner, chair)
         return None
@@ -147,11 +147,18 @@ class Calendar:
         return tuple(sorted(options, key=lambda option: option != preferred))
 
 
+def first_free(busy: Busy, resources: Iterable[str], stamps: Sequence[str]) -> str | None:
+    """The first of ``resources`` that ``busy`` leaves free at every step of ``stamps`` (``cell_stamp``s)."""
+    if isinstance(busy, Occupancy):
+        return busy.first_free(resources, stamps)
+    return next((r for r in resources if busy.isdisjoint([r + at for at in stamps])), None)
+
+
 # Occupancy: the stored calendar as a decision sees it
 
 
 class Occupancy:
-    def __init__(self, days: Mapping[str, Set[str]], known: Set[str] = frozenset(), unread: set[str] | None = None) -> None:
+    def __init__(self, days: Mapping[str, Container[str]], known: Set[str] = frozenset(), unread: set[str] | None = None) -> None:
         self.days = days
         """Cells held by other courses, per day read (``YYYY-MM-DD``)."""
         self.known = frozenset(known)
@@ -169,6 +176,22 @@ class Occupancy:
             elif cell in held:
                 return False
         return True
+
+    def first_free(self, resources: Iterable[str], stamps: Sequence[str]) -> str | None:
+        """``isdisjoint`` of each resource's cells in turn, as ``first_free`` asks it, with each step's day
+        looked up once rather than once per resource (a 40-chair day is thousands of such checks)."""
+        steps = [(stamp, day, self.days.get(day)) for stamp in stamps for day in (stamp[1:11],)]
+        known, unread = self.known, self.unread
+        for resource in resources:
+            for stamp, day, held in steps:
+                cell = resource + stamp
+                if cell in known or (held is not None and cell in held):
+                    break
+                if held is None:
+                    unread.add(day)
+            else:
+                return resource
+        return None
 
     def __or__(self, cells: Set[str], /) -> Occupancy:
         return Occupancy(self.days, self.known | cells, self.unread)

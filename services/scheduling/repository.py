@@ -201,9 +201,19 @@ def held_by(course: Course | None, holders: Iterable[str], step: timedelta) -> d
     return {cell: (holder, start) for holder, booking in [*sessions, *follow_ups] if holder in wanted for cell, start in booking.held(step)}
 
 
-def others(day: Day, course_id: str) -> frozenset[str]:
-    """The cells of a day that other courses hold (a course may always re-place its own)."""
-    return frozenset(cell for cell, holding in day.items() if holding.course_id != course_id)
+class Others:
+    """The cells of a day that other courses hold (a course may always re-place its own): a view, since a
+    decision asks about a few of a day's cells and a busy day holds thousands."""
+
+    __slots__ = ("course_id", "day")
+
+    def __init__(self, day: Day, course_id: str) -> None:
+        self.day = day
+        self.course_id = course_id
+
+    def __contains__(self, cell: object) -> bool:
+        holding = self.day.get(cell)  # type: ignore[call-overload]
+        return holding is not None and holding.course_id != self.course_id
 
 
 class SlotContention(Exception):
@@ -260,7 +270,7 @@ class Claims:
         decide again until it needed none: a decision that places nothing reads nothing, a series reads about
         one day per session."""
         seen: dict[str, Day] = dict(known)
-        held: dict[str, frozenset[str]] = {day: others(cells, course_id) for day, cells in seen.items()}
+        held: dict[str, Others] = {day: Others(cells, course_id) for day, cells in seen.items()}
         for round in count():
             occupancy = Occupancy(held, taken)
             decision = decide(occupancy)
@@ -268,7 +278,7 @@ class Claims:
                 break
             read = await self.days(days_to_read(occupancy.unread, seen.keys(), round))
             seen.update(read)
-            held.update({day: others(cells, course_id) for day, cells in read.items()})
+            held.update({day: Others(cells, course_id) for day, cells in read.items()})
         return decision, seen
 
     async def days(self, days: Iterable[str]) -> dict[str, Day]:
@@ -321,10 +331,9 @@ class Claims:
             if cell not in had
         ]
         clashing = await self._insert(fresh)
-        hinted = {cell: holding for day in seen.values() for cell, holding in day.items()}
         # cells the hint gives these sessions but the stored course does not: left by an attempt that died
         # after claiming, or a release the hint missed; the claim document says which
-        suspects = [c for c, h in hinted.items() if h.course_id == mine and h.holder in holders and c not in had and c not in wanted]
+        suspects = [c for day in seen.values() for c, h in day.items() if h.course_id == mine and h.holder in holders and c not in had and c not in wanted]
         found = await self._read([*clashing, *suspects])
 
         def ours(cell: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from services.scheduling.calendar import Booking, Calendar, Occupancy, day_of, days_to_read
+from services.scheduling.calendar import Booking, Calendar, Occupancy, cell_stamp, day_of, days_to_read, first_free
 from services.scheduling.config import SchedulingConfig
 from services.scheduling.domain import book_course, course_id_of
 from tests.unit.scheduling.factories import MONDAY, NOW, approval, at, clinic, whole_days
@@ -133,3 +133,21 @@ def test_the_first_free_practitioner_and_chair_are_the_first_free_pair_on_a_busy
         checked += 1
         placed += found is not None
     assert checked == 400 and 0 < placed < 400  # both full and partly free calendars were tried
+
+
+def test_first_free_answers_and_notes_exactly_what_asking_isdisjoint_resource_by_resource_would():
+    resources = [f"chair_{n:02d}" for n in range(1, 9)]
+    step = timedelta(minutes=15)
+    rng = random.Random(11)
+    for _ in range(300):
+        start = at(MONDAY, 23, 15) if rng.random() < 0.3 else at(MONDAY, 9 + rng.randrange(8))  # some steps cross midnight (UTC)
+        stamps = [cell_stamp(start + step * i) for i in range(3)]
+        days = sorted({stamp[1:11] for stamp in stamps})
+        read = {day: frozenset(r + stamp for r in resources for stamp in stamps if rng.random() < 0.5) for day in days if rng.random() < 0.7}
+        known = frozenset(r + stamp for r in resources for stamp in stamps if rng.random() < 0.1)
+        fast, slow = Occupancy(read) | known, Occupancy(read) | known
+
+        found = first_free(fast, resources, stamps)
+
+        assert found == next((r for r in resources if slow.isdisjoint([r + at for at in stamps])), None)
+        assert fast.unread == slow.unread
