@@ -215,7 +215,11 @@ class Pipeline(Generic[D]):
         key = store.inbox_id(event)
         if key in batch.keys:  # delivered twice within one batch
             return "duplicate"
-        document = batch.known.pop(key) if key in batch.known else await store.inbox_record(db, key)
+        if key in batch.known:  # read with the batch; opened here, so a record that cannot be read fails this event only
+            read = batch.known.pop(key)
+            document = None if read is None else store.unpacked(read)
+        else:
+            document = await store.inbox_record(db, key)
         if document is not None and document["status"] == "applied":
             return "duplicate"
         now = context.clock.now()

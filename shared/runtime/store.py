@@ -225,19 +225,21 @@ async def record(db: Database, key: str, event: CloudEvent[Any] | None, effects:
 async def inbox_record(db: Database, key: str) -> dict[str, Any] | None:
     """The inbox document of an event, its recorded effects unpacked (``writes``, ``outbox``, ``cancel``)."""
     document = await db[INBOX].find_one({"_id": key})
-    return None if document is None else _unpacked(document)
+    return None if document is None else unpacked(document)
 
 
 async def inbox_records(db: Database, keys: Iterable[str]) -> dict[str, dict[str, Any] | None]:
-    """``inbox_record`` of several events in one round trip; None for those the inbox does not hold."""
+    """The inbox documents of several events in one round trip, as stored (``unpacked`` opens one, when
+    its event is handled); None for those the inbox does not hold."""
     wanted = list(dict.fromkeys(keys))
     found: dict[str, dict[str, Any] | None] = dict.fromkeys(wanted)
     async for document in db[INBOX].find({"_id": {"$in": wanted}}):
-        found[document["_id"]] = _unpacked(document)
+        found[document["_id"]] = document
     return found
 
 
-def _unpacked(document: dict[str, Any]) -> dict[str, Any]:
+def unpacked(document: dict[str, Any]) -> dict[str, Any]:
+    """An inbox document with its recorded effects unpacked (``writes``, ``outbox``, ``cancel``)."""
     if EFFECTS in document:
         document.update(unpack(document.pop(EFFECTS)))
     return document

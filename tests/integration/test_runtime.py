@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from bson import Binary
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
@@ -14,7 +15,7 @@ from pymongo.errors import AutoReconnect
 from clinic.polling import eventually
 from shared.envelope import decode, encode, new_event, with_extensions
 from shared.runtime import Rejected
-from shared.runtime.store import INBOX, OUTBOX
+from shared.runtime.store import EFFECTS, INBOX, OUTBOX, connect, database, inbox_id
 from tests.support import probe
 from tests.support.settle import settle
 
@@ -173,6 +174,28 @@ async def test_an_event_its_handler_cannot_apply_is_dead_lettered_with_the_reaso
     assert header(dead, "dlq_reason") == reason
     assert header(dead, "dlq_error") == error, "an exception's message may hold clinical data: only the class travels"
     assert applied == 0
+
+
+async def test_an_inbox_record_that_cannot_be_opened_fails_its_own_event_not_the_batch(settings, bus, run_id):
+    """The batch's inbox read returns the records as stored; each is opened when its event is handled, so
+    one that cannot be (its packed effects damaged) dead-letters that event, and the batch goes on."""
+    settings = settings.model_copy(update={"retry_max_seconds": 0.1})
+    patient = f"pt_BROKEN{run_id}"
+    broken = await bus.publish(probe.inbound(patient))
+    fine = await bus.publish(probe.inbound(patient))
+    client = connect(settings.mongodb_url.get_secret_value(), "test-runtime")
+    try:
+        db = database(client, settings.database("probe"))
+        await db[INBOX].insert_one({"_id": inbox_id(broken), "status": "recorded", "outcome": "done", EFFECTS: Binary(b"not a packed document")})
+    finally:
+        await client.close()
+
+    async with probe.create(settings) as service:
+        [dead] = await eventually(lambda: bus.dead_letters(probe.INBOUND), what="dead letter")
+        notes = await eventually(lambda: service.db["notes"].find({}).to_list(), what="the other event's note")
+
+    assert header(dead, "dlq_reason") == "handler-error"
+    assert [note["_id"] for note in notes] == [fine.id]
 
 
 async def _at_least(records, count: int):
