@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.consultation.state import ConsultationFile, PatientFile
 from shared.runtime import Effects
+from shared.runtime.store import by_ids
 
 CONSULTATIONS = "consultations"
 PATIENTS = "patients"
@@ -55,11 +56,8 @@ class Repository:
     async def washouts(self, days: Iterable[date]) -> list[tuple[date, dict[str, str]]]:
         """The listed consultations of each day that has any, by ``_id`` (the days in one read)."""
         chosen = list(days)
-        if not chosen:
-            return []
-        stored = {doc["_id"]: doc async for doc in self.db[WASHOUTS].find({"_id": {"$in": [day.isoformat() for day in chosen]}})}
-        documents = [stored.get(day.isoformat()) for day in chosen]
-        return [(day, {k: str(v) for k, v in document.items() if k != "_id"}) for day, document in zip(chosen, documents, strict=True) if document is not None]
+        stored = await by_ids(self.db[WASHOUTS], (day.isoformat() for day in chosen))
+        return [(day, {k: str(v) for k, v in document.items() if k != "_id"}) for day in chosen if (document := stored.get(day.isoformat())) is not None]
 
     async def consultations(self, listed: dict[str, str]) -> list[ConsultationFile]:
         return list(await asyncio.gather(*(self.consultation(c, p) for c, p in sorted(listed.items()))))

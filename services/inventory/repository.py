@@ -54,7 +54,7 @@ from services.inventory.domain import (
 )
 from shared.runtime import Effects
 from shared.runtime.locks import KeyedLocks
-from shared.runtime.store import pack, unpack
+from shared.runtime.store import by_ids, pack, unpack
 
 Document = dict[str, Any]
 Db = AsyncDatabase[Document]
@@ -209,7 +209,7 @@ class Repository:
     async def entries(self, lot_number: str, seqs: range) -> list[Entry | None]:
         """The lot's entries ``seqs``, in that order (None where there is none), in one read by ``_id``."""
         ids = [entry_id(lot_number, seq) for seq in seqs]
-        found = {doc["_id"]: doc async for doc in self.ledger.find({"_id": {"$in": ids}})} if ids else {}
+        found = await by_ids(self.ledger, ids)
         return [found.get(i) for i in ids]
 
     async def hint(self, lot_number: str) -> Entry | None:

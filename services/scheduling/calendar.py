@@ -44,6 +44,11 @@ def hour_of(cell: str) -> str:
     return cell.partition("|")[2][:13]
 
 
+def day_of_hour(hour: str) -> str:
+    """The UTC date of an hour as ``hour_of`` names it."""
+    return hour[:10]
+
+
 def hours_of(day: str) -> list[str]:
     """The 24 hours of a UTC date, as ``hour_of`` names them."""
     return [f"{day}T{hour:02d}" for hour in range(24)]

@@ -35,11 +35,11 @@ from pymongo import DeleteOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.scheduling.calendar import Booking, Busy, Occupancy, day_of, days_to_read, hour_of, hours_of
+from services.scheduling.calendar import Booking, Busy, Occupancy, day_of, day_of_hour, days_to_read, hour_of, hours_of
 from services.scheduling.domain import Course, Decision, FollowUp, ReminderChanges, Session, course_id_of
 from shared.contracts.plan import TreatmentPlan
 from shared.runtime import Effects
-from shared.runtime.store import derived_id
+from shared.runtime.store import by_ids, derived_id
 
 COURSES = "courses"
 
@@ -297,8 +297,8 @@ class Claims:
         for start in range(0, len(ids), READ_AT_ONCE):
             batch = ids[start : start + READ_AT_ONCE]
             read: dict[str, Day] = {day: {} for day in batch}
-            async for doc in self.db[DAYS].find({"_id": {"$in": [hour for day in batch for hour in hours_of(day)]}}):
-                read[day_of_hour(doc["_id"])].update(_cells(doc))
+            for hour, doc in (await by_ids(self.db[DAYS], (hour for day in batch for hour in hours_of(day)))).items():
+                read[day_of_hour(hour)].update(_cells(doc))
             for day, cells in read.items():
                 found[day] = cells
                 self._remember(day, cells, now)
@@ -334,7 +334,7 @@ class Claims:
         # cells the hint gives these sessions but the stored course does not: left by an attempt that died
         # after claiming, or a release the hint missed; the claim document says which
         suspects = [c for day in seen.values() for c, h in day.items() if h.course_id == mine and h.holder in holders and c not in had and c not in wanted]
-        found = await self._read([*clashing, *suspects])
+        found = await by_ids(self.db[SLOTS], [*clashing, *suspects])
 
         def ours(cell: str) -> bool:
             doc = found.get(cell)
@@ -383,10 +383,6 @@ class Claims:
             return [documents[e["index"]]["_id"] for e in errors]
         return []
 
-    async def _read(self, cells: list[str]) -> dict[str, dict[str, Any]]:
-        if not cells:
-            return {}
-        return {doc["_id"]: doc async for doc in self.db[SLOTS].find({"_id": {"$in": cells}})}
 
     async def _delete(self, cells: list[str]) -> None:
         if cells:
@@ -432,8 +428,6 @@ def _cells(doc: dict[str, Any]) -> Day:
     return {cell: Holding.of(v) for cell, v in doc.get("cells", {}).items()}
 
 
-def day_of_hour(hour: str) -> str:
-    return hour[:10]
 
 
 def _holding(doc: dict[str, Any] | None) -> Holding | None:

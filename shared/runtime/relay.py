@@ -28,7 +28,7 @@ from pymongo import DeleteOne
 from shared.clock import Clock
 from shared.runtime.metrics import OUTBOX_FAILED, OUTBOX_PUBLISHED
 from shared.runtime.retry import backoff, is_transient
-from shared.runtime.store import OUTBOX, Database, OutboxStatus
+from shared.runtime.store import OUTBOX, Database, OutboxStatus, by_ids
 from shared.runtime.tracing import Tracing, finish
 
 log = logging.getLogger("clinic.relay")
@@ -138,7 +138,7 @@ class OutboxRelay:
         if not entries:
             return 0
         try:
-            stored = {row["_id"]: row async for row in self.db[OUTBOX].find({"_id": {"$in": [entry[2] for entry in entries]}})}
+            stored = await by_ids(self.db[OUTBOX], (entry[2] for entry in entries))
             found = [stored.get(entry[2]) for entry in entries]  # in the order they fell due
         except Exception:
             self.schedule(_row_of(e) for e in entries)
