@@ -7,7 +7,10 @@ under exactly these ids, so two bookings can never hold the same resource at the
 Occupancy: the store keeps one calendar document per day, so a decision reads only the days it looks
 at. Which days those are is only known while deciding (a series may look anywhere in a year), so a
 decision is made against the days read so far, counting a day not read yet as free and noting it. The
-caller reads the noted days and decides again; a decision that noted no day is the real one.
+caller reads the noted days and decides again; a decision that noted no day is the real one. A day
+found to have no room for an appointment keeps that verdict while it stays as read (``Occupancy.no_room``),
+so the next decision skips it without searching it: a calendar booked up for weeks is not searched again
+by every booking.
 
 Placement: consecutive sessions lie ``min..max`` days apart (local calendar days), so no two sessions of
 a chain share a day and a day's choice never disturbs another's. That makes "can the rest of the chain
@@ -17,7 +20,7 @@ ends finds the nearest feasible chain in polynomial time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Container, Hashable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -126,6 +129,14 @@ class Calendar:
         if keep is not None and self.local_day(keep.start) == day and (not_before is None or keep.start >= not_before):
             if busy.isdisjoint(keep.cells(self.step)) and keep.start in set(self.starts(day, keep.minutes)):
                 return keep
+        # Whether the whole day has room at all depends only on what is held there (not on the practitioner
+        # and chair preferred, nor on ``keep``, which is a start with both free when it is kept), so a full
+        # day's verdict is kept with the day as read (``Occupancy.no_room``): a calendar full for weeks
+        # ahead costs a look-up per day, not a search.
+        whole_day = busy if isinstance(busy, Occupancy) and (not_before is None or not_before <= self.day_start(day)) else None
+        verdict, utc_days = (day, minutes, with_chair), self.utc_days(day)
+        if whole_day is not None and whole_day.no_room(verdict, utc_days):
+            return None
         practitioners = self._preferring(self.config.practitioners, keep.practitioner_id if keep else None)
         chairs = self._preferring(self.config.chairs, keep.chair_id if keep else None)
         held = int(timedelta(minutes=minutes) / self.step)
@@ -144,7 +155,15 @@ class Calendar:
             chair = first_free(busy, chairs, stamps)
             if chair is not None:
                 return Booking(start, minutes, practitioner, chair)
+        if whole_day is not None:
+            whole_day.found_no_room(verdict, utc_days)
         return None
+
+    def utc_days(self, day: date) -> tuple[str, ...]:
+        """The UTC dates (``YYYY-MM-DD``, as the stored calendar is kept) the local ``day`` overlaps."""
+        first = self.day_start(day).date()
+        last = (self.day_start(day + timedelta(days=1)) - timedelta(microseconds=1)).date()
+        return (first.isoformat(),) if first == last else (first.isoformat(), last.isoformat())
 
     @staticmethod
     def _preferring(options: tuple[str, ...], preferred: str | None) -> tuple[str, ...]:
@@ -162,14 +181,48 @@ def first_free(busy: Busy, resources: Iterable[str], stamps: Sequence[str]) -> s
 # Occupancy: the stored calendar as a decision sees it
 
 
+class Snapshot(Protocol):
+    """A day as read from the store, unchanged since: what was found out about it can be kept with it."""
+
+    verdicts: dict[Hashable, tuple[object, ...]]
+    """Appointments (local day, minutes, with a chair) for which it had no room; see ``Occupancy.no_room``."""
+
+
 class Occupancy:
     def __init__(self, days: Mapping[str, Container[str]], known: Set[str] = frozenset(), unread: set[str] | None = None) -> None:
         self.days = days
-        """Cells held by other courses, per day read (``YYYY-MM-DD``)."""
+        """Cells held by other courses, per day read (``YYYY-MM-DD``). A day's cells may come with a
+        ``snapshot`` (``Snapshot | None``): the day as read, when the deciding course holds nothing on it."""
         self.known = frozenset(known)
         """Cells taken whatever the days say (lost to another booking, or placed earlier in the same decision)."""
         self.unread: set[str] = set() if unread is None else unread
         """Days the decision looked at without having them: it must be made again once they are read."""
+        self._known_days: frozenset[str] | None = None
+
+    def no_room(self, verdict: Hashable, days: Sequence[str]) -> bool:
+        """Whether ``Calendar.find`` already found no room for ``verdict`` on the local day lying on the
+        UTC ``days``, against these very snapshots of them. Such a verdict holds for any decision that adds
+        nothing to those days: the course holds nothing there (else no snapshot) and no cell of ``known``
+        lies there."""
+        snapshots = self._snapshots(days)
+        if snapshots is None:
+            return False
+        kept = snapshots[0].verdicts.get(verdict)
+        return kept is not None and len(kept) == len(snapshots) - 1 and all(a is b for a, b in zip(kept, snapshots[1:], strict=True))
+
+    def found_no_room(self, verdict: Hashable, days: Sequence[str]) -> None:
+        """Keep the verdict that the local day on ``days`` has no room (see ``no_room``), when it holds for others."""
+        snapshots = self._snapshots(days)
+        if snapshots is not None:
+            snapshots[0].verdicts[verdict] = tuple(snapshots[1:])
+
+    def _snapshots(self, days: Sequence[str]) -> list[Snapshot] | None:
+        if self._known_days is None:
+            self._known_days = frozenset(day_of(cell) for cell in self.known)
+        snapshots = [getattr(self.days.get(day), "snapshot", None) for day in days]
+        if any(s is None for s in snapshots) or not self._known_days.isdisjoint(days):
+            return None
+        return snapshots  # type: ignore[return-value]
 
     def isdisjoint(self, cells: Iterable[str], /) -> bool:
         for cell in cells:

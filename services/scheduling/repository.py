@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count
@@ -171,8 +171,25 @@ class Holding(NamedTuple):
         return cls(course_id, holder)
 
 
-Day = dict[str, Holding]
-"""One day of the hint: who holds each taken cell."""
+class Day(dict[str, Holding]):
+    """One day of the hint: who holds each taken cell. Kept as read (a change this process notes makes a
+    new copy, see ``Claims._note``), so what is worked out from it is kept with it: the cells of each course
+    there, and the appointments it has no room for (``calendar.Snapshot``)."""
+
+    __slots__ = ("_courses", "verdicts")
+
+    def __init__(self, cells: Mapping[str, Holding] | None = None) -> None:
+        super().__init__(cells or {})
+        self._courses: dict[str, list[str]] | None = None
+        self.verdicts: dict[Hashable, tuple[object, ...]] = {}
+
+    def cells_of(self, course_id: str) -> list[str]:
+        """The cells the course holds on this day (found once per copy: a busy day holds thousands)."""
+        if self._courses is None:
+            self._courses = {}
+            for cell, holding in self.items():
+                self._courses.setdefault(holding.course_id, []).append(cell)
+        return self._courses.get(course_id, [])
 
 
 class SlotTaken(Exception):
@@ -214,6 +231,12 @@ class Others:
     def __contains__(self, cell: object) -> bool:
         holding = self.day.get(cell)  # type: ignore[call-overload]
         return holding is not None and holding.course_id != self.course_id
+
+    @property
+    def snapshot(self) -> Day | None:
+        """The day itself when the course holds nothing on it: then this view is the whole day, and what a
+        decision finds out about it holds for every other such course (``calendar.Occupancy.no_room``)."""
+        return None if self.day.cells_of(self.course_id) else self.day
 
 
 class SlotContention(Exception):
@@ -296,7 +319,7 @@ class Claims:
                 ids.append(day)
         for start in range(0, len(ids), READ_AT_ONCE):
             batch = ids[start : start + READ_AT_ONCE]
-            read: dict[str, Day] = {day: {} for day in batch}
+            read: dict[str, Day] = {day: Day() for day in batch}
             for hour, doc in (await by_ids(self.db[DAYS], (hour for day in batch for hour in hours_of(day)))).items():
                 read[day_of_hour(hour)].update(_cells(doc))
             for day, cells in read.items():
@@ -333,7 +356,7 @@ class Claims:
         clashing = await self._insert(fresh)
         # cells the hint gives these sessions but the stored course does not: left by an attempt that died
         # after claiming, or a release the hint missed; the claim document says which
-        suspects = [c for day in seen.values() for c, h in day.items() if h.course_id == mine and h.holder in holders and c not in had and c not in wanted]
+        suspects = [c for day in seen.values() for c in day.cells_of(mine) if day[c].holder in holders and c not in had and c not in wanted]
         found = await by_ids(self.db[SLOTS], [*clashing, *suspects])
 
         def ours(cell: str) -> bool:
@@ -415,7 +438,7 @@ class Claims:
             by_day.setdefault(day_of(cell), []).append((cell, holding))
         for day, notes in by_day.items():  # the days this process knows, as it just wrote them: one copy per day
             if (known := self._days.get(day)) is not None:
-                cells = dict(known[1])
+                cells = Day(known[1])
                 for cell, holding in notes:
                     if holding is None:
                         cells.pop(cell, None)
@@ -424,7 +447,7 @@ class Claims:
                 self._days[day] = (known[0], cells)
 
 
-def _cells(doc: dict[str, Any]) -> Day:
+def _cells(doc: dict[str, Any]) -> dict[str, Holding]:
     return {cell: Holding.of(v) for cell, v in doc.get("cells", {}).items()}
 
 

@@ -10,7 +10,7 @@ from aiokafka.partitioner import murmur2
 from clinic.polling import eventually
 from services.scheduling.app import create_service
 from services.scheduling.calendar import hour_of, hours_of
-from services.scheduling.repository import BUILT, BUILT_DAYS, DAYS, SLOTS, Holding, SlotTaken
+from services.scheduling.repository import BUILT, BUILT_DAYS, DAYS, SLOTS, Day, Holding, SlotTaken
 from shared.clock import ManualClock
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import SessionScheduled
@@ -71,7 +71,7 @@ async def test_a_slot_taken_between_reading_the_calendar_and_claiming_it_is_left
 
         async def stale_once(days):
             reads.append(days)
-            return {day: {} for day in days} if len(reads) == 1 else await real_days(days)
+            return {day: Day() for day in days} if len(reads) == 1 else await real_days(days)
 
         monkeypatch.setattr(service.deps.claims, "days", stale_once)
         await service.db[SLOTS].insert_one(dict(rival))  # the claim only: the calendar's day documents lag behind it

@@ -1,0 +1,137 @@
+"""A day found to have no room is not searched again, and that never changes a placement.
+
+``Calendar.find`` keeps the verdict "no room for this appointment on this local day" with the days as read
+(``repository.Day``), for decisions that add nothing there; the next such decision gets ``None`` from a
+look-up. These tests put answers with kept verdicts beside answers worked out afresh.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, time, timedelta
+
+import pytest
+
+from services.scheduling import calendar as calendar_module
+from services.scheduling.calendar import Booking, Calendar, Occupancy, day_of
+from services.scheduling.config import OpeningHours
+from services.scheduling.domain import book_course
+from services.scheduling.repository import Day, Holding, Others
+from tests.unit.scheduling.factories import MONDAY, NOW, approval, clinic, whole_days
+
+COURSES = tuple(f"crs_{n:08d}" for n in range(1, 7))
+
+
+def brisbane():
+    """Opening 08:00-12:00 in Brisbane (UTC+10, no daylight saving): 22:00-02:00 UTC, so every local day
+    lies on two UTC dates, and two chairs and two practitioners on a 15-minute grid."""
+    return clinic(
+        calendar={
+            "timezone": "Australia/Brisbane",
+            "opening_hours": tuple(OpeningHours(weekday=d, opens=time(8), closes=time(12)) for d in range(6)),
+            "chairs": ("chair_01", "chair_02"),
+            "practitioners": ("clin_0101", "clin_0102"),
+        }
+    )
+
+
+def random_calendar(rng: random.Random, calendar: Calendar, days: list[date]) -> dict[str, dict[str, Holding]]:
+    """Per UTC date, who holds which cell: each local day filled by two of the courses to a random degree,
+    some of them whole."""
+    config = calendar.config
+    stored: dict[str, dict[str, Holding]] = {}
+    for day in days:
+        fill = rng.choice([0.3, 0.8, 1.0, 1.0])
+        owners = rng.sample(COURSES, 2)
+        for start in calendar.starts(day, config.slot_step_minutes):
+            for resource in (*config.chairs, *config.practitioners):
+                if rng.random() < fill:
+                    cell = Booking(start, config.slot_step_minutes, resource).cells(calendar.step)[0]
+                    stored.setdefault(day_of(cell), {})[cell] = Holding(rng.choice(owners), f"ses_{rng.randrange(100):02d}")
+    return stored
+
+
+def test_a_verdict_kept_with_a_day_answers_as_searching_the_day_again_would(monkeypatch: pytest.MonkeyPatch):
+    config = brisbane()
+    calendar = Calendar(config.calendar)
+    local_days = [MONDAY + timedelta(days=i) for i in range(8)]
+    rng = random.Random(20261126)
+    stored = random_calendar(rng, calendar, local_days)
+    kept = {utc: Day(cells) for utc, cells in stored.items()}  # one copy for every ask: its verdicts accumulate
+    every_cell = sorted(cell for cells in stored.values() for cell in cells)
+    grid = sorted(whole_days(calendar, *local_days))
+    answered = 0
+    from_verdicts = 0
+    looked_up = Occupancy.no_room
+
+    def counting(self: Occupancy, verdict, days) -> bool:
+        nonlocal from_verdicts
+        found = looked_up(self, verdict, days)
+        from_verdicts += found
+        return found
+
+    monkeypatch.setattr(Occupancy, "no_room", counting)
+    for _ in range(1500):
+        if rng.random() < 0.05:  # a cell given back: the day is a new copy, as Claims._note makes one
+            cell = rng.choice(every_cell)
+            if cell in stored[day_of(cell)]:
+                del stored[day_of(cell)][cell]
+                kept[day_of(cell)] = Day(stored[day_of(cell)])
+        course = rng.choice([*COURSES, "crs_99999999"])
+        day = rng.choice(local_days)
+        minutes, with_chair = rng.choice([(45, True), (45, True), (30, False), (15, True)])
+        not_before = rng.choice([None, calendar.day_start(day) - timedelta(days=1), calendar.day_start(day) + timedelta(hours=rng.randrange(13))])
+        keep = rng.choice([None, Booking(calendar.day_start(rng.choice(local_days)) + timedelta(hours=8), minutes, "clin_0102", "chair_02")])
+        known = frozenset(rng.sample(grid, rng.choice([0, 0, 0, 4, 40])))  # placed earlier in the decision, or lost
+        fresh = {utc: Day(cells) for utc, cells in stored.items()}
+        with_verdicts = Occupancy({utc: Others(cells, course) for utc, cells in kept.items()}) | known
+        afresh = Occupancy({utc: Others(cells, course) for utc, cells in fresh.items()}) | known
+
+        found = calendar.find(day, with_verdicts, minutes=minutes, with_chair=with_chair, not_before=not_before, keep=keep)
+
+        assert found == calendar.find(day, afresh, minutes=minutes, with_chair=with_chair, not_before=not_before, keep=keep)
+        assert with_verdicts.unread == afresh.unread
+        answered += found is not None
+    assert 0 < answered < 1500, "days with room and days without were both asked about"
+    assert from_verdicts > 50, "kept verdicts answered many of the asks"
+
+
+def test_a_day_on_which_the_course_holds_cells_or_the_decision_placed_some_gets_no_verdict():
+    config = clinic()
+    calendar = Calendar(config.calendar)
+    full = {MONDAY.isoformat(): Day({cell: Holding(COURSES[0], "ses_01") for cell in whole_days(calendar, MONDAY)})}
+    verdict = (MONDAY, 45, True)
+
+    assert calendar.find(MONDAY, Occupancy({d: Others(c, COURSES[1]) for d, c in full.items()}), minutes=45, with_chair=True) is None
+    assert full[MONDAY.isoformat()].verdicts == {verdict: ()}, "another course's full day: the verdict is kept"
+    own = Occupancy({d: Others(c, COURSES[0]) for d, c in full.items()})
+    assert not own.no_room(verdict, (MONDAY.isoformat(),)), "the course holding the day may re-place its own cells there"
+    assert calendar.find(MONDAY, own, minutes=45, with_chair=True) is not None
+    placed = Occupancy({d: Others(c, COURSES[1]) for d, c in full.items()}) | {next(iter(full[MONDAY.isoformat()]))}
+    assert not placed.no_room(verdict, (MONDAY.isoformat(),)), "a decision that placed cells there decides on its own view"
+
+
+def test_the_next_course_does_not_search_the_full_days_the_previous_one_found_full(monkeypatch: pytest.MonkeyPatch):
+    config = clinic()
+    calendar = Calendar(config.calendar)
+    full = whole_days(calendar, *(MONDAY + timedelta(days=i) for i in range(20)))
+    stored = {day: Day({c: Holding(COURSES[0], "ses_01") for c in full if day_of(c) == day}) for day in {day_of(c) for c in full}}
+    whole = book_course(approval(sessions=3, interval_days=14), full, calendar, config, NOW)
+    searched: list[int] = []
+    search = calendar_module.first_free
+
+    def counting(busy, resources, stamps):
+        searched[-1] += 1
+        return search(busy, resources, stamps)
+
+    monkeypatch.setattr(calendar_module, "first_free", counting)
+    decisions = []
+    for course in COURSES[1:3]:
+        searched.append(0)
+        plan = approval(sessions=3, interval_days=14)
+        occupancy = Occupancy({day: Others(cells, course) for day, cells in stored.items()})
+        decisions.append(book_course(plan, occupancy, calendar, config, NOW))
+
+    assert [d.course.sessions for d in decisions] == [whole.course.sessions] * 2
+    assert decisions[0].course.sessions[0].booking.start.date() == MONDAY + timedelta(days=21)
+    assert searched[1] * 10 < searched[0], f"the second course searched the full days again ({searched})"
