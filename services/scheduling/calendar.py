@@ -8,9 +8,9 @@ Occupancy: the store keeps one calendar document per day, so a decision reads on
 at. Which days those are is only known while deciding (a series may look anywhere in a year), so a
 decision is made against the days read so far, counting a day not read yet as free and noting it. The
 caller reads the noted days and decides again; a decision that noted no day is the real one. A day
-found to have no room for an appointment keeps that verdict while it stays as read (``Occupancy.no_room``),
-so the next decision skips it without searching it: a calendar booked up for weeks is not searched again
-by every booking.
+searched for an appointment keeps where it first had room (``Occupancy.searched``) while it stays as read,
+so the next decision skips a full day with a look-up and searches a filling one from there: a calendar
+booked up for weeks is not searched again by every booking.
 
 Placement: consecutive sessions lie ``min..max`` days apart (local calendar days), so no two sessions of
 a chain share a day and a day's choice never disturbs another's. That makes "can the rest of the chain
@@ -21,7 +21,7 @@ ends finds the nearest feasible chain in polynomial time.
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Hashable, Iterable, Iterator, Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
@@ -129,19 +129,25 @@ class Calendar:
         if keep is not None and self.local_day(keep.start) == day and (not_before is None or keep.start >= not_before):
             if busy.isdisjoint(keep.cells(self.step)) and keep.start in set(self.starts(day, keep.minutes)):
                 return keep
-        # Whether the whole day has room at all depends only on what is held there (not on the practitioner
-        # and chair preferred, nor on ``keep``, which is a start with both free when it is kept), so a full
-        # day's verdict is kept with the day as read (``Occupancy.no_room``): a calendar full for weeks
-        # ahead costs a look-up per day, not a search.
-        whole_day = busy if isinstance(busy, Occupancy) and (not_before is None or not_before <= self.day_start(day)) else None
-        verdict, utc_days = (day, minutes, with_chair), self.utc_days(day)
-        if whole_day is not None and whole_day.no_room(verdict, utc_days):
+        # Where the day first has room from some time on depends only on what is held there (not on the
+        # practitioner and chair preferred, nor on ``keep``, a start with both free when it is kept), so
+        # what a search found is kept with the day as read (``Occupancy.searched``): a calendar full for
+        # weeks ahead costs a look-up per day, and a filling day is searched from its first room on.
+        occupancy = busy if isinstance(busy, Occupancy) else None
+        key, utc_days = (day, minutes, with_chair), self.utc_days(day)
+        since = self.day_start(day) if not_before is None else max(not_before, self.day_start(day))
+        kept = occupancy.searched(key, utc_days, since) if occupancy is not None else None
+        if kept is not None and kept.room_at is None:
             return None
+        first = since if kept is None or kept.room_at is None else max(since, kept.room_at)
+        # what this search finds holds from the kept verdict's start when it began where that one left off
+        searched_since = kept.since if kept is not None and kept.room_at is not None and since <= kept.room_at else since
         practitioners = self._preferring(self.config.practitioners, keep.practitioner_id if keep else None)
         chairs = self._preferring(self.config.chairs, keep.chair_id if keep else None)
         held = int(timedelta(minutes=minutes) / self.step)
+        found: Booking | None = None
         for start in self.starts(day, minutes):
-            if not_before is not None and start < not_before:
+            if start < first:
                 continue
             # A practitioner and a chair are held independently, so the first free pair in preference order
             # is the first free practitioner with the first free chair: practitioners + chairs look-ups per
@@ -151,13 +157,15 @@ class Calendar:
             if practitioner is None:
                 continue
             if not with_chair:
-                return Booking(start, minutes, practitioner)
+                found = Booking(start, minutes, practitioner)
+                break
             chair = first_free(busy, chairs, stamps)
             if chair is not None:
-                return Booking(start, minutes, practitioner, chair)
-        if whole_day is not None:
-            whole_day.found_no_room(verdict, utc_days)
-        return None
+                found = Booking(start, minutes, practitioner, chair)
+                break
+        if occupancy is not None:
+            occupancy.found(key, utc_days, Verdict(searched_since, found.start if found else None))
+        return found
 
     def utc_days(self, day: date) -> tuple[str, ...]:
         """The UTC dates (``YYYY-MM-DD``, as the stored calendar is kept) the local ``day`` overlaps."""
@@ -181,11 +189,23 @@ def first_free(busy: Busy, resources: Iterable[str], stamps: Sequence[str]) -> s
 # Occupancy: the stored calendar as a decision sees it
 
 
-class Snapshot(Protocol):
-    """A day as read from the store, unchanged since: what was found out about it can be kept with it."""
+@dataclass(frozen=True)
+class Verdict:
+    """What searching a day for an appointment found: from ``since`` on, no start before ``room_at`` has
+    room for it (``room_at`` None: no start at all)."""
 
-    verdicts: dict[Hashable, tuple[object, ...]]
-    """Appointments (local day, minutes, with a chair) for which it had no room; see ``Occupancy.no_room``."""
+    since: datetime
+    room_at: datetime | None
+    others: tuple[object, ...] = ()
+    """The snapshots of the local day's other UTC dates it was found against (a day may straddle two)."""
+
+
+class Snapshot(Protocol):
+    """A day as read from the store, unchanged since but for cells taken: what was found out about it is
+    kept with it (a cell taken only ever leaves less room; a released one makes a new snapshot)."""
+
+    verdicts: dict[Hashable, Verdict]
+    """By (local day, minutes, with a chair); see ``Occupancy.searched``."""
 
 
 class Occupancy:
@@ -199,22 +219,28 @@ class Occupancy:
         """Days the decision looked at without having them: it must be made again once they are read."""
         self._known_days: frozenset[str] | None = None
 
-    def no_room(self, verdict: Hashable, days: Sequence[str]) -> bool:
-        """Whether ``Calendar.find`` already found no room for ``verdict`` on the local day lying on the
-        UTC ``days``, against these very snapshots of them. Such a verdict holds for any decision that adds
-        nothing to those days: the course holds nothing there (else no snapshot) and no cell of ``known``
-        lies there."""
+    def searched(self, key: Hashable, days: Sequence[str], since: datetime) -> Verdict | None:
+        """What ``Calendar.find`` found for ``key`` on the local day lying on the UTC ``days``, searching from
+        ``since`` or earlier, against these snapshots of them (or the same with cells taken since). It
+        holds for any decision that adds nothing to those days: the course holds nothing there (else no
+        snapshot) and no cell of ``known`` lies there."""
+        snapshots = self._snapshots(days)
+        if snapshots is None or (kept := snapshots[0].verdicts.get(key)) is None:
+            return None
+        if kept.since > since or len(kept.others) != len(snapshots) - 1 or any(a is not b for a, b in zip(kept.others, snapshots[1:], strict=True)):
+            return None
+        return kept
+
+    def found(self, key: Hashable, days: Sequence[str], verdict: Verdict) -> None:
+        """Keep what a search found (see ``searched``), when it holds for others and says at least as much
+        as the verdict kept."""
         snapshots = self._snapshots(days)
         if snapshots is None:
-            return False
-        kept = snapshots[0].verdicts.get(verdict)
-        return kept is not None and len(kept) == len(snapshots) - 1 and all(a is b for a, b in zip(kept, snapshots[1:], strict=True))
-
-    def found_no_room(self, verdict: Hashable, days: Sequence[str]) -> None:
-        """Keep the verdict that the local day on ``days`` has no room (see ``no_room``), when it holds for others."""
-        snapshots = self._snapshots(days)
-        if snapshots is not None:
-            snapshots[0].verdicts[verdict] = tuple(snapshots[1:])
+            return
+        verdict = replace(verdict, others=tuple(snapshots[1:]))
+        kept = self.searched(key, days, verdict.since)
+        if kept is None or kept.since >= verdict.since:
+            snapshots[0].verdicts[key] = verdict
 
     def _snapshots(self, days: Sequence[str]) -> list[Snapshot] | None:
         if self._known_days is None:

@@ -35,7 +35,7 @@ from pymongo import DeleteOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.scheduling.calendar import Booking, Busy, Occupancy, day_of, day_of_hour, days_to_read, hour_of, hours_of
+from services.scheduling.calendar import Booking, Busy, Occupancy, Verdict, day_of, day_of_hour, days_to_read, hour_of, hours_of
 from services.scheduling.domain import Course, Decision, FollowUp, ReminderChanges, Session, course_id_of
 from shared.contracts.plan import TreatmentPlan
 from shared.runtime import Effects
@@ -181,7 +181,7 @@ class Day(dict[str, Holding]):
     def __init__(self, cells: Mapping[str, Holding] | None = None) -> None:
         super().__init__(cells or {})
         self._courses: dict[str, list[str]] | None = None
-        self.verdicts: dict[Hashable, tuple[object, ...]] = {}
+        self.verdicts: dict[Hashable, Verdict] = {}
 
     def cells_of(self, course_id: str) -> list[str]:
         """The cells the course holds on this day (found once per copy: a busy day holds thousands)."""
@@ -235,7 +235,7 @@ class Others:
     @property
     def snapshot(self) -> Day | None:
         """The day itself when the course holds nothing on it: then this view is the whole day, and what a
-        decision finds out about it holds for every other such course (``calendar.Occupancy.no_room``)."""
+        decision finds out about it holds for every other such course (``calendar.Occupancy.searched``)."""
         return None if self.day.cells_of(self.course_id) else self.day
 
 
@@ -439,6 +439,8 @@ class Claims:
         for day, notes in by_day.items():  # the days this process knows, as it just wrote them: one copy per day
             if (known := self._days.get(day)) is not None:
                 cells = Day(known[1])
+                if all(holding is not None for _, holding in notes):  # only cells taken: no room found before is still none
+                    cells.verdicts.update(known[1].verdicts)
                 for cell, holding in notes:
                     if holding is None:
                         cells.pop(cell, None)

@@ -9,8 +9,8 @@ from aiokafka.partitioner import murmur2
 
 from clinic.polling import eventually
 from services.scheduling.app import create_service
-from services.scheduling.calendar import hour_of, hours_of
-from services.scheduling.repository import BUILT, BUILT_DAYS, DAYS, SLOTS, Day, Holding, SlotTaken
+from services.scheduling.calendar import Verdict, hour_of, hours_of
+from services.scheduling.repository import BUILT, BUILT_DAYS, DAYS, SLOTS, Claims, Day, Holding, SlotTaken
 from shared.clock import ManualClock
 from shared.contracts.consultation import ConsultationApproved
 from shared.contracts.scheduling import SessionScheduled
@@ -184,3 +184,30 @@ def lost_claims(service, monkeypatch) -> list[frozenset[str]]:
 
     monkeypatch.setattr(service.deps.claims, "claim", claim)
     return lost
+
+
+async def test_what_was_found_about_a_day_outlives_cells_taken_there_but_not_a_cell_given_back(settings):
+    """``Claims._note`` keeps the process's copy of a day in line with what it wrote: a new copy each time,
+    which keeps the searches' verdicts when cells were only taken (there is less room, never more) and
+    drops them when one was given back."""
+    client = connect(settings.mongodb_url.get_secret_value(), "test-calendar-verdicts")
+    try:
+        claims = Claims(database(client, settings.database("scheduling")), timedelta(minutes=15), attempts=3)
+        day = str(FIRST_DAY)
+        read = (await claims.days([day]))[day]
+        verdict = Verdict(datetime.combine(FIRST_DAY, time(0), UTC), datetime.combine(FIRST_DAY, time(10), UTC))
+        read.verdicts[(FIRST_DAY, 45, True)] = verdict
+        taken = f"chair_01|{day}T09:00Z"
+
+        await claims._note({day: read}, {taken: Holding("crs_OTHER0001", "ses_OTHER0001_01")})
+        after_taking = (await claims.days([day]))[day]
+        await claims._note({day: after_taking}, {taken: None})
+        after_giving_back = (await claims.days([day]))[day]
+        stored = await hint_of(claims.db, FIRST_DAY)
+    finally:
+        await client.close()
+
+    assert after_taking is not read and taken in after_taking and taken not in read, "a new copy, the old one as it was"
+    assert after_taking.verdicts == {(FIRST_DAY, 45, True): verdict}
+    assert taken not in after_giving_back and after_giving_back.verdicts == {}
+    assert stored == {}, "the hint was written and given back as well"

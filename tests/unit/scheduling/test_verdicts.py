@@ -13,11 +13,11 @@ from datetime import date, time, timedelta
 import pytest
 
 from services.scheduling import calendar as calendar_module
-from services.scheduling.calendar import Booking, Calendar, Occupancy, day_of
+from services.scheduling.calendar import Booking, Calendar, Occupancy, Verdict, day_of
 from services.scheduling.config import OpeningHours
 from services.scheduling.domain import book_course
 from services.scheduling.repository import Day, Holding, Others
-from tests.unit.scheduling.factories import MONDAY, NOW, approval, clinic, whole_days
+from tests.unit.scheduling.factories import MONDAY, NOW, approval, at, clinic, whole_days
 
 COURSES = tuple(f"crs_{n:08d}" for n in range(1, 7))
 
@@ -58,25 +58,29 @@ def test_a_verdict_kept_with_a_day_answers_as_searching_the_day_again_would(monk
     rng = random.Random(20261126)
     stored = random_calendar(rng, calendar, local_days)
     kept = {utc: Day(cells) for utc, cells in stored.items()}  # one copy for every ask: its verdicts accumulate
-    every_cell = sorted(cell for cells in stored.values() for cell in cells)
     grid = sorted(whole_days(calendar, *local_days))
     answered = 0
     from_verdicts = 0
-    looked_up = Occupancy.no_room
+    looked_up = Occupancy.searched
 
-    def counting(self: Occupancy, verdict, days) -> bool:
+    def counting(self: Occupancy, key, days, since):
         nonlocal from_verdicts
-        found = looked_up(self, verdict, days)
-        from_verdicts += found
-        return found
+        kept = looked_up(self, key, days, since)
+        from_verdicts += kept is not None
+        return kept
 
-    monkeypatch.setattr(Occupancy, "no_room", counting)
+    monkeypatch.setattr(Occupancy, "searched", counting)
     for _ in range(1500):
-        if rng.random() < 0.05:  # a cell given back: the day is a new copy, as Claims._note makes one
-            cell = rng.choice(every_cell)
-            if cell in stored[day_of(cell)]:
-                del stored[day_of(cell)][cell]
-                kept[day_of(cell)] = Day(stored[day_of(cell)])
+        if rng.random() < 0.1:  # a cell taken or given back: the day is a new copy, as Claims._note makes one
+            cell = rng.choice(grid)
+            utc = day_of(cell)
+            copy = Day(stored.setdefault(utc, {}))
+            if cell in stored[utc]:
+                del stored[utc][cell], copy[cell]
+            else:
+                stored[utc][cell] = copy[cell] = Holding(rng.choice(COURSES), "ses_99")
+                copy.verdicts.update(kept[utc].verdicts if utc in kept else {})  # only taken: what was found stays true
+            kept[utc] = copy
         course = rng.choice([*COURSES, "crs_99999999"])
         day = rng.choice(local_days)
         minutes, with_chair = rng.choice([(45, True), (45, True), (30, False), (15, True)])
@@ -100,15 +104,56 @@ def test_a_day_on_which_the_course_holds_cells_or_the_decision_placed_some_gets_
     config = clinic()
     calendar = Calendar(config.calendar)
     full = {MONDAY.isoformat(): Day({cell: Holding(COURSES[0], "ses_01") for cell in whole_days(calendar, MONDAY)})}
-    verdict = (MONDAY, 45, True)
+    key = (MONDAY, 45, True)
 
     assert calendar.find(MONDAY, Occupancy({d: Others(c, COURSES[1]) for d, c in full.items()}), minutes=45, with_chair=True) is None
-    assert full[MONDAY.isoformat()].verdicts == {verdict: ()}, "another course's full day: the verdict is kept"
+    opens = calendar.day_start(MONDAY)
+    assert full[MONDAY.isoformat()].verdicts == {key: Verdict(opens, None)}, "another course's full day: the verdict is kept"
     own = Occupancy({d: Others(c, COURSES[0]) for d, c in full.items()})
-    assert not own.no_room(verdict, (MONDAY.isoformat(),)), "the course holding the day may re-place its own cells there"
+    assert own.searched(key, (MONDAY.isoformat(),), opens) is None, "the course holding the day may re-place its own cells there"
     assert calendar.find(MONDAY, own, minutes=45, with_chair=True) is not None
     placed = Occupancy({d: Others(c, COURSES[1]) for d, c in full.items()}) | {next(iter(full[MONDAY.isoformat()]))}
-    assert not placed.no_room(verdict, (MONDAY.isoformat(),)), "a decision that placed cells there decides on its own view"
+    assert placed.searched(key, (MONDAY.isoformat(),), opens) is None, "a decision that placed cells there decides on its own view"
+
+
+def test_no_room_from_some_time_on_says_nothing_about_earlier_in_the_day():
+    config = clinic()
+    calendar = Calendar(config.calendar)
+    late = ("T10:30Z", "T10:45Z", "T11:00Z", "T11:15Z", "T11:30Z", "T11:45Z")
+    afternoon = Day({cell: Holding(COURSES[0], "ses_01") for cell in whole_days(calendar, MONDAY) if cell.endswith(late)})
+    occupancy = Occupancy({MONDAY.isoformat(): Others(afternoon, COURSES[1])})
+
+    assert calendar.find(MONDAY, occupancy, minutes=45, with_chair=True, not_before=at(MONDAY, 10, 30)) is None
+    assert afternoon.verdicts == {(MONDAY, 45, True): Verdict(at(MONDAY, 10, 30), None)}
+    assert calendar.find(MONDAY, occupancy, minutes=45, with_chair=True, not_before=at(MONDAY, 11)) is None, "later still: no room"
+    assert calendar.find(MONDAY, occupancy, minutes=45, with_chair=True, not_before=at(MONDAY, 9)) == Booking(at(MONDAY, 9), 45, "clin_0107", "chair_01")
+    assert afternoon.verdicts == {(MONDAY, 45, True): Verdict(at(MONDAY, 9), at(MONDAY, 9))}
+
+
+def test_a_filling_day_is_searched_from_where_it_last_had_room(monkeypatch: pytest.MonkeyPatch):
+    config = clinic()
+    calendar = Calendar(config.calendar)
+    morning = Day({cell: Holding(COURSES[0], "ses_01") for cell in whole_days(calendar, MONDAY) if cell.partition("|")[2] < f"{MONDAY}T10:15Z"})
+    searched: list[str] = []
+    search = calendar_module.first_free
+
+    def counting(busy, resources, stamps):
+        searched.append(stamps[0])
+        return search(busy, resources, stamps)
+
+    monkeypatch.setattr(calendar_module, "first_free", counting)
+    first = calendar.find(MONDAY, Occupancy({MONDAY.isoformat(): Others(morning, COURSES[1])}), minutes=45, with_chair=True)
+    assert first == Booking(at(MONDAY, 10, 15), 45, "clin_0107", "chair_01")
+    assert morning.verdicts == {(MONDAY, 45, True): Verdict(calendar.day_start(MONDAY), at(MONDAY, 10, 15))}
+    later = Day({**morning, **{cell: Holding(COURSES[1], "ses_02") for cell in first.cells(calendar.step)}})
+    later.verdicts.update(morning.verdicts)  # cells taken only: Claims._note keeps what was found
+    searched.clear()
+
+    second = calendar.find(MONDAY, Occupancy({MONDAY.isoformat(): Others(later, COURSES[2])}), minutes=45, with_chair=True)
+
+    assert second == Booking(at(MONDAY, 11), 45, "clin_0107", "chair_01")
+    assert searched and min(searched) >= f"|{MONDAY}T10:15Z", "nothing before the room found last time was searched again"
+    assert later.verdicts[(MONDAY, 45, True)] == Verdict(calendar.day_start(MONDAY), at(MONDAY, 11))
 
 
 def test_the_next_course_does_not_search_the_full_days_the_previous_one_found_full(monkeypatch: pytest.MonkeyPatch):
