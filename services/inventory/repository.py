@@ -77,6 +77,10 @@ MAX_WEEKS_KNOWN = 80
 MAX_LOTS_KNOWN = 1000
 K = TypeVar("K")
 HEAD_EVERY = 16
+WEEK_HEAD_SHARE = 8
+"""A busy week's demand head is rewritten once its slots have grown by an eighth of its sessions."""
+SLOTS_AT_ONCE = 16
+"""Demand slots read in one query when reading a week forward from its head."""
 
 
 class Repository:
@@ -163,7 +167,7 @@ class Repository:
 
     async def week_demand(self, week: date) -> WeekDemand:
         """The week's demand: from the latest this process knows (or the week's head, a hint), forward
-        through the slots written after it, one ``_id`` probe each."""
+        through the slots written after it (``demand_after``)."""
         known = self._weeks.get(week)
         if known is None:
             known = decode_week(week, await self.db[DEMAND_HEADS].find_one({"_id": week.isoformat()}))
@@ -171,14 +175,20 @@ class Repository:
         return self.saw_week(await self.demand_after(known))
 
     def week_head_due(self, week: WeekDemand) -> bool:
-        """Whether to save the week's demand as its head (``head_due``)."""
-        return head_due(self._week_heads, week.week, week.upto)
+        """Whether to save the week's demand as its head (``head_due``): every ``HEAD_EVERY`` slots, or every
+        ``len(sessions) / WEEK_HEAD_SHARE`` in a busy week, so that the head (all the week's sessions, packed)
+        costs about the same per booking however full the week is."""
+        return head_due(self._week_heads, week.week, week.upto, max(HEAD_EVERY, len(week.sessions) // WEEK_HEAD_SHARE))
 
     async def demand_after(self, known: WeekDemand) -> WeekDemand:
-        """``known`` brought forward through the week's slots written after it."""
-        while (slot := await self.db[DEMAND].find_one({"_id": demand_slot_id(known.week, known.upto + 1)})) is not None:
-            known = known.with_slot(slot["seq"], slot["session_id"], decode_need(slot))
-        return known
+        """``known`` brought forward through the week's slots written after it, ``SLOTS_AT_ONCE`` a read."""
+        while True:
+            ids = [demand_slot_id(known.week, seq) for seq in range(known.upto + 1, known.upto + 1 + SLOTS_AT_ONCE)]
+            found = await by_ids(self.db[DEMAND], ids)
+            for slot_id in ids:
+                if (slot := found.get(slot_id)) is None:
+                    return known
+                known = known.with_slot(slot["seq"], slot["session_id"], decode_need(slot))
 
     def known_week(self, week: date) -> WeekDemand | None:
         return self._weeks.get(week)
@@ -430,7 +440,7 @@ class Claims:
         demand of the week this process knows; when another writer took it, the week is read forward and
         the next one tried. Amounts are absolute, so a re-run after a crash writes the same need again
         (harmless), and re-running an earlier event and then the later one ends where they did. The
-        week's head (a hint) is rewritten after, every ``HEAD_EVERY`` slots."""
+        week's head (a hint) is rewritten after, every ``HEAD_EVERY`` slots or more in a busy week."""
         async with repo.locks.hold([week_key(week)]):
             return await self._demand(repo, session_id, week, need, now)
 
@@ -530,12 +540,12 @@ def decode_crossing(d: Document) -> Crossing:
     return Crossing(d["ingredient"], d["n"], d["cause"], d["at"], d["unit"], d["on_hand"], d["reserved"], d["available"], d["reorder_point"])
 
 
-def head_due(saved: dict[K, int], key: K, seq: int) -> bool:
-    """Whether a head (a lot's, a week's demand) is worth rewriting at ``seq``: ``HEAD_EVERY`` or more past
-    the one this process last read or wrote (``saved``, then updated), or none known here. A head behind
-    costs a process that has not seen it one probe per entry it lags, once; rewriting it after every
-    movement cost a write per event."""
-    if seq - saved.get(key, -HEAD_EVERY) < HEAD_EVERY:
+def head_due(saved: dict[K, int], key: K, seq: int, every: int = HEAD_EVERY) -> bool:
+    """Whether a head (a lot's, a week's demand) is worth rewriting at ``seq``: ``every`` or more past the
+    one this process last read or wrote (``saved``, then updated), or none known here. A head behind
+    costs a process that has not seen it a read forward through the entries it lags, once; rewriting it
+    after every movement cost a write per event."""
+    if seq - saved.get(key, -every) < every:
         return False
     saved[key] = seq
     return True
@@ -567,7 +577,7 @@ def decode_need(document: Document) -> Need | None:
 
 def encode_week(week: WeekDemand) -> Document:
     """The week's sessions packed (``shared.runtime.store.pack``): a busy week holds hundreds, and the head
-    is rewritten every ``HEAD_EVERY`` bookings of the week."""
+    is rewritten every ``HEAD_EVERY`` bookings of the week or more (``Repository.week_head_due``)."""
     sessions = [{"session_id": s, **encode_need(n)} for s, n in sorted(week.sessions.items())]
     return {"upto": week.upto, "session_count": len(sessions), "packed": pack({"sessions": sessions})}
 

@@ -117,6 +117,11 @@ class Shelf:
     async def load(self, lot_numbers: Iterable[str], exact: bool = False) -> None:
         """Read the lots not read yet, concurrently; ``exact`` follows each past its head to the end."""
         wanted = [n for n in dict.fromkeys(lot_numbers) if n not in self._latest or (exact and n not in self._exact)]
+        if not exact:  # a lot this process has seen needs no read, so no task either (a busy shelf has dozens in play)
+            unseen = {n for n in wanted if self.repo.known_entry(n) is None}
+            for lot_number in [n for n in wanted if n not in unseen]:
+                self._know(await self.repo.hint(lot_number), lot_number)
+            wanted = [n for n in wanted if n in unseen]
         found = await asyncio.gather(*(self._read(n, exact) for n in wanted))
         for lot_number, entry in zip(wanted, found, strict=True):
             self._know(entry, lot_number)

@@ -1,11 +1,12 @@
 """The ledger's compare-and-set on ``<lot>|<seq>`` and on each session's holding: stale heads, causes used
 before, a session's record behind its entries, batches."""
 
+import itertools
 from datetime import UTC, date, datetime
 
 from services.inventory import domain as balance
-from services.inventory.domain import LotMeta, SessionRef, entry_id
-from services.inventory.repository import HEAD_EVERY, HEADS, Claims, Repository
+from services.inventory.domain import LotMeta, Need, SessionRef, entry_id
+from services.inventory.repository import DEMAND, DEMAND_HEADS, HEAD_EVERY, HEADS, SLOTS_AT_ONCE, WEEK_HEAD_SHARE, Claims, Repository
 from services.inventory.shelf import Earlier, Request, Shelf
 from tests.support.memory import MemoryDatabase as Database
 
@@ -166,3 +167,26 @@ async def test_a_batch_makes_its_movements_in_one_insert_and_remakes_only_the_lo
     )
 
     assert [(m["lot"], m["seq"], m["amount"]) for m in made] == [("BIO-1", 1, 5), ("MNX-1", 2, 2)]
+
+
+async def test_a_busy_weeks_demand_head_costs_about_as_much_per_booking_as_a_quiet_ones_and_is_read_forward_in_batches():
+    """A week's head packs all its sessions, so rewriting it every HEAD_EVERY bookings cost more per booking
+    the fuller the week; it is rewritten once the week has grown by an eighth instead. A process that has
+    not seen the week reads forward from the head SLOTS_AT_ONCE slots a query."""
+    db = await database()
+    writer = Repository(db)  # type: ignore[arg-type]
+    week = date(2026, 3, 9)
+    heads: list[int] = []
+    for n in range(1, 801):
+        await Claims(db).demand(writer, f"ses_UNIT_{n:04d}", week, Need(week, {"biotin": 1.0}), NOW)  # type: ignore[arg-type]
+        heads.append(db[DEMAND_HEADS].docs.get(week.isoformat(), {"upto": 0})["upto"])
+    rewrites = [upto for before, upto in zip([0, *heads], heads, strict=False) if upto != before]
+    assert rewrites[:8] == [16 * k for k in range(1, 9)], "a quiet week: every HEAD_EVERY slots"
+    assert all(later - earlier >= max(HEAD_EVERY, earlier // WEEK_HEAD_SHARE) for earlier, later in itertools.pairwise(rewrites))
+    assert len(rewrites) < 800 // HEAD_EVERY // 2
+    assert 800 - heads[-1] <= 800 // WEEK_HEAD_SHARE
+
+    queries = db[DEMAND].reads + db[DEMAND].searches
+    seen = await Repository(db).week_demand(week)  # type: ignore[arg-type]
+    assert (seen.upto, len(seen.sessions)) == (800, 800)
+    assert db[DEMAND].reads + db[DEMAND].searches - queries == (800 - heads[-1]) // SLOTS_AT_ONCE + 1
