@@ -23,7 +23,7 @@ from typing import Any
 
 from bench import traffic
 from bench.system import RESULTS, BenchError, Services
-from bench.traffic import Driver, Journey, deliver, stock_delivery
+from bench.traffic import STOCK_LASTS, Driver, Journey, deliver, stock_delivery, stock_units
 
 WEEKS_PER_PHASE = 4
 """With --history-weeks, the services' clocks move this far between phases of the history."""
@@ -66,6 +66,29 @@ def read_manifest(prefix: str) -> dict[str, Any] | None:
         return None
 
 
+def stock_left(manifest: dict[str, Any] | None) -> int | None:
+    """Journeys a kept deployment's shelf still covers (``traffic.STOCK_LASTS``); None when not known (a
+    deployment kept before it was counted: its next measured run delivers, and counting starts there)."""
+    if manifest is None:
+        return 0
+    left = manifest.get("stock_journeys_left")
+    return None if left is None else int(left)
+
+
+def reorder(shelf: int | None, needed: int, *, kept: bool) -> tuple[int, int | None]:
+    """(journeys to deliver stock for, journeys a kept deployment's stock covers after the run) for a measured
+    run of ``needed`` journeys, ``shelf`` being what it covers before (``stock_left``). A run that is not
+    kept, or one whose shelf is not known, is delivered for in full (and counting starts there when kept);
+    a kept one whose shelf covers the run gets nothing, as a clinic reorders only when low, so measuring a
+    deployment again does not add a lot of every ingredient each time."""
+    if shelf is not None and shelf >= needed:
+        return 0, shelf - needed
+    short = needed - max(0, shelf or 0)
+    if not kept:
+        return short, None
+    return short, max(0, shelf or 0) + stock_units(short) * STOCK_LASTS - needed
+
+
 def write_manifest(prefix: str, **fields: Any) -> dict[str, Any]:
     manifest = {**(read_manifest(prefix) or {}), **fields, "prefix": prefix, "updated": datetime.now(UTC).isoformat(timespec="seconds")}
     path = manifest_path(prefix)
@@ -89,7 +112,8 @@ async def load(
     counts what the deployment held before). `record(total)` is called as the total grows."""
     started = time.perf_counter()
     at_start = await services.handled_total()
-    await deliver(driver.client, stock_delivery(tag, -(-(target - already) // MIN_EVENTS_PER_JOURNEY)))
+    stocked = -(-(target - already) // MIN_EVENTS_PER_JOURNEY)
+    await deliver(driver.client, stock_delivery(tag, stocked))
     state = {"handled": 0.0, "stop": False}
 
     def total() -> float:
@@ -148,6 +172,7 @@ async def load(
         "events_total": int(total()),
         "journeys": len(outcome.journeys),
         "journeys_completed": len(outcome.completed),
+        "stock_for_journeys": stock_units(stocked) * STOCK_LASTS,
         "failures": outcome.failures,
         "seconds": round(seconds, 1),
         "events_per_second": round(state["handled"] / seconds, 1) if seconds else None,

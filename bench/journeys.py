@@ -306,6 +306,7 @@ async def measure(args: argparse.Namespace, settings: Settings, services: Servic
         try:
             already = int((manifest or {}).get("history_events", 0))
             loaded = None
+            shelf = history.stock_left(manifest) if args.keep else None  # journeys a kept deployment's stock still covers
             if args.history > already:
                 say(f"loading history: {args.history - already:,} events through the services ({args.history_concurrency} journeys in flight, with completions)")
 
@@ -324,6 +325,8 @@ async def measure(args: argparse.Namespace, settings: Settings, services: Servic
                         services, driver, target=goal, already=already, concurrency=args.history_concurrency, tag=f"H{run}{phase}", say=say, record=remember
                     )
                     already = loaded["events_total"]
+                    if shelf is not None:
+                        shelf += loaded["stock_for_journeys"] - loaded["journeys"]
                 if args.history_weeks:
                     await history.move_clock(services, traffic.CLOCK["offset"] + timedelta(weeks=history.WEEKS_PER_PHASE), say)
                     remember(already)
@@ -331,8 +334,15 @@ async def measure(args: argparse.Namespace, settings: Settings, services: Servic
             result["history"] = {"events_before_run": already, "loaded_now": loaded, "manifest": manifest}
 
             driver = Driver(client, tracker, f"M{run}", timeout=args.timeout)
-            await deliver(client, stock_delivery(f"M{run}", args.journeys + args.warmup))
-            say(f"delivered stock for {args.journeys + args.warmup} journeys; waiting for the services to take it in")
+            short, shelf = history.reorder(shelf, args.journeys + args.warmup, kept=args.keep)
+            result["stock"] = {"delivered_for_journeys": short, "kept_stock_covers_journeys_after": shelf}
+            if short:
+                await deliver(client, stock_delivery(f"M{run}", short))
+                say(f"delivered stock for {short:,} journeys; waiting for the services to take it in")
+            else:  # a kept deployment measured again: the shelf is restocked only when low
+                say("the kept deployment's stock covers this run: nothing delivered")
+            if shelf is not None:
+                history.write_manifest(prefix, stock_journeys_left=shelf)
             await services.settle(say=say)
             if args.warmup:
                 say(f"warm-up: {args.warmup} journey(s), not measured")

@@ -47,6 +47,14 @@ INPUTS = ("ConsultationRecorded", "StockReceived", "SessionCompleted")
 JOURNEYS_PER_STOCK = 10
 """clinic.journey.STOCK covers about 40 journeys of the approvable patient below; delivering one STOCK
 per 10 journeys leaves a fourfold margin, so no journey meets a shortage."""
+STOCK_LASTS = 20
+"""Journeys one STOCK is counted as covering when a kept deployment's shelf is accounted for (half of what
+it covers), so that measuring it again delivers only when the shelf runs low, as a clinic reorders."""
+
+
+def stock_units(journeys: int) -> int:
+    """How many STOCKs ``stock_delivery`` delivers for ``journeys`` journeys."""
+    return max(1, -(-journeys // JOURNEYS_PER_STOCK))
 
 
 def topics(prefix: str, names: tuple[str, ...]) -> list[str]:
@@ -83,7 +91,7 @@ def approvable_consultation(patient: str, consultation: str) -> EventData:
 
 def stock_delivery(tag: str, journeys: int, index: int = 0) -> list[EventData]:
     """One lot per ingredient, enough for `journeys` journeys with a margin, in date for two years."""
-    times = max(1, -(-journeys // JOURNEYS_PER_STOCK))
+    times = stock_units(journeys)
     expires = (now().date() + timedelta(days=730 + index)).isoformat()
     return [
         model(

@@ -4,7 +4,7 @@ An appointment holds its practitioner (and, for a treatment session, a chair) fo
 slot grid it covers. Each held step is a *cell* ``"<resource>|<start UTC>"``; the store claims cells
 under exactly these ids, so two bookings can never hold the same resource at the same time.
 
-Occupancy: the store keeps one calendar document per day, so a decision reads only the days it looks
+Occupancy: the store's calendar is read a day at a time, so a decision reads only the days it looks
 at. Which days those are is only known while deciding (a series may look anywhere in a year), so a
 decision is made against the days read so far, counting a day not read yet as free and noting it. The
 caller reads the noted days and decides again; a decision that noted no day is the real one. A day

@@ -174,7 +174,7 @@ class Holding(NamedTuple):
 class Day(dict[str, Holding]):
     """One day of the hint: who holds each taken cell. Kept as read (a change this process notes makes a
     new copy, see ``Claims._note``), so what is worked out from it is kept with it: the cells of each course
-    there, and the appointments it has no room for (``calendar.Snapshot``)."""
+    there, and what searching it for appointments found (``calendar.Snapshot``)."""
 
     __slots__ = ("_courses", "verdicts")
 
