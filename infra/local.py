@@ -18,6 +18,7 @@ import stat
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -419,8 +420,20 @@ def _start_ferretdb(layout: Layout, binary: Path, say) -> bool:
     data = layout.state / "ferretdb" / "data"
     data.mkdir(parents=True, exist_ok=True)
     say(f"starting FerretDB {FERRETDB_VERSION} on {layout.host}:{layout.mongo_port} ...")
-    _spawn(layout, "ferretdb", [str(binary), "--listen", f"{layout.host}:{layout.mongo_port}", "--data-dir", str(data)])
+    _spawn(layout, "ferretdb", [str(binary), "--listen", f"{layout.host}:{layout.mongo_port}", "--data-dir", str(data)], env=ferretdb_env(os.environ))
     return True
+
+
+FERRETDB_GOGC = "400"
+"""Go's garbage collector runs when the heap has grown by this percentage (Go's default is 100). FerretDB
+allocates for every document it decodes, and at 100 it spent about a tenth of its CPU collecting: with
+400 it used 0.115 CPU s per journey instead of 0.133 (the journey benchmark, README "Benchmarks") for a
+resident size under 200 MB. A GOGC set by the caller is kept."""
+
+
+def ferretdb_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment the local FerretDB runs with: the caller's, with ``GOGC`` defaulting to ``FERRETDB_GOGC``."""
+    return {"GOGC": FERRETDB_GOGC, **environ}
 
 
 def _server_properties(layout: Layout, data: Path) -> str:
@@ -454,9 +467,9 @@ def _server_properties(layout: Layout, data: Path) -> str:
     )
 
 
-def _spawn(layout: Layout, name: str, command: list[str]) -> None:
+def _spawn(layout: Layout, name: str, command: list[str], env: Mapping[str, str] | None = None) -> None:
     with open(layout.state / f"{name}.log", "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     (layout.state / f"{name}.pid").write_text(str(process.pid))
 
 

@@ -94,3 +94,8 @@ def test_a_read_only_copy_from_the_go_module_cache_can_be_removed(tmp_path):
     copy.chmod(0o555)
     local._remove(tmp_path / "module")
     assert not (tmp_path / "module").exists()
+
+
+def test_the_local_ferretdb_collects_garbage_less_often_unless_the_caller_says_otherwise():
+    assert local.ferretdb_env({"PATH": "/usr/bin"}) == {"PATH": "/usr/bin", "GOGC": local.FERRETDB_GOGC}
+    assert local.ferretdb_env({"GOGC": "100"})["GOGC"] == "100"
