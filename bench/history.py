@@ -83,10 +83,10 @@ def reorder(shelf: int | None, needed: int, *, kept: bool) -> tuple[int, int | N
     deployment again does not add a lot of every ingredient each time."""
     if shelf is not None and shelf >= needed:
         return 0, shelf - needed
-    short = needed - max(0, shelf or 0)
+    short = needed - (shelf or 0)  # a shelf below zero (history journeys beyond what was counted) is made good too
     if not kept:
         return short, None
-    return short, max(0, shelf or 0) + stock_units(short) * STOCK_LASTS - needed
+    return short, (shelf or 0) + stock_units(short) * STOCK_LASTS - needed
 
 
 def write_manifest(prefix: str, **fields: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
-from services.scheduling.config import CalendarConfig, SchedulingConfig
+from services.scheduling.config import CalendarConfig, OpeningHours, SchedulingConfig
 
 
 def cell_id(resource: str, start: datetime) -> str:
@@ -104,16 +104,22 @@ class Calendar:
         return day not in self.config.closed_dates and any(h.weekday == day.weekday() for h in self.config.opening_hours)
 
     def starts(self, day: date, minutes: int) -> Iterator[datetime]:
-        """Every start on the grid where an appointment of ``minutes`` fits inside one opening interval."""
+        """Every start on the grid where an appointment of ``minutes`` fits inside one opening interval, in
+        time order (intervals may overlap, and one may open off another's grid)."""
         if day in self.config.closed_dates:
             return
         length = timedelta(minutes=minutes)
-        for hours in sorted((h for h in self.config.opening_hours if h.weekday == day.weekday()), key=lambda h: h.opens):
+        found: set[datetime] = set()
+        for hours in self._hours(day):
             at = datetime.combine(day, hours.opens, self.zone)
             closes = datetime.combine(day, hours.closes, self.zone)
             while at + length <= closes:
-                yield at.astimezone(UTC)
+                found.add(at.astimezone(UTC))
                 at += self.step
+        yield from sorted(found)
+
+    def _hours(self, day: date) -> list[OpeningHours]:
+        return sorted((h for h in self.config.opening_hours if h.weekday == day.weekday()), key=lambda h: h.opens)
 
     def find(
         self,
@@ -168,10 +174,15 @@ class Calendar:
         return found
 
     def utc_days(self, day: date) -> tuple[str, ...]:
-        """The UTC dates (``YYYY-MM-DD``, as the stored calendar is kept) the local ``day`` overlaps."""
-        first = self.day_start(day).date()
-        last = (self.day_start(day + timedelta(days=1)) - timedelta(microseconds=1)).date()
-        return (first.isoformat(),) if first == last else (first.isoformat(), last.isoformat())
+        """The UTC dates (``YYYY-MM-DD``, as the stored calendar is kept) the local ``day``'s opening hours
+        overlap: where any cell of an appointment that day can lie (one date, unless the clinic is open across
+        midnight UTC)."""
+        hours = self._hours(day)
+        if not hours:
+            return (self.day_start(day).date().isoformat(),)
+        first = datetime.combine(day, hours[0].opens, self.zone).astimezone(UTC).date()
+        last = (datetime.combine(day, max(h.closes for h in hours), self.zone).astimezone(UTC) - timedelta(microseconds=1)).date()
+        return (first.isoformat(),) if first >= last else (first.isoformat(), last.isoformat())
 
     @staticmethod
     def _preferring(options: tuple[str, ...], preferred: str | None) -> tuple[str, ...]:

@@ -23,3 +23,8 @@ def test_a_deployment_kept_before_its_shelf_was_counted_is_delivered_for_once_an
     delivered, shelf = reorder(None, 201, kept=True)
     assert delivered == 201 and shelf == stock_units(201) * STOCK_LASTS - 201
     assert stock_left({"stock_journeys_left": shelf}) == shelf
+
+
+def test_a_shelf_the_history_overdrew_is_made_good_before_the_run():
+    delivered, shelf = reorder(-30, 201, kept=True)
+    assert delivered == 231 and shelf is not None and shelf >= 0

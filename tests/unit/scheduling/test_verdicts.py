@@ -1,8 +1,9 @@
-"""A day found to have no room is not searched again, and that never changes a placement.
+"""What searching a day found is not searched again, and that never changes a placement.
 
-``Calendar.find`` keeps the verdict "no room for this appointment on this local day" with the days as read
-(``repository.Day``), for decisions that add nothing there; the next such decision gets ``None`` from a
-look-up. These tests put answers with kept verdicts beside answers worked out afresh.
+``Calendar.find`` keeps "from this time on, no start before that one has room for this appointment on this
+local day" (``calendar.Verdict``; no start at all on a full day) with the days as read (``repository.Day``),
+for decisions that add nothing there: the next one skips a full day and searches a filling one from its
+last room. These tests put answers with kept verdicts beside answers worked out afresh.
 """
 
 from __future__ import annotations
@@ -180,3 +181,24 @@ def test_the_next_course_does_not_search_the_full_days_the_previous_one_found_fu
     assert [d.course.sessions for d in decisions] == [whole.course.sessions] * 2
     assert decisions[0].course.sessions[0].booking.start.date() == MONDAY + timedelta(days=21)
     assert searched[1] * 10 < searched[0], f"the second course searched the full days again ({searched})"
+
+
+def test_starts_come_in_time_order_when_opening_intervals_overlap_off_the_grid():
+    """Intervals 08:00-09:00 and 08:05-10:00: searched interval by interval, 08:05 came after 08:45, so a
+    search found 08:30 while 08:05 was free, and a verdict kept from it hid 08:05 for good."""
+    config = clinic(
+        calendar={"opening_hours": (OpeningHours(weekday=0, opens=time(8), closes=time(9)), OpeningHours(weekday=0, opens=time(8, 5), closes=time(10)))}
+    )
+    calendar = Calendar(config.calendar)
+    starts = list(calendar.starts(MONDAY, 15))
+    morning = Day({cell: Holding(COURSES[0], "ses_01") for cell in whole_days(calendar, MONDAY) if cell.partition("|")[2] < f"{MONDAY}T08:30Z" and not cell.endswith("T08:05Z")})
+
+    assert starts == sorted(set(starts)) and at(MONDAY, 8, 5) in starts
+    assert calendar.find(MONDAY, Occupancy({MONDAY.isoformat(): Others(morning, COURSES[1])}), minutes=15, with_chair=False).start == at(MONDAY, 8, 5)
+
+
+def test_the_utc_dates_of_a_day_are_those_its_opening_hours_lie_on():
+    berlin = Calendar(clinic(calendar={"timezone": "Europe/Berlin", "opening_hours": (OpeningHours(weekday=0, opens=time(9), closes=time(19)),)}).calendar)
+    assert berlin.utc_days(MONDAY) == (MONDAY.isoformat(),), "09:00-19:00 in Berlin is one UTC date, though the local day is two"
+    assert Calendar(brisbane().calendar).utc_days(MONDAY) == ((MONDAY - timedelta(days=1)).isoformat(), MONDAY.isoformat())
+    assert len(Calendar(brisbane().calendar).utc_days(MONDAY + timedelta(days=6))) == 1, "closed on Sunday: no cells, one date to keep verdicts on"
