@@ -66,6 +66,10 @@ def read_manifest(prefix: str) -> dict[str, Any] | None:
         return None
 
 
+REORDER_RUNS = 4
+"""A kept deployment whose stock runs low is delivered enough for this many runs like the one at hand."""
+
+
 def stock_left(manifest: dict[str, Any] | None) -> int | None:
     """Journeys a kept deployment's shelf still covers (``traffic.STOCK_LASTS``); None when not known (a
     deployment kept before it was counted: its next measured run delivers, and counting starts there)."""
@@ -78,15 +82,17 @@ def stock_left(manifest: dict[str, Any] | None) -> int | None:
 def reorder(shelf: int | None, needed: int, *, kept: bool) -> tuple[int, int | None]:
     """(journeys to deliver stock for, journeys a kept deployment's stock covers after the run) for a measured
     run of ``needed`` journeys, ``shelf`` being what it covers before (``stock_left``). A run that is not
-    kept, or one whose shelf is not known, is delivered for in full (and counting starts there when kept);
-    a kept one whose shelf covers the run gets nothing, as a clinic reorders only when low, so measuring a
-    deployment again does not add a lot of every ingredient each time."""
+    kept, or one whose shelf is not known, is delivered for (and counting starts there when kept); a kept
+    one whose shelf covers the run gets nothing, and one whose shelf does not gets enough for
+    ``REORDER_RUNS`` such runs, as a clinic reorders when low, so measuring a deployment again does not add
+    a lot of every ingredient each time."""
     if shelf is not None and shelf >= needed:
         return 0, shelf - needed
     short = needed - (shelf or 0)  # a shelf below zero (history journeys beyond what was counted) is made good too
     if not kept:
         return short, None
-    return short, (shelf or 0) + stock_units(short) * STOCK_LASTS - needed
+    ordered = max(short, REORDER_RUNS * needed)  # a clinic orders for a while, not for the next day
+    return ordered, (shelf or 0) + stock_units(ordered) * STOCK_LASTS - needed
 
 
 def write_manifest(prefix: str, **fields: Any) -> dict[str, Any]:
