@@ -20,7 +20,7 @@ ends finds the nearest feasible chain in polynomial time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Hashable, Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Container, Hashable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -88,11 +88,17 @@ class Booking:
         return tuple(cell for cell, _ in self.held(step))
 
 
+KNOWN_GRIDS = 4096
+"""Days (by appointment length) whose starts a ``Calendar`` keeps worked out; a year ahead is a few hundred."""
+
+
 class Calendar:
     def __init__(self, config: CalendarConfig) -> None:
         self.config = config
         self.zone = config.zone
         self.step = config.step
+        self._starts: dict[tuple[date, int], tuple[datetime, ...]] = {}
+        self._utc_days: dict[date, tuple[str, ...]] = {}
 
     def local_day(self, moment: datetime) -> date:
         return moment.astimezone(self.zone).date()
@@ -103,11 +109,20 @@ class Calendar:
     def is_open(self, day: date) -> bool:
         return day not in self.config.closed_dates and any(h.weekday == day.weekday() for h in self.config.opening_hours)
 
-    def starts(self, day: date, minutes: int) -> Iterator[datetime]:
+    def starts(self, day: date, minutes: int) -> tuple[datetime, ...]:
         """Every start on the grid where an appointment of ``minutes`` fits inside one opening interval, in
-        time order (intervals may overlap, and one may open off another's grid)."""
+        time order (intervals may overlap, and one may open off another's grid). Worked out once per day
+        and length: a placement asks about the same days again and again."""
+        found = self._starts.get((day, minutes))
+        if found is None:
+            if len(self._starts) >= KNOWN_GRIDS:
+                self._starts.clear()
+            found = self._starts[(day, minutes)] = self._grid(day, minutes)
+        return found
+
+    def _grid(self, day: date, minutes: int) -> tuple[datetime, ...]:
         if day in self.config.closed_dates:
-            return
+            return ()
         length = timedelta(minutes=minutes)
         found: set[datetime] = set()
         for hours in self._hours(day):
@@ -116,7 +131,7 @@ class Calendar:
             while at + length <= closes:
                 found.add(at.astimezone(UTC))
                 at += self.step
-        yield from sorted(found)
+        return tuple(sorted(found))
 
     def _hours(self, day: date) -> list[OpeningHours]:
         return sorted((h for h in self.config.opening_hours if h.weekday == day.weekday()), key=lambda h: h.opens)
@@ -133,7 +148,7 @@ class Calendar:
     ) -> Booking | None:
         """The earliest free appointment on ``day``; ``keep`` is tried first (a session that need not move)."""
         if keep is not None and self.local_day(keep.start) == day and (not_before is None or keep.start >= not_before):
-            if busy.isdisjoint(keep.cells(self.step)) and keep.start in set(self.starts(day, keep.minutes)):
+            if busy.isdisjoint(keep.cells(self.step)) and keep.start in self.starts(day, keep.minutes):
                 return keep
         # Where the day first has room from some time on depends only on what is held there (not on the
         # practitioner and chair preferred, nor on ``keep``, a start with both free when it is kept), so
@@ -143,11 +158,13 @@ class Calendar:
         key, utc_days = (day, minutes, with_chair), self.utc_days(day)
         since = self.day_start(day) if not_before is None else max(not_before, self.day_start(day))
         kept = occupancy.searched(key, utc_days, since) if occupancy is not None else None
-        if kept is not None and kept.room_at is None:
-            return None
-        first = since if kept is None or kept.room_at is None else max(since, kept.room_at)
-        # what this search finds holds from the kept verdict's start when it began where that one left off
-        searched_since = kept.since if kept is not None and kept.room_at is not None and since <= kept.room_at else since
+        first = searched_since = since
+        if kept is not None:
+            if kept.room_at is None:
+                return None
+            first = max(since, kept.room_at)
+            if since <= kept.room_at:  # this search begins where the kept one left off, so it holds from there
+                searched_since = kept.since
         practitioners = self._preferring(self.config.practitioners, keep.practitioner_id if keep else None)
         chairs = self._preferring(self.config.chairs, keep.chair_id if keep else None)
         held = int(timedelta(minutes=minutes) / self.step)
@@ -177,6 +194,14 @@ class Calendar:
         """The UTC dates (``YYYY-MM-DD``, as the stored calendar is kept) the local ``day``'s opening hours
         overlap: where any cell of an appointment that day can lie (one date, unless the clinic is open across
         midnight UTC)."""
+        found = self._utc_days.get(day)
+        if found is None:
+            if len(self._utc_days) >= KNOWN_GRIDS:
+                self._utc_days.clear()
+            found = self._utc_days[day] = self._dates(day)
+        return found
+
+    def _dates(self, day: date) -> tuple[str, ...]:
         hours = self._hours(day)
         if not hours:
             return (self.day_start(day).date().isoformat(),)
@@ -236,11 +261,7 @@ class Occupancy:
         holds for any decision that adds nothing to those days: the course holds nothing there (else no
         snapshot) and no cell of ``known`` lies there."""
         snapshots = self._snapshots(days)
-        if snapshots is None or (kept := snapshots[0].verdicts.get(key)) is None:
-            return None
-        if kept.since > since or len(kept.others) != len(snapshots) - 1 or any(a is not b for a, b in zip(kept.others, snapshots[1:], strict=True)):
-            return None
-        return kept
+        return None if snapshots is None else _applying(snapshots, key, since)
 
     def found(self, key: Hashable, days: Sequence[str], verdict: Verdict) -> None:
         """Keep what a search found (see ``searched``), when it holds for others and says at least as much
@@ -248,10 +269,9 @@ class Occupancy:
         snapshots = self._snapshots(days)
         if snapshots is None:
             return
-        verdict = replace(verdict, others=tuple(snapshots[1:]))
-        kept = self.searched(key, days, verdict.since)
+        kept = _applying(snapshots, key, verdict.since)
         if kept is None or kept.since >= verdict.since:
-            snapshots[0].verdicts[key] = verdict
+            snapshots[0].verdicts[key] = replace(verdict, others=tuple(snapshots[1:]))
 
     def _snapshots(self, days: Sequence[str]) -> list[Snapshot] | None:
         if self._known_days is None:
@@ -290,6 +310,15 @@ class Occupancy:
 
     def __or__(self, cells: Set[str], /) -> Occupancy:
         return Occupancy(self.days, self.known | cells, self.unread)
+
+
+def _applying(snapshots: Sequence[Snapshot], key: Hashable, since: datetime) -> Verdict | None:
+    """The verdict kept for ``key`` on the first of these snapshots, if it was found against the others
+    (by identity) from ``since`` or earlier."""
+    kept = snapshots[0].verdicts.get(key)
+    if kept is None or kept.since > since or len(kept.others) != len(snapshots) - 1:
+        return None
+    return kept if all(a is b for a, b in zip(kept.others, snapshots[1:], strict=True)) else None
 
 
 def days_to_read(unread: Set[str], already: Set[str], round: int, widest: int = 64) -> list[str]:

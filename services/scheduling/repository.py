@@ -406,7 +406,6 @@ class Claims:
             return [documents[e["index"]]["_id"] for e in errors]
         return []
 
-
     async def _delete(self, cells: list[str]) -> None:
         if cells:
             await self.db[SLOTS].bulk_write([DeleteOne({"_id": cell}) for cell in cells], ordered=False)
@@ -451,8 +450,6 @@ class Claims:
 
 def _cells(doc: dict[str, Any]) -> dict[str, Holding]:
     return {cell: Holding.of(v) for cell, v in doc.get("cells", {}).items()}
-
-
 
 
 def _holding(doc: dict[str, Any] | None) -> Holding | None:

@@ -53,8 +53,8 @@ EFFECTS = "effects"
 DUPLICATE_KEY = 11000
 UNAUTHORIZED, AUTHENTICATION_FAILED = 13, 18
 Database: TypeAlias = AsyncDatabase[dict[str, Any]]
-Collection: TypeAlias = AsyncCollection[dict[str, Any]]
 """A service's database: documents are plain dicts."""
+Collection: TypeAlias = AsyncCollection[dict[str, Any]]
 _NAMESPACE = uuid.UUID("0b5c3e52-7c1e-4a55-9d0f-6a1f4a8e2c10")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+from services.scheduling import calendar as calendar_module
 from services.scheduling.calendar import Booking, Calendar, Occupancy, cell_stamp, day_of, days_to_read, first_free
 from services.scheduling.config import SchedulingConfig
 from services.scheduling.domain import book_course, course_id_of
@@ -151,3 +152,18 @@ def test_first_free_answers_and_notes_exactly_what_asking_isdisjoint_resource_by
 
         assert found == next((r for r in resources if slow.isdisjoint([r + at for at in stamps])), None)
         assert fast.unread == slow.unread
+
+
+def test_a_days_starts_are_worked_out_once_and_the_days_kept_are_bounded(monkeypatch):
+    calendar = Calendar(clinic().calendar)
+    grids: list[tuple] = []
+    grid = calendar._grid
+    monkeypatch.setattr(calendar, "_grid", lambda day, minutes: grids.append((day, minutes)) or grid(day, minutes))
+    monkeypatch.setattr(calendar_module, "KNOWN_GRIDS", 3)
+
+    first = calendar.starts(MONDAY, 45)
+    assert calendar.starts(MONDAY, 45) is first and grids == [(MONDAY, 45)]
+    assert first == tuple(sorted(first)) and len(first) == 10  # 09:00-12:00, 45 minutes, every 15
+    for i in range(1, 4):
+        calendar.starts(MONDAY + timedelta(days=i), 45)
+    assert len(calendar._starts) <= 3
