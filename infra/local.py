@@ -56,6 +56,39 @@ FERRETDB_UPDATE_PATCH = (
 )
 
 
+# FerretDB v1 tracks the lifetime of every transaction, iterator and cursor it creates, to catch one that
+# is never closed: each is added to a runtime/pprof profile (which records the call stack) and given a
+# finalizer that panics. That is a test aid, and in the journey benchmark it cost a twentieth of FerretDB's
+# CPU. The build skips it unless FerretDB is built for debugging (its `ferretdb_debug` build tag, which ours
+# does not set); Untrack must skip too, as it panics on an object that was never tracked.
+FERRETDB_TRACK_PATCH = (
+    "internal/util/resource/resource.go",
+    """func Track(obj any, token *Token) {
+	checkArgs(obj, token)
+""",
+    """func Track(obj any, token *Token) {
+	checkArgs(obj, token)
+
+	if !debugbuild.Enabled {
+		return // clinic-backbone: lifetime tracking is a test aid; skipped outside debug builds
+	}
+""",
+)
+FERRETDB_UNTRACK_PATCH = (
+    "internal/util/resource/resource.go",
+    """func Untrack(obj any, token *Token) {
+	checkArgs(obj, token)
+""",
+    """func Untrack(obj any, token *Token) {
+	checkArgs(obj, token)
+
+	if !debugbuild.Enabled {
+		return // clinic-backbone: nothing was tracked (see Track)
+	}
+""",
+)
+
+
 # FerretDB v1's SQLite backend hands SQLite a filter on `_id` only when the filter is exactly
 # `{_id: <string or ObjectId>}`. Every other filter is matched in memory after a scan of the whole table,
 # so `{_id: {$in: [a, b, c]}}` (reading several documents in one round trip) and `{_id: x, v: n}` (an
@@ -246,7 +279,8 @@ def build_ferretdb(layout: Layout, say=print) -> Path:
         _patch(upstream, *patch)
     say(
         f"patched FerretDB in {upstream}: {FERRETDB_ID_PATCH[0]} (the _id lookups use the _id index), {FERRETDB_ID_FILTER[0]} (any filter's _id"
-        f" equality or $in goes to SQLite), {FERRETDB_UPDATE_PATCH[0]} (an update releases each statement's connection)"
+        f" equality or $in goes to SQLite), {FERRETDB_UPDATE_PATCH[0]} (an update releases each statement's connection),"
+        f" {FERRETDB_TRACK_PATCH[0]} (no lifetime tracking outside debug builds)"
     )
     _run(["go", "mod", "edit", f"-replace={FERRETDB_MODULE}={upstream}"], "go mod edit of the wrapper copy failed", cwd=wrapper, env=env)
     _run(["go", "build", "-trimpath", "-o", str(binary) + ".partial", "."], "go build of FerretDB failed",
@@ -277,7 +311,10 @@ def _copy_module(wrapper: Path, target: Path, env: dict[str, str], progress=None
 
 
 def _patches() -> tuple[tuple[str, str, str], ...]:
-    return (FERRETDB_ID_PATCH, FERRETDB_UPDATE_PATCH, FERRETDB_ID_FILTER, FERRETDB_ID_FILTER_QUERY, FERRETDB_ID_FILTER_EXPLAIN)
+    return (
+        FERRETDB_ID_PATCH, FERRETDB_UPDATE_PATCH, FERRETDB_ID_FILTER, FERRETDB_ID_FILTER_QUERY, FERRETDB_ID_FILTER_EXPLAIN,
+        FERRETDB_TRACK_PATCH, FERRETDB_UNTRACK_PATCH,
+    )
 
 
 def _patch(module: Path, relative: str, old: str, new: str) -> None:
