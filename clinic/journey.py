@@ -34,6 +34,10 @@ STOCK = {  # what the supplier delivers before the first booking: ingredient -> 
 }
 
 
+ACCEPTED = REGISTRY.by_name("StockAccepted")
+REFUSED = REGISTRY.by_name("StockRefused")
+
+
 def model(name: str, **fields: Any) -> EventData:
     """A contract example with the journey's own values on top (validated like any published event)."""
     cls = REGISTRY.by_name(name)
@@ -73,7 +77,13 @@ class Journey:
         return found
 
     async def deliver_stock(self) -> None:
+        """Deliver the journey's stock and wait until inventory has taken every lot in.
+
+        The stock must be on the shelf before the first booking: inventory handles different keys of one
+        consumed batch at once, so a delivery and a booking that reach it together may meet in either order,
+        and a booking handled first is short (scheduling then moves it or announces it at risk)."""
         expires = date.today() + timedelta(days=365)
+        lots = {f"D{self.run}-{index:02d}" for index in range(len(STOCK))}
         for index, (ingredient, (unit, quantity)) in enumerate(STOCK.items()):
             await self.client.publish(
                 model(
@@ -89,6 +99,17 @@ class Journey:
                 source="/clinic/supplier",
             )
         self.say(f"supplier delivered {len(STOCK)} lots (one per ingredient), in date for a year")
+
+        async def taken_in() -> list[CloudEvent] | None:
+            answers = [*await self.client.events(ACCEPTED, lambda d: d.lot_number in lots), *await self.client.events(REFUSED, lambda d: d.lot_number in lots)]
+            return answers if {event.data.lot_number for event in answers} == lots else None
+
+        answers = await eventually(taken_in, timeout=self.timeout, what=f"inventory's answer to each of the {len(lots)} lots delivered")
+        refused = sorted({f"{e.data.lot_number} ({e.data.reason})" for e in answers if isinstance(e.data, REFUSED)})
+        if refused:
+            raise AssertionError(f"inventory refused lots of the journey's delivery: {', '.join(refused)}")
+        self.seen["StockAccepted"] = answers
+        self.say(f"inventory accepted all {len(lots)} lots")
 
     async def record_consultation(self) -> CloudEvent:
         measured = (self.now() - timedelta(days=3)).isoformat()

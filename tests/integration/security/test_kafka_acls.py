@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 
 import pytest
 from aiokafka import TopicPartition
@@ -22,6 +23,7 @@ from services.scheduling.app import create_service as scheduling
 from shared.contracts import REGISTRY, examples, topic_of
 from shared.envelope import encode, new_event
 from shared.runtime.kafka_client import Kafka, check_group
+from shared.runtime.metrics import HANDLED
 from tests.support.cli import clinic
 
 APPROVED = REGISTRY.by_name("ConsultationApproved")
@@ -99,6 +101,14 @@ async def test_an_integrator_publishes_input_events_but_cannot_read_patient_even
         await publish(deployment.as_("integrator"), SCHEDULED)
 
 
+def handled() -> Counter[tuple[str, ...]]:
+    """Events the services in this process have handled, by service, type and outcome (clinic_events_handled_total)."""
+    return Counter({
+        (sample.labels["service"], sample.labels["type"], sample.labels["outcome"]): int(sample.value)
+        for metric in HANDLED.collect() for sample in metric.samples if sample.name.endswith("_total")
+    })
+
+
 class Integrator:
     """Another clinic system: publishes as the integrator; what the services answer is read by the operator."""
 
@@ -123,7 +133,12 @@ async def test_the_four_services_complete_a_journey_each_as_its_own_principal(de
             await stack.enter_async_context(client)
         for service in services:
             await stack.enter_async_context(service)
-        seen = await Journey(hands, timeout=90).play()
+        before = handled()
+        try:
+            seen = await Journey(hands, timeout=90).play()
+        except AssertionError as failure:  # say what the services did meanwhile, not only what was missing
+            done = {" ".join(key): count for key, count in sorted((handled() - before).items())}
+            raise AssertionError(f"{failure}; handled meanwhile: {done}; dead-lettered: {[s.stats.dead_lettered for s in services]}") from failure
     assert seen["ConsultationApproved"] and seen["AdverseEventEscalated"] and seen["TreatmentPaused"]
     assert not any(service.stats.dead_lettered for service in services), [s.stats.dead_lettered for s in services]
 
