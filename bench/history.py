@@ -71,8 +71,9 @@ REORDER_RUNS = 4
 
 
 def stock_left(manifest: dict[str, Any] | None) -> int | None:
-    """Journeys a kept deployment's shelf still covers (``traffic.STOCK_LASTS``); None when not known (a
-    deployment kept before it was counted: its next measured run delivers, and counting starts there)."""
+    """Journeys a kept deployment's shelf still covers (``traffic.STOCK_LASTS``): 0 for a new deployment (no
+    manifest yet), None when not known (a deployment kept before it was counted: its next measured run
+    delivers, and counting starts there)."""
     if manifest is None:
         return 0
     left = manifest.get("stock_journeys_left")

@@ -83,14 +83,14 @@ class Journey:
         consumed batch at once, so a delivery and a booking that reach it together may meet in either order,
         and a booking handled first is short (scheduling then moves it or announces it at risk)."""
         expires = date.today() + timedelta(days=365)
-        lots = {f"D{self.run}-{index:02d}" for index in range(len(STOCK))}
-        for index, (ingredient, (unit, quantity)) in enumerate(STOCK.items()):
+        lots = {ingredient: f"D{self.run}-{index:02d}" for index, ingredient in enumerate(STOCK)}
+        for ingredient, (unit, quantity) in STOCK.items():
             await self.client.publish(
                 model(
                     "StockReceived",
                     delivery_id=f"dlv_DEMO{self.run}",
                     ingredient=ingredient,
-                    lot_number=f"D{self.run}-{index:02d}",
+                    lot_number=lots[ingredient],
                     expires_on=expires.isoformat(),
                     quantity=quantity,
                     unit=unit,
@@ -100,9 +100,14 @@ class Journey:
             )
         self.say(f"supplier delivered {len(STOCK)} lots (one per ingredient), in date for a year")
 
+        delivered = set(lots.values())
+
+        def ours(data: Any) -> bool:
+            return data.lot_number in delivered
+
         async def taken_in() -> list[CloudEvent] | None:
-            answers = [*await self.client.events(ACCEPTED, lambda d: d.lot_number in lots), *await self.client.events(REFUSED, lambda d: d.lot_number in lots)]
-            return answers if {event.data.lot_number for event in answers} == lots else None
+            answers = [*await self.client.events(ACCEPTED, ours), *await self.client.events(REFUSED, ours)]
+            return answers if {event.data.lot_number for event in answers} == delivered else None
 
         answers = await eventually(taken_in, timeout=self.timeout, what=f"inventory's answer to each of the {len(lots)} lots delivered")
         refused = sorted({f"{e.data.lot_number} ({e.data.reason})" for e in answers if isinstance(e.data, REFUSED)})

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from services.scheduling.config import CalendarConfig, OpeningHours, SchedulingConfig
 
@@ -90,6 +90,19 @@ class Booking:
 
 KNOWN_GRIDS = 4096
 """Days (by appointment length) whose starts a ``Calendar`` keeps worked out; a year ahead is a few hundred."""
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+def _kept(known: dict[K, V], key: K, work: Callable[[], V]) -> V:
+    """``known[key]``, worked out by ``work`` the first time it is asked for; ``known`` starts afresh once it
+    holds ``KNOWN_GRIDS``."""
+    found = known.get(key)
+    if found is None:
+        if len(known) >= KNOWN_GRIDS:
+            known.clear()
+        found = known[key] = work()
+    return found
 
 
 class Calendar:
@@ -113,12 +126,7 @@ class Calendar:
         """Every start on the grid where an appointment of ``minutes`` fits inside one opening interval, in
         time order (intervals may overlap, and one may open off another's grid). Worked out once per day
         and length: a placement asks about the same days again and again."""
-        found = self._starts.get((day, minutes))
-        if found is None:
-            if len(self._starts) >= KNOWN_GRIDS:
-                self._starts.clear()
-            found = self._starts[(day, minutes)] = self._grid(day, minutes)
-        return found
+        return _kept(self._starts, (day, minutes), lambda: self._grid(day, minutes))
 
     def _grid(self, day: date, minutes: int) -> tuple[datetime, ...]:
         if day in self.config.closed_dates:
@@ -194,12 +202,7 @@ class Calendar:
         """The UTC dates (``YYYY-MM-DD``, as the stored calendar is kept) the local ``day``'s opening hours
         overlap: where any cell of an appointment that day can lie (one date, unless the clinic is open across
         midnight UTC)."""
-        found = self._utc_days.get(day)
-        if found is None:
-            if len(self._utc_days) >= KNOWN_GRIDS:
-                self._utc_days.clear()
-            found = self._utc_days[day] = self._dates(day)
-        return found
+        return _kept(self._utc_days, day, lambda: self._dates(day))
 
     def _dates(self, day: date) -> tuple[str, ...]:
         hours = self._hours(day)

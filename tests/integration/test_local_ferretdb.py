@@ -9,41 +9,33 @@ second FerretDB from the same build on a port and folder of its own, at debug le
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
-import time
 from pathlib import Path
 
+from pymongo.errors import PyMongoError
+
+from clinic.polling import eventually
 from infra import local
 from shared.runtime.store import connect
+from tests.support.ports import free_ports
 
 STARTS_WITHIN = 30.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-async def answered(url: str) -> None:
-    deadline = time.monotonic() + STARTS_WITHIN
-    while True:
-        client = connect(url, "test-local-ferretdb")
-        try:
-            await client.admin.command("ping")
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-        finally:
-            await client.close()
+async def answers(url: str) -> bool:
+    client = connect(url, "test-local-ferretdb")
+    try:
+        await client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        await client.close()
 
 
 async def run_and_log(tmp_path: Path, level: str) -> str:
     binary = local.build_ferretdb(local.Layout.from_env(), say=lambda _: None)  # built by `clinic infra up`; cached
-    port, log = free_port(), tmp_path / f"ferretdb-{level}.log"
+    [port], log = free_ports(1), tmp_path / f"ferretdb-{level}.log"
     with log.open("w") as out:
         server = await asyncio.create_subprocess_exec(
             str(binary), "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / level), "--log-level", level,
@@ -51,7 +43,7 @@ async def run_and_log(tmp_path: Path, level: str) -> str:
         )
         try:
             url = f"mongodb://127.0.0.1:{port}/"
-            await answered(url)
+            await eventually(lambda: answers(url), timeout=STARTS_WITHIN, what=f"the FerretDB at {level} level answering")
             client = connect(url, "test-local-ferretdb")
             try:
                 await client["logged"]["docs"].insert_one({"_id": "pseudonym-7f3a", "dose_ml": 2})
