@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -439,7 +440,7 @@ def _start_kafka(layout: Layout, libs: Path, say, extra_properties: str = "", fo
              "formatting Kafka storage failed")
     say(f"starting Kafka {KAFKA_VERSION} on {layout.bootstrap} ...")
     command = [
-        java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        java, *kafka_jvm_options(os.environ),
         f"-Dlog4j2.configurationFile={ROOT / 'infra' / 'kafka' / 'log4j2.properties'}",
         "-cp", classpath, "kafka.Kafka", str(properties),
     ]
@@ -459,6 +460,29 @@ def _start_ferretdb(layout: Layout, binary: Path, say) -> bool:
     say(f"starting FerretDB {FERRETDB_VERSION} on {layout.host}:{layout.mongo_port} ...")
     _spawn(layout, "ferretdb", [str(binary), "--listen", f"{layout.host}:{layout.mongo_port}", "--data-dir", str(data)], env=ferretdb_env(os.environ))
     return True
+
+
+KAFKA_HEAP_OPTS = "-Xms256m -Xmx1g"
+KAFKA_JVM_PERFORMANCE_OPTS = "-XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true"
+"""The local broker compiles with the JVM's quick compiler (C1) only. With the default tiered compilation the
+optimising compiler (C2) kept compiling for minutes after start-up: in the journey benchmark it used more CPU
+than the broker's request threads (16-20 CPU s against 9-10 in the first run after a start), and Kafka took
+0.039-0.067 CPU s per journey; with C1 only 0.030-0.041, the request threads a little slower (README
+"Benchmarks"). A broker that runs for months with steady heavy traffic wants C2 back:
+as with Kafka's own start scripts, ``KAFKA_HEAP_OPTS`` and ``KAFKA_JVM_PERFORMANCE_OPTS`` set by the caller
+replace these."""
+
+
+def kafka_jvm_options(environ: Mapping[str, str]) -> list[str]:
+    """The JVM options the local broker starts with: heap, then compiler and collector (module constants,
+    or the caller's ``KAFKA_HEAP_OPTS`` / ``KAFKA_JVM_PERFORMANCE_OPTS``, split as a shell would)."""
+    options = []
+    for name, default in (("KAFKA_HEAP_OPTS", KAFKA_HEAP_OPTS), ("KAFKA_JVM_PERFORMANCE_OPTS", KAFKA_JVM_PERFORMANCE_OPTS)):
+        try:
+            options += shlex.split(environ.get(name) or default)
+        except ValueError as error:  # an unbalanced quote
+            raise InfraError(f"{name} cannot be split into JVM options: {error}") from None
+    return options
 
 
 FERRETDB_GOGC = "400"

@@ -99,3 +99,15 @@ def test_a_read_only_copy_from_the_go_module_cache_can_be_removed(tmp_path):
 def test_the_local_ferretdb_collects_garbage_less_often_unless_the_caller_says_otherwise():
     assert local.ferretdb_env({"PATH": "/usr/bin"}) == {"PATH": "/usr/bin", "GOGC": local.FERRETDB_GOGC}
     assert local.ferretdb_env({"GOGC": "100"})["GOGC"] == "100"
+
+
+def test_the_local_broker_compiles_with_c1_only_unless_the_caller_sets_kafkas_own_variables():
+    default = local.kafka_jvm_options({"PATH": "/usr/bin"})
+    assert default[:2] == ["-Xms256m", "-Xmx1g"]
+    assert "-XX:TieredStopAtLevel=1" in default and "-XX:+UseG1GC" in default
+    theirs = local.kafka_jvm_options({"KAFKA_JVM_PERFORMANCE_OPTS": "-XX:+UseZGC '-Dclinic.note=two words'"})
+    assert theirs == ["-Xms256m", "-Xmx1g", "-XX:+UseZGC", "-Dclinic.note=two words"]
+    assert local.kafka_jvm_options({"KAFKA_HEAP_OPTS": "-Xmx2g"})[0] == "-Xmx2g"
+    assert "-XX:TieredStopAtLevel=1" in local.kafka_jvm_options({"KAFKA_HEAP_OPTS": "-Xmx2g"})
+    with pytest.raises(local.InfraError, match="KAFKA_JVM_PERFORMANCE_OPTS cannot be split into JVM options: No closing quotation"):
+        local.kafka_jvm_options({"KAFKA_JVM_PERFORMANCE_OPTS": "-XX:+UseZGC '-Dnote=open"})
