@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = Field(0.5, gt=0, description="Outbox relay poll interval when idle.")
     relay_batch_size: int = Field(500, ge=1, description="Outbox rows published per relay round.")
     consume_batch_size: int = Field(200, ge=1, description="Records taken from Kafka at once; their inbox updates and offset commit are shared.")
-    consume_wait_ms: int = Field(20, ge=1, description="How long the consumer waits for a batch to fill when records trickle in.")
+    consume_wait_ms: int = Field(
+        500, ge=1, description="How long one poll of the consumer waits when no record is there (a record that arrives is handled at once)."
+    )
     consume_concurrency: int | None = Field(
         None, ge=1,
         description="Patients handled at once within a batch (one patient's events stay in order). Unset: the service's own choice "

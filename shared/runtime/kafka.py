@@ -8,10 +8,11 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from aiokafka import errors
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from shared.runtime.kafka_client import Kafka, broker_security, close_within, topic_configs
 from shared.settings import Settings
@@ -40,6 +41,38 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         log_level=logging.DEBUG,
         security=broker_security(settings),
     )
+
+
+class PromptBatches(BatchSubscriber):
+    """FastStream's batch subscriber without its pause after an empty poll.
+
+    FastStream asks aiokafka for records with ``batch_timeout_ms`` as the wait, and when that wait ends with
+    nothing it sleeps as long again before asking anew. aiokafka's ``getmany`` already returns as soon as
+    records arrive, so that pause only delays a record that arrives during it (by up to the wait), and it
+    made an idle service wake fifty times a second at the old 20 ms (about 2% of a core each). Here a poll
+    that waited its time out is simply followed by the next; only a poll that came back empty at once
+    (which aiokafka does not do while running) is followed by the rest of the wait, so nothing can spin.
+    With it, ``CLINIC_CONSUME_WAIT_MS`` costs no latency and can be long."""
+
+    __slots__ = ()
+
+    async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
+        wait = self.batch_timeout_ms / 1000
+        started = time.monotonic()
+        batches = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
+        if batches:
+            return tuple(record for records in batches.values() for record in records)
+        rest = wait - (time.monotonic() - started)
+        if rest > wait / 2 and self.running:
+            await asyncio.sleep(rest)
+        return ()
+
+
+def prompt(subscriber: object) -> None:
+    """Make a FastStream batch subscriber a ``PromptBatches`` (same state, one method different)."""
+    if type(subscriber) is not BatchSubscriber:
+        raise TypeError(f"expected FastStream's BatchSubscriber, got {type(subscriber).__name__}")
+    subscriber.__class__ = PromptBatches
 
 
 async def ensure_topics(

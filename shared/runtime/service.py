@@ -36,7 +36,7 @@ from shared.runtime.dead_letters import DeadLetters
 from shared.runtime.effects import Effects
 from shared.runtime.http import serve
 from shared.runtime.jobs import Jobs
-from shared.runtime.kafka import Topics, make_broker
+from shared.runtime.kafka import Topics, make_broker, prompt
 from shared.runtime.kafka_client import Kafka, check_group, close_within
 from shared.runtime.pipeline import Pipeline, Stats
 from shared.runtime.registry import Handlers, Runtime
@@ -171,6 +171,7 @@ class Service(Generic[D]):
             batch_timeout_ms=s.consume_wait_ms,
             title=f"{self.name}",
         )
+        prompt(self._subscriber)  # no pause after an empty poll (shared/runtime/kafka.py)
         self.assignment.rebalance_since = time.monotonic()  # until the first assignment
         self._subscriber(self.pipeline.consume)
         await context.until_ready("broker", broker.start)
