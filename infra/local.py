@@ -426,6 +426,7 @@ def _start_kafka(layout: Layout, libs: Path, say, extra_properties: str = "", fo
     _port_free(layout.host, layout.kafka_port, "Kafka", "--kafka-port")
     _port_free(layout.host, layout.controller_port, "the Kafka controller", "--controller-port")
     java = shutil.which("java") or _fail("java is not on PATH; Kafka needs Java 17 or newer.")
+    jvm_options = kafka_jvm_options(os.environ)  # a bad KAFKA_*_OPTS stops us before anything is written
     home = layout.state / "kafka"
     data = home / "data"
     properties = home / "server.properties"
@@ -440,7 +441,7 @@ def _start_kafka(layout: Layout, libs: Path, say, extra_properties: str = "", fo
              "formatting Kafka storage failed")
     say(f"starting Kafka {KAFKA_VERSION} on {layout.bootstrap} ...")
     command = [
-        java, *kafka_jvm_options(os.environ),
+        java, *jvm_options,
         f"-Dlog4j2.configurationFile={ROOT / 'infra' / 'kafka' / 'log4j2.properties'}",
         "-cp", classpath, "kafka.Kafka", str(properties),
     ]
@@ -469,8 +470,8 @@ optimising compiler (C2) kept compiling for minutes after start-up: in the journ
 than the broker's request threads (16-20 CPU s against 9-10 in the first run after a start), and Kafka took
 0.039-0.067 CPU s per journey; with C1 only 0.030-0.041, the request threads a little slower (README
 "Benchmarks"). A broker that runs for months with steady heavy traffic wants C2 back:
-as with Kafka's own start scripts, ``KAFKA_HEAP_OPTS`` and ``KAFKA_JVM_PERFORMANCE_OPTS`` set by the caller
-replace these."""
+``KAFKA_HEAP_OPTS`` and ``KAFKA_JVM_PERFORMANCE_OPTS`` set by the caller (two of the variables Kafka's own start
+scripts read; no others are) replace these."""
 
 
 def kafka_jvm_options(environ: Mapping[str, str]) -> list[str]:

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(500, ge=1, description="Outbox rows published per relay round.")
     consume_batch_size: int = Field(200, ge=1, description="Records taken from Kafka at once; their inbox updates and offset commit are shared.")
     consume_wait_ms: int = Field(
-        500, ge=1, description="How long one poll of the consumer waits when no record is there (a record that arrives is handled at once)."
+        500, ge=1, description="How long one poll of the consumer waits when no record is there (a record that arrives is taken without waiting for the poll to end)."
     )
     consume_concurrency: int | None = Field(
         None, ge=1,

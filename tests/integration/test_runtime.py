@@ -78,6 +78,20 @@ async def test_a_structured_mode_event_from_a_plain_producer_is_decoded_and_hand
     assert escalated.source == "/clinic/probe"
 
 
+async def test_an_idle_service_takes_an_event_without_waiting_for_its_poll_to_end(settings, bus, run_id):
+    """``PromptBatches`` (shared/runtime/kafka.py) rests on aiokafka's ``getmany`` returning as soon as
+    records arrive. With polls of ten minutes, an event sent to an idle service is handled within the
+    test's usual deadline only if that holds."""
+    settings = settings.model_copy(update={"consume_wait_ms": 600_000})
+    first, second = (new_event(probe.inbound(f"pt_POLL{n}{run_id}"), source="/clinic/patient-app") for n in (1, 2))
+    await bus.send_event(first)
+    async with probe.create(settings) as service:
+        await settle(service, (probe.INBOUND, 1))  # assigned, and polling again with nothing there
+        await bus.send_event(second)
+        await settle(service, (probe.INBOUND, 2))
+    assert second.id in probe.calls
+
+
 async def test_the_same_event_delivered_twice_has_its_effect_once(settings, bus, run_id):
     patient = f"pt_TWICE{run_id}"
     event = new_event(probe.inbound(patient), source="/clinic/patient-app")

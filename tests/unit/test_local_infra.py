@@ -108,6 +108,7 @@ def test_the_local_broker_compiles_with_c1_only_unless_the_caller_sets_kafkas_ow
     theirs = local.kafka_jvm_options({"KAFKA_JVM_PERFORMANCE_OPTS": "-XX:+UseZGC '-Dclinic.note=two words'"})
     assert theirs == ["-Xms256m", "-Xmx1g", "-XX:+UseZGC", "-Dclinic.note=two words"]
     assert local.kafka_jvm_options({"KAFKA_HEAP_OPTS": "-Xmx2g"})[0] == "-Xmx2g"
+    assert local.kafka_jvm_options({"KAFKA_HEAP_OPTS": "", "KAFKA_JVM_PERFORMANCE_OPTS": ""}) == default  # empty: unset, as in Kafka's scripts
     assert "-XX:TieredStopAtLevel=1" in local.kafka_jvm_options({"KAFKA_HEAP_OPTS": "-Xmx2g"})
     with pytest.raises(local.InfraError, match="KAFKA_JVM_PERFORMANCE_OPTS cannot be split into JVM options: No closing quotation"):
         local.kafka_jvm_options({"KAFKA_JVM_PERFORMANCE_OPTS": "-XX:+UseZGC '-Dnote=open"})

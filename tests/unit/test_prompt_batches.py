@@ -3,6 +3,7 @@ pauses only after one that came back empty at once (shared/runtime/kafka.py, ``P
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -44,9 +45,10 @@ def record(topic: str, partition: int, offset: int) -> ConsumerRecord:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The module's own ``time`` and ``asyncio`` names only: the event loop keeps the real clock."""
     fake = Clock()
-    monkeypatch.setattr(kafka.time, "monotonic", fake.monotonic)
-    monkeypatch.setattr(kafka.asyncio, "sleep", fake.sleep)
+    monkeypatch.setattr(kafka, "time", SimpleNamespace(monotonic=fake.monotonic))
+    monkeypatch.setattr(kafka, "asyncio", SimpleNamespace(sleep=fake.sleep))
     return fake
 
 
@@ -80,6 +82,12 @@ async def test_a_poll_empty_at_once_is_followed_by_the_rest_of_the_wait_so_nothi
     consumer = Consumer(clock, [{}], takes=0.1)
     assert await subscriber().get_msg(consumer) == ()  # type: ignore[arg-type]
     assert clock.slept == [pytest.approx(0.4)]
+
+
+@pytest.mark.parametrize(("takes", "pause"), [(0.2, 0.3), (0.3, None)])
+async def test_a_poll_pauses_only_when_it_came_back_before_half_its_wait(clock: Clock, takes: float, pause: float | None) -> None:
+    assert await subscriber().get_msg(Consumer(clock, [{}], takes=takes)) == ()  # type: ignore[arg-type]
+    assert clock.slept == ([] if pause is None else [pytest.approx(pause)])
 
 
 async def test_a_stopping_subscriber_does_not_pause(clock: Clock) -> None:
