@@ -466,10 +466,8 @@ def _start_ferretdb(layout: Layout, binary: Path, say) -> bool:
 KAFKA_HEAP_OPTS = "-Xms256m -Xmx1g"
 KAFKA_JVM_PERFORMANCE_OPTS = "-XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true"
 """The local broker compiles with the JVM's quick compiler (C1) only. With the default tiered compilation the
-optimising compiler (C2) kept compiling for minutes after start-up: in the journey benchmark it used more CPU
-than the broker's request threads (16-20 CPU s against 9-10 in the first run after a start), and Kafka took
-0.039-0.067 CPU s per journey; with C1 only 0.030-0.041, the request threads a little slower (README
-"Benchmarks"). A broker that runs for months with steady heavy traffic wants C2 back:
+optimising compiler (C2) kept compiling for minutes after start-up, with more CPU than the broker's request
+threads; C1 only cut Kafka's CPU per benchmark journey by about a third (README "Benchmarks"). A broker that runs for months with steady heavy traffic wants C2 back:
 ``KAFKA_HEAP_OPTS`` and ``KAFKA_JVM_PERFORMANCE_OPTS`` set by the caller (two of the variables Kafka's own start
 scripts read; no others are) replace these."""
 
