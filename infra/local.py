@@ -182,6 +182,81 @@ FERRETDB_ID_FILTER_EXPLAIN = (
 )
 
 
+# FerretDB v1 writes each document an update statement modifies in a transaction of its own (one SQLite
+# commit, with its fsync, per document), so one `update` that marks a consumed batch's inbox records applied
+# (`{_id: {$in: [...]}}`, multi) cost as many commits as the batch had events. The build collects the
+# documents a statement modifies and writes them with one `UpdateAll` (one transaction) per
+# FERRETDB_UPDATE_CHUNK documents, and at the end. Nothing reads them in between: the statement's query
+# ran before its first write, as it did already, and the statement's result is only returned at its end.
+# A statement that fails part-way leaves none of its pending documents written (MongoDB may leave some),
+# which callers that retry a whole statement, as ours do, already allow for.
+FERRETDB_UPDATE_CHUNK = 256
+FERRETDB_UPDATE_BATCH = (
+    "internal/handler/common/update.go",
+    """	isFindAndModify := (strings.ToLower(cmd) == "findandmodify")
+
+	for {""",
+    """	isFindAndModify := (strings.ToLower(cmd) == "findandmodify")
+
+	// clinic-backbone: the modified documents, written together (one transaction) rather than one by one
+	var pending []*types.Document
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+
+		if _, err := c.UpdateAll(ctx, &backends.UpdateAllParams{Docs: pending}); err != nil {
+			return err
+		}
+
+		result.Modified.Count += int32(len(pending))
+		if isFindAndModify {
+			result.Modified.Doc = pending[len(pending)-1]
+		}
+
+		pending = nil
+
+		return nil
+	}
+
+	for {""",
+)
+FERRETDB_UPDATE_BATCH_END = (
+    "internal/handler/common/update.go",
+    """			if !upsert {
+				return result, nil
+			}""",
+    """			if !upsert {
+				if err = flush(); err != nil {
+					return nil, lazyerrors.Error(err)
+				}
+
+				return result, nil
+			}""",
+)
+FERRETDB_UPDATE_BATCH_WRITE = (
+    "internal/handler/common/update.go",
+    """		} else if modified {
+			_, err := c.UpdateAll(ctx, &backends.UpdateAllParams{Docs: []*types.Document{doc}})
+			if err != nil {
+				return nil, lazyerrors.Error(err)
+			}
+
+			result.Modified.Count++
+			if isFindAndModify {
+				result.Modified.Doc = doc
+			}
+		}""",
+    f"""		}} else if modified {{
+			pending = append(pending, doc)
+			if len(pending) >= {FERRETDB_UPDATE_CHUNK} {{
+				if err = flush(); err != nil {{
+					return nil, lazyerrors.Error(err)
+				}}
+			}}
+		}}""",
+)
+
 class InfraError(RuntimeError):
     """A failure a person can act on; the message says what and where to look."""
 
@@ -281,7 +356,8 @@ def build_ferretdb(layout: Layout, say=print) -> Path:
     say(
         f"patched FerretDB in {upstream}: {FERRETDB_ID_PATCH[0]} (the _id lookups use the _id index), {FERRETDB_ID_FILTER[0]} (any filter's _id"
         f" equality or $in goes to SQLite), {FERRETDB_UPDATE_PATCH[0]} (an update releases each statement's connection),"
-        f" {FERRETDB_TRACK_PATCH[0]} (no lifetime tracking outside debug builds)"
+        f" {FERRETDB_TRACK_PATCH[0]} (no lifetime tracking outside debug builds), {FERRETDB_UPDATE_BATCH[0]} (one transaction for the"
+        " documents an update statement modifies)"
     )
     _run(["go", "mod", "edit", f"-replace={FERRETDB_MODULE}={upstream}"], "go mod edit of the wrapper copy failed", cwd=wrapper, env=env)
     _run(["go", "build", "-trimpath", "-o", str(binary) + ".partial", "."], "go build of FerretDB failed",
@@ -314,7 +390,7 @@ def _copy_module(wrapper: Path, target: Path, env: dict[str, str], progress=None
 def _patches() -> tuple[tuple[str, str, str], ...]:
     return (
         FERRETDB_ID_PATCH, FERRETDB_UPDATE_PATCH, FERRETDB_ID_FILTER, FERRETDB_ID_FILTER_QUERY, FERRETDB_ID_FILTER_EXPLAIN,
-        FERRETDB_TRACK_PATCH, FERRETDB_UNTRACK_PATCH,
+        FERRETDB_TRACK_PATCH, FERRETDB_UNTRACK_PATCH, FERRETDB_UPDATE_BATCH, FERRETDB_UPDATE_BATCH_END, FERRETDB_UPDATE_BATCH_WRITE,
     )
 
 
@@ -325,7 +401,7 @@ def _patch(module: Path, relative: str, old: str, new: str) -> None:
         raise InfraError(
             f"cannot patch FerretDB {FERRETDB_VERSION}: expected the text `{old}` once in {relative} of {FERRETDB_MODULE}, "
             f"found it {text.count(old)} times (looked in {path}). After an upgrade, check whether FerretDB still has the defect "
-            "the patch's comment in infra/local.py describes (FERRETDB_ID_PATCH, FERRETDB_ID_FILTER*, FERRETDB_UPDATE_PATCH), then update or drop that patch"
+            "the patch's comment in infra/local.py describes (FERRETDB_ID_PATCH, FERRETDB_ID_FILTER*, FERRETDB_UPDATE_PATCH, FERRETDB_UPDATE_BATCH*), then update or drop that patch"
         )
     path.write_text(text.replace(old, new))
 

@@ -20,9 +20,10 @@ ends finds the nearest feasible chain in polynomial time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Hashable, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Container, Hashable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Protocol, TypeVar
 
 from services.scheduling.config import CalendarConfig, OpeningHours, SchedulingConfig
@@ -32,8 +33,10 @@ def cell_id(resource: str, start: datetime) -> str:
     return resource + cell_stamp(start)
 
 
+@lru_cache(maxsize=8192)
 def cell_stamp(start: datetime) -> str:
-    """The part of a cell's id after its resource: formatted once per step, not per resource tried."""
+    """The part of a cell's id after its resource: formatted once per step, not per resource tried, and
+    remembered (placements look at the same days' starts booking after booking; a day's grid is ~50 steps)."""
     return f"|{start.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
 
 
@@ -339,8 +342,10 @@ def days_to_read(unread: Set[str], already: Set[str], round: int, widest: int = 
 # Placement: a whole new series, the rest of one after a move, a follow-up
 
 
-def days_between(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+def days_between(first: date, last: date) -> Iterator[date]:
+    """``first`` to ``last`` inclusive, made as they are asked for: a series' search window is a year of
+    days, and most placements settle on one of its first few."""
+    return (first + timedelta(days=i) for i in range((last - first).days + 1))
 
 
 def nearest(target: date, low: date, high: date) -> list[date]:

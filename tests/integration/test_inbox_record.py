@@ -1,5 +1,6 @@
 """The inbox record on the real store: its effects packed into one value, applied once, then dropped; a
-record written before they were packed (still ``recorded`` when a deployment is upgraded) is applied too."""
+record written before they were packed (still ``recorded`` when a deployment is upgraded) is applied too,
+also when it is settled in one batch with new ones."""
 
 from __future__ import annotations
 
@@ -58,11 +59,15 @@ async def test_a_record_written_before_effects_were_packed_is_still_applied(sett
         await db[INBOX].insert_one(legacy)
         found = await inbox_record(db, "src|old")
         _, kept = await apply(db, found, NOW)
-        await mark_applied(db, [found], NOW)
+        fresh = [await record(db, f"src|new{i}", None, Effects(), [row(f"new{i}", LATER)], NOW, {}) for i in range(3)]
+        await mark_applied(db, [found, *fresh], NOW)  # the old record and new ones settled in one batch
         applied = await db[INBOX].find_one({"_id": "src|old"})
+        others = await db[INBOX].find({"_id": {"$in": ["src|new0", "src|new1", "src|new2"]}}).sort("_id", 1).to_list()
         thing = await db["things"].find_one({"_id": "c"})
     finally:
         await client.close()
 
     assert thing == {"_id": "c", "n": 3} and [r["_id"] for r in kept] == ["old-later"]
     assert applied["status"] == "applied" and "writes" not in applied and "outbox" not in applied
+    assert applied["event_ids"] == ["old-later"]  # set by the batch's update, as the record had none
+    assert [(d["status"], d["event_ids"], EFFECTS in d) for d in others] == [("applied", [f"new{i}"], False) for i in range(3)]

@@ -1,17 +1,26 @@
-"""The FerretDB we build (infra/ferretdb, infra/local.py) still logs what it is asked to, at the level asked.
+"""The FerretDB we build (infra/ferretdb, infra/local.py), on a second instance from the same build with a
+port and folder of its own: what our changes to it must not break, and what they must do.
 
-Our wrapper hands FerretDB a logger that formats a record's attributes only when the record is written
-(`lazyHandler` in infra/ferretdb/main.go): FerretDB attaches every SQL statement's arguments to a debug
-message that the default level drops, and formatting them anyway cost a tenth of its CPU. This starts a
-second FerretDB from the same build on a port and folder of its own, at debug level, and reads its log.
+Logging: our wrapper hands FerretDB a logger that formats a record's attributes only when the record is
+written (`lazyHandler` in infra/ferretdb/main.go): FerretDB attaches every SQL statement's arguments to a
+debug message that the default level drops, and formatting them anyway cost a tenth of its CPU. The tests
+read the instance's log at debug and at the default level.
+
+Updates: the build writes the documents one update statement modifies in one transaction
+(FERRETDB_UPDATE_BATCH). SQLite appends every page a transaction changed to its write-ahead log when it
+commits, so a statement that wrote its documents one transaction each grows the log by a page or more per
+document; the test reads the log's size around an update of many documents.
 """
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from clinic.polling import eventually
@@ -33,12 +42,14 @@ async def answers(url: str) -> bool:
         await client.close()
 
 
-async def run_and_log(tmp_path: Path, level: str) -> str:
+@asynccontextmanager
+async def private_ferretdb(tmp_path: Path, level: str) -> AsyncIterator[tuple[AsyncMongoClient[dict], Path]]:
+    """A FerretDB of our build on a free port, logging at ``level`` to ``tmp_path``; its client and data folder."""
     binary = local.build_ferretdb(local.Layout.from_env(), say=lambda _: None)  # built by `clinic infra up`; cached
-    [port], log = free_ports(1), tmp_path / f"ferretdb-{level}.log"
+    [port], log, data = free_ports(1), tmp_path / f"ferretdb-{level}.log", tmp_path / level
     with log.open("w") as out:
         server = await asyncio.create_subprocess_exec(
-            str(binary), "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / level), "--log-level", level,
+            str(binary), "--listen", f"127.0.0.1:{port}", "--data-dir", str(data), "--log-level", level,
             stdout=out, stderr=subprocess.STDOUT,
         )
         try:
@@ -46,13 +57,18 @@ async def run_and_log(tmp_path: Path, level: str) -> str:
             await eventually(lambda: answers(url), timeout=STARTS_WITHIN, what=f"the FerretDB at {level} level answering")
             client = connect(url, "test-local-ferretdb")
             try:
-                await client["logged"]["docs"].insert_one({"_id": "pseudonym-7f3a", "dose_ml": 2})
+                yield client, data
             finally:
                 await client.close()
         finally:
             server.terminate()
             await asyncio.wait_for(server.wait(), STARTS_WITHIN)
-    return log.read_text()
+
+
+async def run_and_log(tmp_path: Path, level: str) -> str:
+    async with private_ferretdb(tmp_path, level) as (client, _):
+        await client["logged"]["docs"].insert_one({"_id": "pseudonym-7f3a", "dose_ml": 2})
+    return (tmp_path / f"ferretdb-{level}.log").read_text()
 
 
 async def test_a_statement_is_logged_at_debug_with_the_attributes_it_was_given_in_order(tmp_path):
@@ -68,3 +84,28 @@ async def test_a_statement_is_logged_at_debug_with_the_attributes_it_was_given_i
 async def test_at_the_default_level_no_statement_is_logged(tmp_path):
     logged = await run_and_log(tmp_path, "warn")
     assert "INSERT INTO" not in logged and "pseudonym-7f3a" not in logged, logged[-2000:]
+
+
+def wal_bytes(data: Path, database: str) -> int:
+    return (data / f"{database}.sqlite-wal").stat().st_size
+
+
+async def test_the_documents_an_update_statement_modifies_are_written_in_one_transaction(tmp_path):
+    many = local.FERRETDB_UPDATE_CHUNK + 44  # more than one chunk: the last, partial one is written at the end
+    ids = [f"src|ev{i:04d}" for i in range(many)]
+    async with private_ferretdb(tmp_path, "warn") as (client, data):
+        docs = client["batched"]["inbox"]
+        await docs.insert_many([{"_id": i, "status": "recorded"} for i in ids])
+        before = wal_bytes(data, "batched")
+        result = await docs.update_many({"_id": {"$in": ids[:40]}}, {"$set": {"status": "applied"}})
+        grown = wal_bytes(data, "batched") - before
+        everything = await docs.update_many({}, {"$set": {"seen": True}})
+        stored = await docs.find({}).sort("_id", 1).to_list()
+
+    assert (result.matched_count, result.modified_count) == (40, 40)
+    # one transaction rewrites the few pages holding the 40 documents and the table's root; one per
+    # document would append at least 40 pages (4 KiB each, plus a 24-byte frame header)
+    assert grown < 10 * 4096, f"the write-ahead log grew by {grown} bytes for one update of 40 documents"
+    assert (everything.matched_count, everything.modified_count) == (many, many)
+    assert [d["status"] for d in stored] == ["applied"] * 40 + ["recorded"] * (many - 40)
+    assert all(d["seen"] for d in stored) and [d["_id"] for d in stored] == ids
