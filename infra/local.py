@@ -186,10 +186,11 @@ FERRETDB_ID_FILTER_EXPLAIN = (
 # commit, with its fsync, per document), so one `update` that marks a consumed batch's inbox records applied
 # (`{_id: {$in: [...]}}`, multi) cost as many commits as the batch had events. The build collects the
 # documents a statement modifies and writes them with one `UpdateAll` (one transaction) per
-# FERRETDB_UPDATE_CHUNK documents, and at the end. Nothing reads them in between: the statement's query
-# ran before its first write, as it did already, and the statement's result is only returned at its end.
-# A statement that fails part-way leaves none of its pending documents written (MongoDB may leave some),
-# which callers that retry a whole statement, as ours do, already allow for.
+# FERRETDB_UPDATE_CHUNK documents, and at the end. The statement's query keeps reading its own snapshot
+# while documents are pending or written (SQLite's WAL; each write goes through another pooled connection,
+# as each document's did), and its result is only returned at its end, so nothing reads them in between.
+# A statement that fails part-way leaves none of its pending documents written (MongoDB may leave some);
+# our one multi-document update, a batch's inbox settle, is idempotent and is retried or redelivered whole.
 FERRETDB_UPDATE_CHUNK = 256
 FERRETDB_UPDATE_BATCH = (
     "internal/handler/common/update.go",

@@ -36,7 +36,8 @@ def cell_id(resource: str, start: datetime) -> str:
 @lru_cache(maxsize=8192)
 def cell_stamp(start: datetime) -> str:
     """The part of a cell's id after its resource: formatted once per step, not per resource tried, and
-    remembered (placements look at the same days' starts booking after booking; a day's grid is ~50 steps)."""
+    remembered (placements look at the same days' starts booking after booking; a day's grid is ~50 steps).
+    Starts are UTC datetimes (``Calendar.starts``, the store's codec), so equal keys are equal instants."""
     return f"|{start.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
 
 

@@ -9,7 +9,8 @@ read the instance's log at debug and at the default level.
 Updates: the build writes the documents one update statement modifies in one transaction
 (FERRETDB_UPDATE_BATCH). SQLite appends every page a transaction changed to its write-ahead log when it
 commits, so a statement that wrote its documents one transaction each grows the log by a page or more per
-document; the test reads the log's size around an update of many documents.
+document; the test reads the log's size around an update of many documents. Another checks that
+findAndModify and upserts answer as before, and that a statement failing part-way writes none of its documents.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
+import pytest
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.errors import OperationFailure, PyMongoError
 
 from clinic.polling import eventually
 from infra import local
@@ -109,3 +111,18 @@ async def test_the_documents_an_update_statement_modifies_are_written_in_one_tra
     assert (everything.matched_count, everything.modified_count) == (many, many)
     assert [d["status"] for d in stored] == ["applied"] * 40 + ["recorded"] * (many - 40)
     assert all(d["seen"] for d in stored) and [d["_id"] for d in stored] == ids
+
+
+async def test_an_update_statement_still_returns_upserts_and_new_documents_and_fails_whole(tmp_path):
+    async with private_ferretdb(tmp_path, "warn") as (client, _):
+        docs = client["batched"]["things"]
+        await docs.insert_many([{"_id": "a", "n": 1}, {"_id": "b", "n": "one"}, {"_id": "c", "n": 1}])
+        after = await docs.find_one_and_update({"_id": "a"}, {"$inc": {"n": 1}}, return_document=ReturnDocument.AFTER)
+        upserted = await docs.update_one({"_id": "d"}, {"$set": {"n": 5}}, upsert=True)
+        with pytest.raises(OperationFailure):  # $inc meets a string in the second of three documents
+            await docs.update_many({}, {"$inc": {"n": 1}})
+        stored = {d["_id"]: d["n"] async for d in docs.find({})}
+
+    assert after == {"_id": "a", "n": 2}
+    assert upserted.upserted_id == "d" and upserted.modified_count == 0
+    assert stored == {"a": 2, "b": "one", "c": 1, "d": 5}  # the failed statement wrote none of its documents
