@@ -60,13 +60,7 @@ def deployment(base: Settings, prefix: str) -> Settings:
 
 async def check_infra(settings: Settings) -> None:
     """One line that says which endpoint does not answer (and how to start it) instead of a traceback."""
-    client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), serverSelectionTimeoutMS=4000)
-    try:
-        await client.admin.command("ping")
-    except PyMongoError as error:
-        raise BenchError(f"the store at {redact(settings.mongodb_url)} does not answer ({type(error).__name__}); start it with `.venv/bin/clinic infra up > .local/endpoints.env`") from None
-    finally:
-        await client.close()
+    await check_store(settings)
     admin = Kafka.of(settings).admin(request_timeout_ms=5000)
     try:
         await asyncio.wait_for(admin.start(), 10)
@@ -75,6 +69,17 @@ async def check_infra(settings: Settings) -> None:
         raise BenchError(f"Kafka at {settings.kafka_bootstrap_servers} does not answer ({type(error).__name__}); start it with `.venv/bin/clinic infra up > .local/endpoints.env`") from None
     finally:
         await admin.close()
+
+
+async def check_store(settings: Settings) -> None:
+    """``check_infra`` for the store alone."""
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), serverSelectionTimeoutMS=4000)
+    try:
+        await client.admin.command("ping")
+    except PyMongoError as error:
+        raise BenchError(f"the store at {redact(settings.mongodb_url)} does not answer ({type(error).__name__}); start it with `.venv/bin/clinic infra up > .local/endpoints.env`") from None
+    finally:
+        await client.close()
 
 
 async def databases_with_prefix(settings: Settings) -> list[str]:

@@ -352,14 +352,10 @@ def build_ferretdb(layout: Layout, say=print) -> Path:
         shutil.copy(ROOT / "infra" / "ferretdb" / name, wrapper / name)
     _check_required_version(wrapper, env)
     upstream = _copy_module(wrapper, build / "FerretDB", env, _ticker(say, "Go is downloading the FerretDB module"))
-    for patch in _patches():
-        _patch(upstream, *patch)
-    say(
-        f"patched FerretDB in {upstream}: {FERRETDB_ID_PATCH[0]} (the _id lookups use the _id index), {FERRETDB_ID_FILTER[0]} (any filter's _id"
-        f" equality or $in goes to SQLite), {FERRETDB_UPDATE_PATCH[0]} (an update releases each statement's connection),"
-        f" {FERRETDB_TRACK_PATCH[0]} (no lifetime tracking outside debug builds), {FERRETDB_UPDATE_BATCH[0]} (one transaction for the"
-        " documents an update statement modifies)"
-    )
+    for name, _, patches in _patch_groups():
+        for patch in patches:
+            _patch(upstream, *patch, name=name)
+    say(f"patched FerretDB in {upstream}: " + ", ".join(f"{patches[0][0]} ({purpose})" for _, purpose, patches in _patch_groups()))
     _run(["go", "mod", "edit", f"-replace={FERRETDB_MODULE}={upstream}"], "go mod edit of the wrapper copy failed", cwd=wrapper, env=env)
     _run(["go", "build", "-trimpath", "-o", str(binary) + ".partial", "."], "go build of FerretDB failed",
          progress=_ticker(say, "Go is building FerretDB"), cwd=wrapper, env=env)
@@ -388,21 +384,32 @@ def _copy_module(wrapper: Path, target: Path, env: dict[str, str], progress=None
     return target
 
 
-def _patches() -> tuple[tuple[str, str, str], ...]:
+def _patch_groups() -> tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...]:
+    """Every change the build makes to FerretDB: (the constants' names in this module, what it is for, the patches)."""
     return (
-        FERRETDB_ID_PATCH, FERRETDB_UPDATE_PATCH, FERRETDB_ID_FILTER, FERRETDB_ID_FILTER_QUERY, FERRETDB_ID_FILTER_EXPLAIN,
-        FERRETDB_TRACK_PATCH, FERRETDB_UNTRACK_PATCH, FERRETDB_UPDATE_BATCH, FERRETDB_UPDATE_BATCH_END, FERRETDB_UPDATE_BATCH_WRITE,
+        ("FERRETDB_ID_PATCH", "the _id lookups use the _id index", (FERRETDB_ID_PATCH,)),
+        ("FERRETDB_UPDATE_PATCH", "an update releases each statement's connection", (FERRETDB_UPDATE_PATCH,)),
+        ("FERRETDB_ID_FILTER*", "any filter's _id equality or $in goes to SQLite", (FERRETDB_ID_FILTER, FERRETDB_ID_FILTER_QUERY, FERRETDB_ID_FILTER_EXPLAIN)),
+        ("FERRETDB_TRACK_PATCH, FERRETDB_UNTRACK_PATCH", "no lifetime tracking outside debug builds", (FERRETDB_TRACK_PATCH, FERRETDB_UNTRACK_PATCH)),
+        (
+            "FERRETDB_UPDATE_BATCH*", "one transaction for the documents an update statement modifies",
+            (FERRETDB_UPDATE_BATCH, FERRETDB_UPDATE_BATCH_END, FERRETDB_UPDATE_BATCH_WRITE),
+        ),
     )
 
 
-def _patch(module: Path, relative: str, old: str, new: str) -> None:
+def _patches() -> tuple[tuple[str, str, str], ...]:
+    return tuple(patch for _, _, patches in _patch_groups() for patch in patches)
+
+
+def _patch(module: Path, relative: str, old: str, new: str, *, name: str = "the patch") -> None:
     path = module / relative
     text = path.read_text() if path.exists() else ""
     if text.count(old) != 1:
         raise InfraError(
             f"cannot patch FerretDB {FERRETDB_VERSION}: expected the text `{old}` once in {relative} of {FERRETDB_MODULE}, "
             f"found it {text.count(old)} times (looked in {path}). After an upgrade, check whether FerretDB still has the defect "
-            "the patch's comment in infra/local.py describes (FERRETDB_ID_PATCH, FERRETDB_ID_FILTER*, FERRETDB_UPDATE_PATCH, FERRETDB_UPDATE_BATCH*), then update or drop that patch"
+            f"the comment of {name} in infra/local.py describes, then update or drop that patch"
         )
     path.write_text(text.replace(old, new))
 

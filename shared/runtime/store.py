@@ -50,6 +50,8 @@ INBOX = "inbox"
 OUTBOX = "outbox"
 EFFECTS = "effects"
 """The inbox record's packed writes, outgoing rows and cancellations, dropped once they are applied."""
+DROPPED_WHEN_APPLIED = {EFFECTS: "", "writes": "", "outbox": "", "cancel": ""}
+"""``$unset`` of an applied record: its packed effects, and the fields records held before they were packed."""
 DUPLICATE_KEY = 11000
 UNAUTHORIZED, AUTHENTICATION_FAILED = 13, 18
 Database: TypeAlias = AsyncDatabase[dict[str, Any]]
@@ -299,7 +301,7 @@ async def mark_applied(db: Database, documents: list[dict[str, Any]], now: datet
     cost a commit each. A record written before ``event_ids`` was part of it gets them set on its own."""
     if not documents:
         return
-    applied, dropped = {"status": "applied", "applied_at": now}, {EFFECTS: "", "writes": "", "outbox": "", "cancel": ""}
+    applied, dropped = {"status": "applied", "applied_at": now}, DROPPED_WHEN_APPLIED
     listed: list[str] = []
     unlisted: list[UpdateOne] = []
     for document in documents:

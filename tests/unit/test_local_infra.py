@@ -112,3 +112,17 @@ def test_the_local_broker_compiles_with_c1_only_unless_the_caller_sets_kafkas_ow
     assert "-XX:TieredStopAtLevel=1" in local.kafka_jvm_options({"KAFKA_HEAP_OPTS": "-Xmx2g"})
     with pytest.raises(local.InfraError, match="KAFKA_JVM_PERFORMANCE_OPTS cannot be split into JVM options: No closing quotation"):
         local.kafka_jvm_options({"KAFKA_JVM_PERFORMANCE_OPTS": "-XX:+UseZGC '-Dnote=open"})
+
+
+def test_every_ferretdb_patch_in_the_module_is_applied_and_named_when_it_no_longer_fits(tmp_path):
+    defined = {
+        name for name, value in vars(local).items()
+        if name.startswith("FERRETDB_") and isinstance(value, tuple) and len(value) == 3 and all(isinstance(part, str) for part in value)
+    }
+    applied = set(local._patches())
+    assert {name for name in defined if getattr(local, name) not in applied} == set()
+    relative, old, new = local.FERRETDB_UPDATE_BATCH
+    (tmp_path / relative).parent.mkdir(parents=True)
+    (tmp_path / relative).write_text("func UpdateDocument() {}\n")
+    with pytest.raises(local.InfraError, match=r"the comment of FERRETDB_UPDATE_BATCH\* in infra/local.py"):
+        local._patch(tmp_path, relative, old, new, name="FERRETDB_UPDATE_BATCH*")
