@@ -86,7 +86,7 @@ class Deps:
         return Shelf(self.repo, self.claims)
 
 
-handlers = Handlers[Deps]("inventory", concurrency=8)  # lots and weeks shared by patients are taken in turns (Repository.locks)
+handlers = Handlers[Deps]("inventory", concurrency=8)  # lots and weeks shared by patients: their claims are grouped (Claims.place, Claims.demand)
 
 
 def round_of(event: CloudEvent[object]) -> str:

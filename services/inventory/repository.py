@@ -24,7 +24,8 @@ Collections:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -53,7 +54,7 @@ from services.inventory.domain import (
     state_of,
 )
 from shared.runtime import Effects
-from shared.runtime.locks import KeyedLocks
+from shared.runtime.locks import GroupCommit, KeyedLocks
 from shared.runtime.store import by_ids, pack, unpack
 
 Document = dict[str, Any]
@@ -100,9 +101,6 @@ class Repository:
         """The ``upto`` of each week's demand head as this process last read or wrote it."""
         self._heads: dict[str, int] = {}
         """The seq of each lot's head as this process last read or wrote it."""
-        self.locks = KeyedLocks()
-        """Held around deciding and claiming a lot's next entry (``lot_key``) or a week's next demand slot
-        (``week_key``), so that this process's patients handled at once take turns instead of racing."""
 
     async def ensure_indexes(self) -> None:
         await self.ledger.create_index([("cause", ASCENDING)], unique=True, name="cause")
@@ -301,6 +299,26 @@ class Repository:
         return None if document is None else decode_crossing(document)
 
 
+@dataclass(frozen=True)
+class Placing:
+    """One event's movements for ``Claims.place``: the lots it moves, ``plan`` (its entries decided from the
+    latest entry of each lot, those decided for the group before it first; it writes nothing) and ``made``
+    (told which of them were inserted, a prefix, maybe none)."""
+
+    lots: tuple[str, ...]
+    plan: Callable[[dict[str, Entry]], list[Entry]]
+    made: Callable[[list[Entry]], None]
+
+
+@dataclass(frozen=True)
+class Want:
+    """A session's need in one week from now on (None: nothing), for ``Claims.demand``."""
+
+    session_id: str
+    need: Need | None
+    now: datetime
+
+
 class Claims:
     """The writes a handler makes itself, before its Effects are recorded: claims on what patients share.
 
@@ -323,6 +341,12 @@ class Claims:
         self.db = db
         self.ledger: AsyncCollection[Document] = db[LEDGER]
         self.lot_heads: AsyncCollection[Document] = db[HEADS]
+        self.locks = KeyedLocks()
+        """Held around deciding and claiming a lot's next entries (``lot_key``: one movement, ``Shelf.append``,
+        or a group's, ``place``), so that this process's patients handled at once take turns instead of
+        racing. A week's demand slots need no lock: its group commit (``demand``) is its only writer here."""
+        self._placings: GroupCommit[str, Placing, Exception | None] = GroupCommit(self._place)
+        self._wants: GroupCommit[tuple[Repository, date], Want, WeekDemand] = GroupCommit(self._demand)
 
     async def entry(self, entry: Entry) -> bool:
         """Insert one ledger entry; False when a unique key (its slot, cause or holding key) is taken."""
@@ -332,20 +356,48 @@ class Claims:
             return False
         return True
 
-    async def entries(self, entries: list[Entry]) -> set[int]:
-        """Insert entries of different lots at once; the indexes of those refused by a unique key."""
-        if len(entries) == 1:
-            return set() if await self.entry(entries[0]) else {0}
-        refused: set[int] = set()
-        if entries:
-            try:
-                await self.ledger.insert_many(entries, ordered=False)
-            except BulkWriteError as error:
-                for problem in error.details.get("writeErrors", []):
-                    if problem.get("code") != 11000:
-                        raise
-                    refused.add(problem["index"])
-        return refused
+    async def place(self, placing: Placing) -> None:
+        """Insert the ledger entries ``placing`` decides, with those of the other events of this process that
+        came meanwhile: one ordered insert a group (``GroupCommit``), decided in turn under the lots' locks,
+        each from the entries decided before it. ``placing.made`` hears which of its entries were inserted
+        before the group's ``_place`` returns, so the next group decides from them."""
+        failed = await self._placings.submit(LEDGER, placing)
+        if failed is not None:
+            raise failed
+
+    async def _place(self, _ledger: str, placings: list[Placing]) -> list[Exception | None]:
+        failed: list[Exception | None] = [None] * len(placings)
+        async with self.locks.hold(lot_key(n) for placing in placings for n in placing.lots):
+            latest: dict[str, Entry] = {}
+            planned: list[list[Entry]] = []
+            for index, placing in enumerate(placings):
+                try:
+                    entries = placing.plan(latest)
+                except Exception as error:  # that event's own failure; the others' entries are written
+                    failed[index], entries = error, []
+                latest.update((e["lot"], e) for e in entries)
+                planned.append(entries)
+            inserted = await self.in_order(self.ledger, [e for entries in planned for e in entries])
+            for index, (placing, entries) in enumerate(zip(placings, planned, strict=True)):
+                if failed[index] is None:
+                    placing.made(entries[: max(inserted, 0)])
+                inserted -= len(entries)
+        return failed
+
+    @staticmethod
+    async def in_order(collection: AsyncCollection[Document], documents: list[Document]) -> int:
+        """Insert ``documents`` in order, stopping at the first a unique key refuses; how many were inserted
+        (a chain: each was decided from the one before, so none may land after a refused one)."""
+        if not documents:
+            return 0
+        try:
+            await collection.insert_many(documents, ordered=True)
+        except BulkWriteError as error:
+            problems = error.details.get("writeErrors", [])
+            if not problems or any(problem.get("code") != 11000 for problem in problems):
+                raise
+            return min(int(problem["index"]) for problem in problems)
+        return len(documents)
 
     async def heads(self, entries: Iterable[Entry]) -> None:
         """Save each lot's latest entry known as its head (a hint)."""
@@ -440,28 +492,30 @@ class Claims:
         demand of the week this process knows; when another writer took it, the week is read forward and
         the next one tried. Amounts are absolute, so a re-run after a crash writes the same need again
         (harmless), and re-running an earlier event and then the later one ends where they did. The
-        week's head (a hint) is rewritten after, every ``HEAD_EVERY`` slots or more in a busy week."""
-        async with repo.locks.hold([week_key(week)]):
-            return await self._demand(repo, session_id, week, need, now)
+        sessions of this process that want a slot of the week meanwhile are written together, in order
+        (``GroupCommit``). The week's head (a hint) is rewritten after, every ``HEAD_EVERY`` slots or more
+        in a busy week. Returns the week's demand with this session's slot."""
+        return await self._wants.submit((repo, week), Want(session_id, need, now))
 
-    async def _demand(self, repo: Repository, session_id: str, week: date, need: Need | None, now: datetime) -> WeekDemand:
+    async def _demand(self, key: tuple[Repository, date], wants: list[Want]) -> list[WeekDemand]:
+        repo, week = key
         known = repo.known_week(week) or await repo.week_demand(week)
-        while True:
-            seq = known.upto + 1
-            slot: Document = {"_id": demand_slot_id(week, seq), "week": week.isoformat(), "seq": seq, "session_id": session_id, "at": now}
-            slot.update(encode_need(need))
-            try:
-                await self.db[DEMAND].insert_one(slot)
-            except DuplicateKeyError:  # another session of the week took slot seq: read on, try the next
+        after: list[WeekDemand] = []
+        while len(after) < len(wants):
+            pending = wants[len(after):]
+            slots = [_slot(week, known.upto + 1 + n, want) for n, want in enumerate(pending)]
+            inserted = await self.in_order(self.db[DEMAND], slots)
+            for want, slot in zip(pending[:inserted], slots, strict=False):
+                known = repo.saw_week(known.with_slot(slot["seq"], want.session_id, want.need))
+                after.append(known)
+            if len(after) < len(wants):  # another writer took the next slot: read on, try the one after
                 known = repo.saw_week(await repo.demand_after(known))
-                continue
-            known = repo.saw_week(known.with_slot(seq, session_id, need))
-            if repo.week_head_due(known):
-                try:
-                    await self.db[DEMAND_HEADS].replace_one({"_id": week.isoformat()}, encode_week(known), upsert=True)
-                except DuplicateKeyError:  # two writers creating the head at once: it is only a hint
-                    pass
-            return known
+        if repo.week_head_due(known):
+            try:
+                await self.db[DEMAND_HEADS].replace_one({"_id": week.isoformat()}, encode_week(known), upsert=True)
+            except DuplicateKeyError:  # two writers creating the head at once: it is only a hint
+                pass
+        return after
 
     async def rearm(self, ingredient: str, n: int, cause: str, now: datetime) -> None:
         """Claim the re-arming after crossing ``n`` (stock rose above the reorder point again)."""
@@ -555,8 +609,10 @@ def lot_key(lot_number: str) -> str:
     return f"lot|{lot_number}"
 
 
-def week_key(week: date) -> str:
-    return f"week|{week.isoformat()}"
+def _slot(week: date, seq: int, want: Want) -> Document:
+    slot: Document = {"_id": demand_slot_id(week, seq), "week": week.isoformat(), "seq": seq, "session_id": want.session_id, "at": want.now}
+    slot.update(encode_need(want.need))
+    return slot
 
 
 def demand_slot_id(week: date, seq: int) -> str:

@@ -38,7 +38,7 @@ from datetime import datetime
 from typing import Any
 
 from services.inventory.domain import EPS, Decide, Edit, Entry, Hold, Holding, Lot, LotMeta, SessionRef, Version, hold_of, holding_of, lot_of, meta_of, new_entry, state_of
-from services.inventory.repository import Claims, Repository, lot_key
+from services.inventory.repository import Claims, Placing, Repository, lot_key
 
 MAX_ATTEMPTS = 200
 BOOK_ATTEMPTS = 100
@@ -231,7 +231,7 @@ class Shelf:
         a release, decided from what the session holds) whose cause is used that way is a further one:
         it gets the cause with ``|2``, ``|3`` ..."""
         await self.entry(meta.lot_number)
-        async with self.repo.locks.hold([lot_key(meta.lot_number)]):
+        async with self.claims.locks.hold([lot_key(meta.lot_number)]):
             return await self._append(meta, cause, decide, now, session, repeatable, extra)
 
     async def _append(
@@ -280,27 +280,37 @@ class Shelf:
         raise LedgerContention(f"{meta.lot_number}: {MAX_ATTEMPTS} lost races")
 
     async def append_many(self, requests: list[Request], now: datetime) -> list[Made]:
-        """``append`` for movements on different lots, in one insert when every lot's known entry is its
-        latest (the usual case); a movement whose insert is refused is made again on its own."""
+        """``append`` for movements on different lots, decided and inserted with the other events' of this
+        process that came meanwhile (``Claims.place``: one ordered insert a group) when every lot's known
+        entry is its latest (the usual case); a movement whose insert is refused, or not reached because an
+        earlier one of the group was refused, is made again on its own."""
         assert len({r.meta.lot_number for r in requests}) == len(requests), "one movement per lot"
         await self.load(r.meta.lot_number for r in requests)
         results: list[Made] = [None] * len(requests)
-        batch: dict[int, Entry] = {}
-        async with self.repo.locks.hold(lot_key(r.meta.lot_number) for r in requests):
+        planned: dict[int, Entry] = {}
+        left: list[int] = []
+
+        def plan(latest: dict[str, Entry]) -> list[Entry]:
+            planned.clear()
             for index, r in enumerate(requests):
-                current = self._fresh(r.meta.lot_number)
+                current = latest.get(r.meta.lot_number) or self._fresh(r.meta.lot_number)
                 hold = self.hold(r.session.session_id, r.meta) if r.session else None
                 movement = r.decide(state_of(current), hold.amount if hold else 0.0)
                 if movement is not None:
                     seq = 0 if current is None else current["seq"] + 1
-                    batch[index] = new_entry(r.meta, current, seq, r.cause, movement, now, r.session, hold, r.extra)
-            indexes = list(batch)
-            refused = {indexes[i] for i in await self.claims.entries([batch[i] for i in indexes])}
-            for index, entry in batch.items():
-                if index not in refused:
+                    planned[index] = new_entry(r.meta, current, seq, r.cause, movement, now, r.session, hold, r.extra)
+            return list(planned.values())
+
+        def made(entries: list[Entry]) -> None:
+            for n, (index, entry) in enumerate(planned.items()):
+                if n < len(entries):
                     self._learn(entry)
                     results[index] = entry
-        for index in sorted(refused):
+                else:
+                    left.append(index)
+
+        await self.claims.place(Placing(tuple(r.meta.lot_number for r in requests), plan, made))
+        for index in left:
             r = requests[index]
             results[index] = await self.append(r.meta, r.cause, r.decide, now, r.session, r.repeatable, **r.extra)
         return results

@@ -1,17 +1,24 @@
-"""Locks by key within one process, for handlers that run several patients at once.
+"""Locks and group commits by key within one process, for handlers that run several patients at once.
 
 Claims on shared resources (a lot's next ledger entry, a week's next demand slot) are settled by unique
 inserts, whoever races: that is what keeps two instances correct. Within one instance, tasks handling
 different patients at once would race the same way and mostly lose to each other (a lost claim costs a
 failed insert and a read). Holding the resource's lock around "decide from the latest known, insert the
-next" lets them take turns instead, at the cost of one insert each; everything else they do runs at once.
+next" (``KeyedLocks``) lets them take turns instead, at the cost of one insert each; a ``GroupCommit``
+goes further: the tasks that queued up while one group was written are decided in turn and written as
+the next group, in one ordered insert. Everything else they do runs at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class KeyedLocks:
@@ -46,3 +53,56 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+class GroupAbandoned(RuntimeError):
+    """The group a submission joined was not written to the end (its writer was cancelled: the process is
+    stopping); whether its writes were made is unknown, as after a crash. Transient (retry.py): the event is
+    handled again, and its claims tell what was made."""
+
+
+class GroupCommit(Generic[K, T, R]):
+    """Group commit by key: submissions made while a key's group is being written wait, and are then
+    written together, by one ``write(key, items)`` call, in the order they came. A lock around each
+    write would have the same effect with one write per submission; here the convoy behind a busy key
+    becomes the next group, so the busier the key, the fewer writes per submission.
+
+    ``write`` runs in a task of its own, so a submitter that is cancelled (a rebalance, a shutdown) does
+    not cancel the others' writes; its own may still be made, as when a process stops after a claim.
+    It returns one result per item, in order; an exception it raises is every submission's of that group."""
+
+    def __init__(self, write: Callable[[K, list[T]], Awaitable[list[R]]]) -> None:
+        self._write = write
+        self._waiting: dict[K, list[tuple[T, asyncio.Future[R]]]] = {}
+        self._writers: dict[K, asyncio.Task[None]] = {}
+
+    async def submit(self, key: K, item: T) -> R:
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append((item, done))
+        if key not in self._writers:
+            self._writers[key] = asyncio.create_task(self._drain(key), name=f"group-commit:{key}")
+        return await done
+
+    async def _drain(self, key: K) -> None:
+        group: list[tuple[T, asyncio.Future[R]]] = []
+        try:
+            while group := self._waiting.pop(key, []):
+                try:
+                    results = await self._write(key, [item for item, _ in group])
+                except Exception as error:  # each submitter of the group gets its failure
+                    for _, done in group:
+                        if not done.done():
+                            done.set_exception(error)
+                    continue
+                for (_, done), result in zip(group, results, strict=True):
+                    if not done.done():
+                        done.set_result(result)
+        finally:
+            del self._writers[key]
+            for _, done in [*group, *self._waiting.pop(key, [])]:
+                if not done.done():
+                    done.set_exception(GroupAbandoned(f"group {key!r} was not written to the end"))
+
+    def __len__(self) -> int:
+        """Keys being written now (none are kept once written)."""
+        return len(self._writers)

@@ -7,6 +7,8 @@ import random
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError, RequestTimedOutError
 from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, NetworkTimeout, NotPrimaryError, OperationFailure, ServerSelectionTimeoutError
 
+from shared.runtime.locks import GroupAbandoned
+
 TRANSIENT: tuple[type[BaseException], ...] = (
     AutoReconnect,
     ConnectionFailure,
@@ -19,6 +21,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     RequestTimedOutError,
     ConnectionError,
     TimeoutError,
+    GroupAbandoned,
 )
 
 STEPPED_DOWN_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})

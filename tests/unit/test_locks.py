@@ -1,10 +1,12 @@
-"""KeyedLocks: tasks wanting one key take turns, others run at once, and no key outlives its users."""
+"""KeyedLocks: tasks wanting one key take turns, others run at once, and no key outlives its users. GroupCommit:
+what queued up meanwhile is written together, in order, and a failure or a stop reaches only its own group."""
 
 import asyncio
 
 import pytest
 
-from shared.runtime.locks import KeyedLocks
+from shared.runtime.locks import GroupAbandoned, GroupCommit, KeyedLocks
+from shared.runtime.retry import is_transient
 
 
 async def test_tasks_wanting_the_same_key_take_turns_and_others_do_not_wait():
@@ -65,3 +67,88 @@ async def test_a_task_cancelled_while_waiting_leaves_the_holders_lock_alone():
         release.set()
         await first
         await third
+
+
+async def test_a_group_commit_writes_what_came_meanwhile_as_the_next_group_in_order():
+    groups: list[list[int]] = []
+    writing = asyncio.Event()
+    proceed = asyncio.Event()
+
+    async def write(key: str, items: list[int]) -> list[str]:
+        groups.append(items)
+        writing.set()
+        await proceed.wait()
+        return [f"{key}:{item}" for item in items]
+
+    commit = GroupCommit(write)
+    first = asyncio.create_task(commit.submit("week", 0))
+    await writing.wait()  # the first group is being written: these wait for it, then go together
+    rest = [asyncio.create_task(commit.submit("week", n)) for n in range(1, 6)]
+    other = asyncio.create_task(commit.submit("other", 9))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    proceed.set()
+
+    assert await first == "week:0"
+    assert [await task for task in rest] == [f"week:{n}" for n in range(1, 6)]
+    assert await other == "other:9"
+    assert sorted(groups) == [[0], [1, 2, 3, 4, 5], [9]]
+    assert len(commit) == 0
+
+
+async def test_a_failed_group_fails_its_own_submitters_only_and_the_next_group_is_written():
+    async def write(key: str, items: list[int]) -> list[int]:
+        await asyncio.sleep(0)
+        if 13 in items:
+            raise ValueError("refused")
+        return items
+
+    commit = GroupCommit(write)
+    unlucky = [asyncio.create_task(commit.submit("k", n)) for n in (12, 13)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the first group is in its write
+    later = asyncio.create_task(commit.submit("k", 14))
+    results = await asyncio.gather(*unlucky, later, return_exceptions=True)
+
+    assert [type(r) for r in results[:2]] == [ValueError, ValueError] and results[2] == 14
+
+
+async def test_a_cancelled_submitter_does_not_cancel_the_others_write():
+    proceed = asyncio.Event()
+    written: list[list[str]] = []
+
+    async def write(key: str, items: list[str]) -> list[str]:
+        await proceed.wait()
+        written.append(items)
+        return items
+
+    commit = GroupCommit(write)
+    leaving = asyncio.create_task(commit.submit("k", "a"))
+    staying = asyncio.create_task(commit.submit("k", "b"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    leaving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    proceed.set()
+
+    assert await staying == "b"
+    assert written == [["a", "b"]]  # its write may still be made, as when a process stops after a claim
+
+
+async def test_a_group_whose_writer_is_stopped_fails_transiently_for_everyone_waiting():
+    async def write(key: str, items: list[str]) -> list[str]:
+        await asyncio.Event().wait()  # never ends
+        return items
+
+    commit = GroupCommit(write)
+    waiting = [asyncio.create_task(commit.submit("k", name)) for name in "abc"]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    for task in asyncio.all_tasks():
+        if task.get_name() == "group-commit:k":
+            task.cancel()  # the process is stopping
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+
+    assert all(isinstance(r, GroupAbandoned) and is_transient(r) for r in results)
+    assert len(commit) == 0

@@ -182,14 +182,16 @@ class CrashingLedger:
             raise Crash(document.get("cause"))
         return result
 
-    async def insert_many(self, documents: list[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
-        """One at a time, as an unordered insert: a refused document does not stop the others."""
+    async def insert_many(self, documents: list[dict[str, Any]], ordered: bool = True, **kwargs: Any) -> None:
+        """One at a time; a refused document stops the rest when ``ordered``, as on the store."""
         refused = []
         for index, document in enumerate(documents):
             try:
                 await self.insert_one(document)
             except DuplicateKeyError:
                 refused.append({"index": index, "code": 11000})
+                if ordered:
+                    break
         if refused:
             raise BulkWriteError({"writeErrors": refused})
 

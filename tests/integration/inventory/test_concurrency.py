@@ -45,16 +45,18 @@ async def test_two_instances_reserving_thirty_sessions_from_a_lot_for_ten_never_
 
 
 async def test_many_tasks_reserving_from_one_lot_at_once_take_exactly_what_it_holds(settings, run_id):
-    """Forty sessions race for a lot that covers ten, through two separate clients (like two processes)."""
+    """Forty sessions race for a lot that covers ten, through two separate clients (like two processes). Each
+    process's reservations are grouped into ordered inserts (``Claims.place``) that race the other's."""
     clients = [AsyncMongoClient(settings.mongodb_url.get_secret_value(), tz_aware=True) for _ in range(2)]
     try:
         repos = [Repository(client[settings.database("inventory")]) for client in clients]
+        claims = [Claims(repo.db) for repo in repos]
         await repos[0].ensure_indexes()
         meta = await stock_lot(repos[0], f"BIO-{run_id.upper()}", 10, date(2026, 12, 31))
 
         async def book(n: int):
             ref = SessionRef(f"ses_RACE{run_id}_{n}", f"pt_RACE{n}X{run_id}", f"crs_RACE{n}X{run_id}", SESSION_AT)
-            return await reserve_session(Shelf(repos[n % 2], Claims(repos[n % 2].db)), ref, {"biotin": 1.0}, f"r{n}", NOW.date(), NOW, None)
+            return await reserve_session(Shelf(repos[n % 2], claims[n % 2]), ref, {"biotin": 1.0}, f"r{n}", NOW.date(), NOW, None)
 
         outcomes = await asyncio.gather(*(book(n) for n in range(40)))
         state = await repos[1].state(meta.lot_number)

@@ -1,6 +1,7 @@
 """The ledger's compare-and-set on ``<lot>|<seq>`` and on each session's holding: stale heads, causes used
 before, a session's record behind its entries, batches."""
 
+import asyncio
 import itertools
 from datetime import UTC, date, datetime
 
@@ -190,3 +191,88 @@ async def test_a_busy_weeks_demand_head_costs_about_as_much_per_booking_as_a_qui
     seen = await Repository(db).week_demand(week)  # type: ignore[arg-type]
     assert (seen.upto, len(seen.sessions)) == (800, 800)
     assert db[DEMAND].reads + db[DEMAND].searches - queries == (800 - heads[-1]) // SLOTS_AT_ONCE + 1
+
+
+def counting_inserts(db: Database, name: str) -> list[int]:
+    """The sizes of the inserts the collection is sent, in order."""
+    collection = db[name]
+    sizes: list[int] = []
+    insert_one, insert_many = collection.insert_one, collection.insert_many
+
+    async def one(document, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(1)
+        return await insert_one(document, **kwargs)
+
+    async def many(documents, ordered=True, **kwargs):  # type: ignore[no-untyped-def]
+        documents = list(documents)
+        sizes.append(len(documents))
+        collection.insert_one = insert_one  # its own inserts are not counted again
+        try:
+            return await insert_many(documents, ordered=ordered, **kwargs)
+        finally:
+            collection.insert_one = one
+
+    collection.insert_one, collection.insert_many = one, many
+    return sizes
+
+
+async def test_reservations_of_one_process_at_once_are_decided_in_turn_and_inserted_together_never_beyond_the_lot():
+    """Fifteen sessions of one process want 1 mg each of a lot of 10 at once: their entries are decided
+    each from the one before and sent in one ordered insert, and the lot gives exactly what it holds."""
+    db = await database()
+    await stocked(db, BIO)
+    repo, claims = Repository(db), Claims(db)  # type: ignore[arg-type]
+    sizes = counting_inserts(db, "ledger")
+    requests = [Request(BIO, f"reserve|{n}|BIO", lambda state, held: balance.reserve(state, 1), ref(n), repeatable=True) for n in range(15)]
+
+    made = await asyncio.gather(*(Shelf(repo, claims).append_many([request], NOW) for request in requests))
+
+    entries = sorted(db["ledger"].docs.values(), key=lambda e: e["seq"])
+    assert sizes == [10], "one insert: the ten that find stock (the other five move nothing)"
+    assert [e["seq"] for e in entries] == list(range(11))  # the receipt, then the ten in turn
+    assert sum(e["amount"] for e in entries if e["kind"] == "reserve") == 10
+    assert (entries[-1]["on_hand"], entries[-1]["reserved"], entries[-1]["available"]) == (10, 10, 0)
+    assert [m[0] is None for m in made].count(True) == 5  # nothing left for the last five
+
+
+async def test_when_another_process_took_the_slot_a_group_is_refused_from_there_and_each_of_the_rest_is_made_on_its_own():
+    db = await database()
+    await stocked(db, BIO, MNX)
+    repo, claims = Repository(db), Claims(db)  # type: ignore[arg-type]
+    await Shelf(repo, claims).load(["BIO-1", "MNX-1"])  # this process has seen both lots
+    await reserve(shelf(db), 9, 4, BIO)  # another process reserves biotin after that
+    sizes = counting_inserts(db, "ledger")
+
+    def both(n: int) -> list[Request]:
+        return [Request(lot, f"reserve|{n}|{lot.lot_number}", lambda state, held: balance.reserve(state, 2), ref(n), repeatable=True) for lot in (MNX, BIO)]
+
+    made = await asyncio.gather(*(Shelf(repo, claims).append_many(both(n), NOW) for n in range(3)))
+
+    ledger = db["ledger"].docs
+    assert sizes[0] == 6, "the group: three sessions' two entries"
+    bio = sorted((e for e in ledger.values() if e["lot"] == "BIO-1"), key=lambda e: e["seq"])
+    mnx = sorted((e for e in ledger.values() if e["lot"] == "MNX-1"), key=lambda e: e["seq"])
+    assert [e["seq"] for e in bio] == list(range(len(bio))) and [e["seq"] for e in mnx] == list(range(len(mnx)))
+    assert [m["amount"] for made_n in made for m in made_n] == [2, 2] * 3
+    assert (bio[-1]["reserved"], bio[-1]["available"], mnx[-1]["reserved"], mnx[-1]["available"]) == (10, 0, 6, 4)
+    assert {e["session_id"]: e["held"] for e in bio if e["session_id"]} == {"ses_UNIT_9": 4, "ses_UNIT_0": 2, "ses_UNIT_1": 2, "ses_UNIT_2": 2}
+
+
+async def test_sessions_wanting_a_weeks_demand_at_once_take_its_next_slots_in_one_insert_and_read_on_past_another_writers():
+    db = await database()
+    week = date(2026, 3, 9)
+    repo, claims = Repository(db), Claims(db)  # type: ignore[arg-type]
+    await claims.demand(repo, "ses_UNIT_0000", week, Need(week, {"biotin": 1.0}), NOW)  # type: ignore[arg-type]
+    other = Repository(db)  # type: ignore[arg-type]
+    await Claims(db).demand(other, "ses_UNIT_0099", week, Need(week, {"biotin": 9.0}), NOW)  # type: ignore[arg-type]  # another process: slot 2
+    sizes = counting_inserts(db, DEMAND)
+
+    after = await asyncio.gather(*(claims.demand(repo, f"ses_UNIT_{n:04d}", week, Need(week, {"biotin": float(n)}), NOW) for n in range(1, 5)))  # type: ignore[arg-type]
+
+    assert sizes == [4, 4], "the group's first slot was taken: read on, then the four again after it"
+    assert [a.upto for a in after] == [3, 4, 5, 6]
+    assert sorted(d["seq"] for d in db[DEMAND].docs.values()) == list(range(1, 7))
+    seen = await Repository(db).week_demand(week)  # type: ignore[arg-type]
+    assert seen.upto == 6 and {s: n.needs["biotin"] for s, n in seen.sessions.items()} == {
+        "ses_UNIT_0000": 1.0, "ses_UNIT_0099": 9.0, **{f"ses_UNIT_{n:04d}": float(n) for n in range(1, 5)}
+    }
