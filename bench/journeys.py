@@ -74,6 +74,8 @@ from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings, redact
 
 IDLE_SAMPLE_SECONDS = 3.0
+CLOSED_LOOP = 20
+"""Journeys in flight in the closed loop when --concurrency is not given."""
 """Quiet time sampled before measuring: the store round trips the services make with nothing to do."""
 
 
@@ -104,6 +106,16 @@ def _count(least: int):
     return parse
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of journeys per second, got {text!r}") from None
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1000 journeys per second, got {text}")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -121,7 +133,15 @@ def parser() -> argparse.ArgumentParser:
         epilog="The module docstring (bench/journeys.py) explains the figures and the 200,000-event history comparison.",
     )
     p.add_argument("--journeys", type=_count(1), default=200, help="journeys measured (default 200)")
-    p.add_argument("--concurrency", type=_count(1), default=20, help="journeys in flight at a time (default 20)")
+    p.add_argument(
+        "--concurrency", type=_count(1), default=None,
+        help="closed loop: journeys in flight at a time, each started when one finishes (default 20); with --rate, only a cap (default: none)",
+    )
+    p.add_argument(
+        "--rate", type=_rate, default=None, metavar="PER_SECOND",
+        help="open loop: start a journey every 1/PER_SECOND s whether or not the earlier ones have finished; latency counts from when each "
+        "was due (default: the closed loop)",
+    )
     p.add_argument("--warmup", type=_count(0), default=1, help="journeys played before measuring, not counted (default 1)")
     p.add_argument("--timeout", type=_seconds, default=600.0, help="seconds one journey may take before it counts as failed (default 600)")
     p.add_argument("--history", type=_count(0), default=0, metavar="EVENTS", help="events of history the system handles before the measured run (default 0)")
@@ -161,6 +181,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 # --- figures -------------------------------------------------------------------------------------
 
 
+def loop_of(args: argparse.Namespace) -> str:
+    """How the measured journeys are started, in words."""
+    if args.rate is None:
+        return f"{args.concurrency or CLOSED_LOOP} in flight"
+    return f"open loop at {args.rate:g}/s" + (f" (at most {args.concurrency} in flight)" if args.concurrency else "")
+
+
 def percentile(values: list[float], p: float) -> float | None:
     """Nearest rank: the smallest value with at least p% of the values at or below it."""
     if not values:
@@ -189,7 +216,7 @@ def calendar(done: list) -> dict[str, Any]:
     }
 
 
-def figures(outcome: Outcome, before: Snapshot, after: Snapshot, concurrency: int, idle: dict[str, float], end: float) -> dict[str, Any]:
+def figures(outcome: Outcome, before: Snapshot, after: Snapshot, concurrency: int | None, idle: dict[str, float], end: float) -> dict[str, Any]:
     """Counts and CPU are deltas between the snapshots (`after` is read once the counts stopped moving);
     rates are over the window from `before` to `end`, when the last event was counted. `idle` is each
     service's store round trips per second while nothing happens (pollers, timers)."""
@@ -346,7 +373,7 @@ async def measure(args: argparse.Namespace, settings: Settings, services: Servic
             await services.settle(say=say)
             if args.warmup:
                 say(f"warm-up: {args.warmup} journey(s), not measured")
-                warm = await driver.run(concurrency=min(args.concurrency, args.warmup), total=args.warmup)
+                warm = await driver.run(concurrency=min(args.concurrency or CLOSED_LOOP, args.warmup), total=args.warmup)
                 if not warm.completed:
                     raise BenchError(f"the warm-up journey did not complete ({warm.failures}); see the logs in {services.state / 'logs'}")
                 await services.settle(say=say)
@@ -356,7 +383,7 @@ async def measure(args: argparse.Namespace, settings: Settings, services: Servic
             before = await snapshot(services)
             span = before.at - quiet.at
             idle = {n: (before.metrics[n].round_trips - quiet.metrics[n].round_trips) / span for n in SERVICES}
-            say(f"measuring: {args.journeys} journeys, {args.concurrency} in flight (idle store round trips/s while quiet: {sum(idle.values()):.1f})")
+            say(f"measuring: {args.journeys} journeys, {loop_of(args)} (idle store round trips/s while quiet: {sum(idle.values()):.1f})")
             driver.finished.clear()
             last = {"at": 0.0, "done": 0}
 
@@ -372,7 +399,7 @@ async def measure(args: argparse.Namespace, settings: Settings, services: Servic
                     say(f"  {error}")
                     d.abort(str(error))
 
-            outcome = await driver.run(concurrency=args.concurrency, total=args.journeys, progress=progress)
+            outcome = await driver.run(concurrency=args.concurrency or (CLOSED_LOOP if args.rate is None else args.journeys), total=args.journeys, progress=progress, rate=args.rate)
             if driver.aborted:
                 raise BenchError(f"run aborted: {driver.aborted}")
             # A service counts an event once its batch is committed, which may be after the journey saw
@@ -383,7 +410,8 @@ async def measure(args: argparse.Namespace, settings: Settings, services: Servic
             end = max(outcome.ended, last_change or after.at)
         finally:
             await tracker.stop()
-    result.update(figures(outcome, before, after, args.concurrency, idle, end))
+    result.update(figures(outcome, before, after, args.concurrency or (CLOSED_LOOP if args.rate is None else None), idle, end))
+    result["journeys"].update(rate=args.rate, most_in_flight=driver.most_in_flight)
 
     say("stopping the services")
     await asyncio.to_thread(services.stop)
@@ -409,11 +437,15 @@ def table(result: dict[str, Any]) -> str:
         return "-" if value is None else format(value, fmt)
 
     failed = ", ".join(f"{k} {v}" for k, v in j["failed"].items()) or "none"
+    started = f"{j['concurrency']} in flight"
+    if j.get("rate") is not None:
+        cap = f", cap {j['concurrency']}" if j["concurrency"] else ""
+        started = f"open loop at {j['rate']:g}/s{cap} (at most {j['most_in_flight']} in flight)"
     history_events = result["history"]["events_before_run"]
     lines = [
         "",
         f"Journey benchmark  {result['at']}  prefix {result['prefix']}  history {history_events:,} events  chairs {result['chairs'] or 'default'}",
-        f"journeys     {j['completed']}/{j['requested']} completed (failed: {failed}), {j['concurrency']} in flight, {j['sessions']} sessions reserved, {j['seconds']:.1f} s",
+        f"journeys     {j['completed']}/{j['requested']} completed (failed: {failed}), {started}, {j['sessions']} sessions reserved, {j['seconds']:.1f} s",
         f"throughput   {j['per_second']:.3f} journeys/s",
         f"latency      p50 {sec(lat['p50'])}   p95 {sec(lat['p95'])}   p99 {sec(lat['p99'])}   max {sec(lat['max'])}   (publish -> last IngredientsReserved)",
         f"stages p50   approved {sec(j['stage_p50_seconds']['approved'])}   all scheduled {sec(j['stage_p50_seconds']['all_scheduled'])}"

@@ -128,6 +128,8 @@ class Journey:
     patient: str
     consultation: str
     complete: bool = False
+    due: float | None = None
+    """When an open-loop run (``Driver.run``'s ``rate``) meant it to start."""
     sent: float | None = None
     approved_at: float | None = None
     all_scheduled_at: float | None = None
@@ -298,6 +300,7 @@ class Driver:
         self.timeout = timeout
         self.number = 0
         self.in_flight = 0
+        self.most_in_flight = 0
         self.finished: list[Journey] = []
         self.aborted: str | None = None
 
@@ -315,7 +318,7 @@ class Driver:
     async def _one(self, journey: Journey) -> None:
         deadline = time.perf_counter() + self.timeout
         try:
-            journey.sent = time.perf_counter()
+            journey.sent = journey.due if journey.due is not None else time.perf_counter()
             await self.client.publish(approvable_consultation(journey.patient, journey.consultation), source="/clinic/ehr")
             if not await self._wait(journey.booked, deadline, journey, "waiting for the booking"):
                 return
@@ -346,7 +349,11 @@ class Driver:
         complete: bool = False,
         progress: Callable[[Driver, float], None] | None = None,
         every: float = 5.0,
+        rate: float | None = None,
     ) -> Outcome:
+        """With ``rate``, an open loop: journey k is due ``k / rate`` seconds after the start, whether or not
+        the earlier ones have finished (``concurrency`` is then only a cap), and its latency counts from
+        when it was due, so a start held back by the cap or a busy driver counts against the system."""
         slots = asyncio.Semaphore(concurrency)
         tasks: set[asyncio.Task] = set()
         journeys: list[Journey] = []
@@ -360,13 +367,18 @@ class Driver:
                     # enough in flight for now: look again when one of them ends (it may fall short)
                     await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
                     continue
+                due = None if rate is None else started + len(journeys) / rate
+                if due is not None and due > time.perf_counter():
+                    await asyncio.sleep(due - time.perf_counter())  # the schedule: the next journey is not due yet
                 await slots.acquire()
                 if self.aborted or not keep_going():
                     slots.release()
                     continue
                 journey = self.next_journey(complete)
+                journey.due = due
                 journeys.append(journey)
                 self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
                 task = asyncio.create_task(self._one(journey))
                 tasks.add(task)
                 task.add_done_callback(lambda t: (tasks.discard(t), slots.release()))
