@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from pymongo import ASCENDING, ReplaceOne
+from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from services.inventory.domain import (
     EPS,
@@ -92,6 +92,7 @@ class Repository:
         self.ledger: AsyncCollection[Document] = db[LEDGER]
         self._book: Version | None = None
         """The latest stock book version this process has seen (a version never changes)."""
+        self._books: GroupCommit[str, None, Version] = GroupCommit(self._book_now)
         self._weeks: dict[date, WeekDemand] = {}
         """The latest demand this process has seen of each week (slots never change: it is only ever behind)."""
         self._lots: dict[str, Entry] = {}
@@ -280,13 +281,18 @@ class Repository:
     async def book(self) -> Version:
         """The latest version: from the one this process saw last (or the head), one ``_id`` probe per
         version after it."""
+        return await self._books.submit(BOOK, None)
+
+    async def _book_now(self, _book: str, callers: list[None]) -> list[Version]:
+        """One look for the versions after the latest known, for every event of this process that asked
+        while the previous look was out (each look starts after its callers asked)."""
         latest = self._book
         if latest is None:
             head = await self.db[BOOK].find_one({"_id": BOOK_HEAD})
             latest = Version() if head is None else decode_book(head)
         while (following := await self.db[BOOK].find_one({"_id": book_id(latest.v + 1)})) is not None:
             latest = decode_book(following)
-        return self.saw(latest)
+        return [self.saw(latest)] * len(callers)
 
     def saw(self, version: Version) -> Version:
         """Remember a version read or written; the latest one known is returned."""
@@ -347,6 +353,7 @@ class Claims:
         racing. A week's demand slots need no lock: its group commit (``demand``) is its only writer here."""
         self._placings: GroupCommit[str, Placing, Exception | None] = GroupCommit(self._place)
         self._wants: GroupCommit[tuple[Repository, date], Want, WeekDemand] = GroupCommit(self._demand)
+        self._rounds: GroupCommit[str, UpdateOne, Exception | None] = GroupCommit(self._round)
 
     async def entry(self, entry: Entry) -> bool:
         """Insert one ledger entry; False when a unique key (its slot, cause or holding key) is taken."""
@@ -425,9 +432,26 @@ class Claims:
 
     async def round(self, ref: SessionRef, round_id: str) -> None:
         """The reservation's round on the session's document, before it moves stock: the write-ahead a
-        re-run or the session's next event reads (its Effects mark it done)."""
+        re-run or the session's next event reads (its Effects mark it done). The rounds of this process's
+        events that come while one group is written go together, in one bulk write."""
         fields = {"patient_id": ref.patient_id, "course_id": ref.course_id, "scheduled_for": ref.scheduled_for, "round": {"id": round_id, "done": False}}
-        await self.db[SESSIONS].update_one({"_id": ref.session_id}, {"$set": fields}, upsert=True)
+        failed = await self._rounds.submit(SESSIONS, UpdateOne({"_id": ref.session_id}, {"$set": fields}, upsert=True))
+        if failed is not None:
+            raise failed
+
+    async def _round(self, _sessions: str, writes: list[UpdateOne]) -> list[Exception | None]:
+        """Each write's own refusal (two instances creating one session's document at once), if any."""
+        try:
+            await self.db[SESSIONS].bulk_write(writes, ordered=False)
+        except BulkWriteError as error:
+            if error.details.get("writeConcernErrors"):
+                raise
+            failed: list[Exception | None] = [None] * len(writes)
+            for problem in error.details.get("writeErrors", []):
+                refusal = DuplicateKeyError if problem.get("code") == 11000 else OperationFailure
+                failed[problem["index"]] = refusal(problem.get("errmsg", "write refused"), problem.get("code"), problem)
+            return failed
+        return [None] * len(writes)
 
     async def lot(self, lot: LotMeta, delivery_id: str, received_at: datetime) -> LotMeta:
         """The first delivery of a lot number defines it (ingredient, unit, expiry). Deliveries of one lot

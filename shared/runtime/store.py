@@ -14,6 +14,11 @@ Life of an inbound event:
 3. The events due now are published by the consumer itself (idempotent producer, ``acks=all``).
 4. The inbox document becomes ``applied`` (one bulk update for a whole batch of events); only then is
    the Kafka offset committed.
+Steps 1 and 2 of the events a process handles at once (different patients' events of one batch) go to the
+store together: their records in one insert, their writes in one ordered request per collection
+(``GroupCommit``, shared/runtime/locks.py); a record or write the store refuses is then made alone, so a
+refusal is only its own event's. Their commands run in the group's task, under the trace of the event that
+opened the group.
 A redelivered event whose inbox document is ``applied`` changes nothing; one that is still ``recorded``
 (the process died in steps 2-4) has its recorded effects applied and its events published again (same
 ids, so consumers drop the repeats), not recomputed.
@@ -24,6 +29,7 @@ events of periodic jobs, and rows set aside after repeated refusals. Published r
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 import uuid
@@ -42,7 +48,9 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, InvalidURI, Operat
 
 from shared.envelope import CloudEvent, encode, new_event
 from shared.runtime.effects import Delete, Effects, Insert, Merge, Put, Write
+from shared.runtime.locks import GroupCommit
 from shared.runtime.metrics import STORE_COMMANDS
+from shared.runtime.retry import is_transient
 from shared.runtime.tracing import current_traceparent
 from shared.settings import redact
 
@@ -233,14 +241,55 @@ async def record(db: Database, key: str, event: CloudEvent[Any] | None, effects:
         "event_ids": [r["_id"] for r in rows],
         EFFECTS: pack(recorded),
     }
-    try:
-        await db[INBOX].insert_one(document)
-    except DuplicateKeyError:
+    inserted = await _RECORDS.submit(db, document)
+    if isinstance(inserted, Exception):
+        raise inserted
+    if not inserted:  # the key is taken: an earlier attempt recorded this event
         existing = await inbox_record(db, key)
         if existing is not None:
             return existing
-        raise
+        await db[INBOX].insert_one(document)  # gone since (the inbox aged it out): ours, or the store's refusal
     return {**document, **recorded}
+
+
+async def _insert_records(db: Database, documents: list[dict[str, Any]]) -> list[bool | Exception]:
+    """The write-ahead records of the events a process handles at once, in one unordered insert; False for
+    a record whose ``_id`` was taken. A failure of another kind is each record's own: each is then inserted
+    alone (an oversized record fails its own event, not its neighbours')."""
+    if len(documents) > 1:
+        try:
+            await db[INBOX].insert_many(documents, ordered=False)
+        except BulkWriteError as error:
+            problems = error.details.get("writeErrors", [])
+            if not error.details.get("writeConcernErrors") and problems and all(p.get("code") == DUPLICATE_KEY for p in problems):
+                refused = {p["index"] for p in problems}
+                return [index not in refused for index in range(len(documents))]
+            if is_transient(error):
+                raise
+        except Exception as error:  # one record's refusal (too large, say): each is inserted alone below
+            if is_transient(error):
+                raise
+        else:
+            return [True] * len(documents)
+    return list(await asyncio.gather(*(_insert_record(db, document) for document in documents)))
+
+
+async def _insert_record(db: Database, document: dict[str, Any]) -> bool | Exception:
+    """One record: False when its ``_id`` is taken; its failure is returned (``record`` raises it), a
+    transient one raised for the group."""
+    try:
+        await db[INBOX].insert_one(document)
+    except DuplicateKeyError:
+        return False
+    except Exception as error:
+        if is_transient(error):
+            raise
+        return error
+    return True
+
+
+_RECORDS: GroupCommit[Database, dict[str, Any], bool | Exception] = GroupCommit(_insert_records)
+"""Step 1 of the events a process handles at once, by database (``GroupCommit``)."""
 
 
 async def inbox_record(db: Database, key: str) -> dict[str, Any] | None:
@@ -275,17 +324,56 @@ def unpacked(document: dict[str, Any]) -> dict[str, Any]:
 
 async def apply(db: Database, document: dict[str, Any], now: datetime, *, publish_inline: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Step 2: apply recorded effects; every operation is idempotent. Returns the rows the caller
-    publishes itself (with ``publish_inline``, those due now) and the rows stored in the outbox."""
-    for collection, operations in _batches(document.get("writes", [])):
-        await _bulk(db[collection], operations)
+    publishes itself (with ``publish_inline``, those due now) and the rows stored in the outbox.
+    The effects of the events a process handles at once are applied together (``_apply_group``)."""
     rows = document.get("outbox", [])
     inline = [r for r in rows if publish_inline and r["due_at"] <= now]
     stored = [r for r in rows if not (publish_inline and r["due_at"] <= now)]
+    steps = _batches(document.get("writes", []))
     if stored:
-        await _bulk(db[OUTBOX], [InsertOne(dict(r)) for r in stored])
+        steps.append((OUTBOX, [InsertOne(dict(r)) for r in stored]))
     if document.get("cancel"):
-        await db[OUTBOX].bulk_write([DeleteOne({"_id": id}) for id in document["cancel"]], ordered=False)
+        steps.append((OUTBOX, [DeleteOne({"_id": id}) for id in document["cancel"]]))
+    if steps and (failed := await _APPLIES.submit(db, steps)) is not None:
+        raise failed
     return inline, stored
+
+
+async def _apply_group(db: Database, groups: list[list[tuple[str, list[Any]]]]) -> list[Exception | None]:
+    """Several events' writes, one ordered bulk request per collection: each event's writes to one
+    collection keep their order (the events are different patients', handled at once, so no order
+    between them is owed). When the group's request fails, each event applies its own writes alone, so
+    that a failure is its own event's."""
+    if len(groups) > 1:
+        merged: dict[str, list[Any]] = {}
+        for steps in groups:
+            for collection, operations in steps:
+                merged.setdefault(collection, []).extend(operations)
+        try:
+            for collection, operations in merged.items():
+                await _bulk(db[collection], operations)
+        except Exception as error:  # one record's or write's refusal (or a driver's surprise at the answer)
+            if is_transient(error):
+                raise
+        else:
+            return [None] * len(groups)
+    return list(await asyncio.gather(*(_apply_alone(db, steps) for steps in groups)))
+
+
+async def _apply_alone(db: Database, steps: list[tuple[str, list[Any]]]) -> Exception | None:
+    """One event's writes; its failure is returned (``apply`` raises it), a transient one raised for the group."""
+    try:
+        for collection, operations in steps:
+            await _bulk(db[collection], operations)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        return error
+    return None
+
+
+_APPLIES: GroupCommit[Database, list[tuple[str, list[Any]]], Exception | None] = GroupCommit(_apply_group)
+"""Step 2 of the events a process handles at once, by database (``GroupCommit``)."""
 
 
 async def keep(db: Database, row: dict[str, Any], error: BaseException) -> None:
