@@ -276,3 +276,25 @@ async def test_sessions_wanting_a_weeks_demand_at_once_take_its_next_slots_in_on
     assert seen.upto == 6 and {s: n.needs["biotin"] for s, n in seen.sessions.items()} == {
         "ses_UNIT_0000": 1.0, "ses_UNIT_0099": 9.0, **{f"ses_UNIT_{n:04d}": float(n) for n in range(1, 5)}
     }
+
+
+async def test_the_rounds_and_book_looks_of_events_at_once_go_to_the_store_together():
+    """Six reservations at once: their rounds in one bulk write, and one look for newer book versions
+    between them (each look starts after its callers asked, so none misses a version written before)."""
+    db = await database()
+    repo, claims = Repository(db), Claims(db)  # type: ignore[arg-type]
+    writes: list[int] = []
+    bulk_write = db["sessions"].bulk_write
+
+    async def counted(requests, ordered=True, **kwargs):  # type: ignore[no-untyped-def]
+        writes.append(len(requests))
+        return await bulk_write(requests, ordered=ordered, **kwargs)
+
+    db["sessions"].bulk_write = counted
+    reads = db["stock_book"].reads
+
+    await asyncio.gather(*(claims.round(ref(n), f"r{n}") for n in range(6)), *(repo.book() for _ in range(6)))
+
+    assert writes == [6]
+    assert db["stock_book"].reads - reads == 2  # one look: the head, and the version after it (none)
+    assert {d["_id"]: d["round"] for d in db["sessions"].docs.values()} == {f"ses_UNIT_{n}": {"id": f"r{n}", "done": False} for n in range(6)}
