@@ -97,6 +97,7 @@ lint-asyncapi: $(NODE_STAMP)
 
 ## Whole-system journey benchmark (measured, not asserted): the four services as processes, journeys/s,
 ## p50/p95/p99, round trips and CPU per event. Options: make bench BENCH_ARGS="--journeys 20 --concurrency 5"
+## (or --rate 10: an open loop)
 ## (python -m bench.journeys --help). The runtime-only benchmark: python -m bench.runtime_bench.
 bench: setup
 	$(WITH_INFRA) $(BIN)/python -m bench.journeys $(BENCH_ARGS)

@@ -3,6 +3,7 @@
     make bench                                         # 200 journeys, 20 in flight
     make bench BENCH_ARGS="--journeys 20 --concurrency 5"
     python -m bench.journeys --journeys 200 --concurrency 20
+    python -m bench.journeys --journeys 300 --rate 10      # open loop: a journey every 0.1 s
 
 What it does, on fresh topic and database prefixes against the local Kafka and FerretDB (endpoints from
 KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL, which `make bench` sources from .local/endpoints.env):
@@ -10,7 +11,8 @@ KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL, which `make bench` sources from .local/en
 2. (with --history N) loads history through the services until N events have been handled (see
    bench/history.py);
 3. delivers stock for every journey (StockReceived) and plays --warmup journeys that are not measured;
-4. runs --journeys journeys with --concurrency in flight (bench/traffic.py: ConsultationRecorded for a
+4. runs --journeys journeys with --concurrency in flight, or with --rate as an open loop (latency counted from
+   when each journey was due; bench/README.md says which question each answers) (bench/traffic.py: ConsultationRecorded for a
    patient approved at once, until ConsultationApproved, every session's SessionScheduled and every
    session's IngredientsReserved are on their topics);
 5. stops the services and runs the bare aiokafka + PyMongo loop (bench/baseline.py) on as many events,
@@ -74,9 +76,9 @@ from shared.runtime.kafka_client import Kafka
 from shared.settings import Settings, redact
 
 IDLE_SAMPLE_SECONDS = 3.0
+"""Quiet time sampled before measuring: the store round trips the services make with nothing to do."""
 CLOSED_LOOP = 20
 """Journeys in flight in the closed loop when --concurrency is not given."""
-"""Quiet time sampled before measuring: the store round trips the services make with nothing to do."""
 
 
 def say(message: str) -> None:

@@ -355,6 +355,7 @@ class Driver:
         the earlier ones have finished (``concurrency`` is then only a cap), and its latency counts from
         when it was due, so a start held back by the cap or a busy driver counts against the system."""
         slots = asyncio.Semaphore(concurrency)
+        self.most_in_flight = self.in_flight
         tasks: set[asyncio.Task] = set()
         journeys: list[Journey] = []
         started = time.perf_counter()

@@ -114,30 +114,31 @@ async def keep_demand(deps: Deps, session_id: str, session: Session | None, afte
 @handlers.on(SessionScheduled)
 async def on_session_scheduled(event: CloudEvent[SessionScheduled], deps: Deps) -> Effects:
     booked = event.data
-    session = await deps.repo.session(booked.session_id)
+    shelf = deps.shelf()
+    session, _ = await asyncio.gather(deps.repo.session(booked.session_id), shelf.book())  # both by _id, at once
     if session is not None and domain.unfinished(session) != round_of(event):
         return ignored("already-known")  # a reschedule got here first, or the booking was published twice
     ref = SessionRef(booked.session_id, booked.patient_id, booked.course_id, booked.scheduled_for)
-    return await _reserve(event, deps, ref, booked.cocktail, session, announced=False)
+    return await _reserve(event, deps, shelf, ref, booked.cocktail, session, announced=False)
 
 
 @handlers.on(SessionRescheduled)
 async def on_session_rescheduled(event: CloudEvent[SessionRescheduled], deps: Deps) -> Effects:
     moved = event.data
-    session = await deps.repo.session(moved.session_id)
+    shelf = deps.shelf()
+    session, _ = await asyncio.gather(deps.repo.session(moved.session_id), shelf.book())
     if status_of(session) == "consumed":
         return ignored("already-consumed")
     ref = SessionRef(moved.session_id, moved.patient_id, moved.course_id, moved.scheduled_for)
-    return await _reserve(event, deps, ref, moved.cocktail, session, announced=status_of(session) == "reserved")
+    return await _reserve(event, deps, shelf, ref, moved.cocktail, session, announced=status_of(session) == "reserved")
 
 
 async def _reserve(
-    event: CloudEvent[object], deps: Deps, ref: SessionRef, cocktail: tuple[DoseLine, ...], session: Session | None, announced: bool
+    event: CloudEvent[object], deps: Deps, shelf: Shelf, ref: SessionRef, cocktail: tuple[DoseLine, ...], session: Session | None, announced: bool
 ) -> Effects:
     _check_units(deps, cocktail)
     now = deps.clock.now()
     needs = needs_of((line.ingredient, line.amount) for line in cocktail)
-    shelf = deps.shelf()
     outcome = await reserve_session(shelf, ref, needs, round_of(event), today_of(now), now, session)
     await keep_demand(deps, ref.session_id, session, Need(session_day(ref.scheduled_for), needs), now)
     effects = deps.repo.save_session(ref, "short" if outcome.short else "reserved", now, round_of(event), shelf.holds(ref.session_id), needs)

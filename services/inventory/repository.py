@@ -80,6 +80,8 @@ K = TypeVar("K")
 HEAD_EVERY = 16
 WEEK_HEAD_SHARE = 8
 """A busy week's demand head is rewritten once its slots have grown by an eighth of its sessions."""
+ORDERED_CHUNK = 100
+"""Most documents one ordered insert of a chain sends (``Claims.in_order``)."""
 SLOTS_AT_ONCE = 16
 """Demand slots read in one query when reading a week forward from its head."""
 
@@ -92,7 +94,7 @@ class Repository:
         self.ledger: AsyncCollection[Document] = db[LEDGER]
         self._book: Version | None = None
         """The latest stock book version this process has seen (a version never changes)."""
-        self._books: GroupCommit[str, None, Version] = GroupCommit(self._book_now)
+        self._books: GroupCommit[str, None, Version] = GroupCommit(self._book_now, "stock-book")
         self._weeks: dict[date, WeekDemand] = {}
         """The latest demand this process has seen of each week (slots never change: it is only ever behind)."""
         self._lots: dict[str, Entry] = {}
@@ -351,9 +353,9 @@ class Claims:
         """Held around deciding and claiming a lot's next entries (``lot_key``: one movement, ``Shelf.append``,
         or a group's, ``place``), so that this process's patients handled at once take turns instead of
         racing. A week's demand slots need no lock: its group commit (``demand``) is its only writer here."""
-        self._placings: GroupCommit[str, Placing, Exception | None] = GroupCommit(self._place)
-        self._wants: GroupCommit[tuple[Repository, date], Want, WeekDemand] = GroupCommit(self._demand)
-        self._rounds: GroupCommit[str, UpdateOne, Exception | None] = GroupCommit(self._round)
+        self._placings: GroupCommit[str, Placing, Exception | None] = GroupCommit(self._place, "ledger")
+        self._wants: GroupCommit[tuple[Repository, date], Want, WeekDemand] = GroupCommit(self._demand, "demand")
+        self._rounds: GroupCommit[str, UpdateOne, Exception | None] = GroupCommit(self._round, "rounds")
 
     async def entry(self, entry: Entry) -> bool:
         """Insert one ledger entry; False when a unique key (its slot, cause or holding key) is taken."""
@@ -394,17 +396,21 @@ class Claims:
     @staticmethod
     async def in_order(collection: AsyncCollection[Document], documents: list[Document]) -> int:
         """Insert ``documents`` in order, stopping at the first a unique key refuses; how many were inserted
-        (a chain: each was decided from the one before, so none may land after a refused one)."""
-        if not documents:
-            return 0
-        try:
-            await collection.insert_many(documents, ordered=True)
-        except BulkWriteError as error:
-            problems = error.details.get("writeErrors", [])
-            if not problems or any(problem.get("code") != 11000 for problem in problems):
-                raise
-            return min(int(problem["index"]) for problem in problems)
-        return len(documents)
+        (a chain: each was decided from the one before, so none may land after a refused one). Sent
+        ``ORDERED_CHUNK`` at a time: FerretDB v1 reads an insert's documents 100 at a time and, ordered or
+        not, goes on with the next hundred after one that failed."""
+        inserted = 0
+        for start in range(0, len(documents), ORDERED_CHUNK):
+            chunk = documents[start : start + ORDERED_CHUNK]
+            try:
+                await collection.insert_many(chunk, ordered=True)
+            except BulkWriteError as error:
+                problems = error.details.get("writeErrors", [])
+                if not problems or any(problem.get("code") != 11000 for problem in problems):
+                    raise
+                return inserted + min(int(problem["index"]) for problem in problems)
+            inserted += len(chunk)
+        return inserted
 
     async def heads(self, entries: Iterable[Entry]) -> None:
         """Save each lot's latest entry known as its head (a hint)."""

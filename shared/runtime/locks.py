@@ -12,9 +12,11 @@ the next group, in one ordered insert. Everything else they do runs at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+import contextvars
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Hashable, Iterable
 from contextlib import asynccontextmanager
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
@@ -69,39 +71,55 @@ class GroupCommit(Generic[K, T, R]):
 
     ``write`` runs in a task of its own, so a submitter that is cancelled (a rebalance, a shutdown) does
     not cancel the others' writes; its own may still be made, as when a process stops after a claim.
-    It returns one result per item, in order; an exception it raises is every submission's of that group."""
+    Each group's write runs in the context of its first submission (its trace: the store commands of a
+    group are children of that event's span). It returns one result per item, in order; an exception it
+    raises is every submission's of that group."""
 
-    def __init__(self, write: Callable[[K, list[T]], Awaitable[list[R]]]) -> None:
+    def __init__(self, write: Callable[[K, list[T]], Coroutine[Any, Any, list[R]]], name: str) -> None:
         self._write = write
-        self._waiting: dict[K, list[tuple[T, asyncio.Future[R]]]] = {}
+        self._name = name
+        self._waiting: dict[K, list[tuple[T, asyncio.Future[R], contextvars.Context]]] = {}
         self._writers: dict[K, asyncio.Task[None]] = {}
 
     async def submit(self, key: K, item: T) -> R:
-        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(key, []).append((item, done))
-        if key not in self._writers:
-            self._writers[key] = asyncio.create_task(self._drain(key), name=f"group-commit:{key}")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[R] = loop.create_future()
+        writer = self._writers.get(key)
+        if writer is not None and writer.get_loop() is not loop:  # left by an event loop that has ended
+            self._waiting[key] = [waiting for waiting in self._waiting.get(key, []) if waiting[1].get_loop() is loop]
+        self._waiting.setdefault(key, []).append((item, done, contextvars.copy_context()))
+        if writer is None or writer.done() or writer.get_loop() is not loop:
+            writer = loop.create_task(self._drain(key), name=f"group-commit:{self._name}", context=contextvars.Context())
+            self._writers[key] = writer
+            writer.add_done_callback(functools.partial(self._ended, key))
         return await done
 
     async def _drain(self, key: K) -> None:
-        group: list[tuple[T, asyncio.Future[R]]] = []
-        try:
-            while group := self._waiting.pop(key, []):
-                try:
-                    results = await self._write(key, [item for item, _ in group])
-                except Exception as error:  # each submitter of the group gets its failure
-                    for _, done in group:
-                        if not done.done():
-                            done.set_exception(error)
-                    continue
-                for (_, done), result in zip(group, results, strict=True):
+        while group := self._waiting.pop(key, []):
+            try:
+                results: list[R] = await asyncio.create_task(self._write(key, [item for item, _, _ in group]), context=group[0][2])
+                if len(results) != len(group):
+                    raise RuntimeError(f"{self._name}: {len(results)} results for {len(group)} submissions")
+            except Exception as error:  # each submitter of the group gets its failure
+                for _, done, _ in group:
                     if not done.done():
-                        done.set_result(result)
-        finally:
-            del self._writers[key]
-            for _, done in [*group, *self._waiting.pop(key, [])]:
+                        done.set_exception(error)
+                continue
+            except BaseException:  # cancelled: the process is stopping
+                self._waiting.setdefault(key, [])[:0] = group
+                raise
+            for (_, done, _), result in zip(group, results, strict=True):
                 if not done.done():
-                    done.set_exception(GroupAbandoned(f"group {key!r} was not written to the end"))
+                    done.set_result(result)
+
+    def _ended(self, key: K, writer: asyncio.Task[None]) -> None:
+        """However the writer ended (also cancelled before its first step), nobody is left waiting for it."""
+        if self._writers.get(key) is not writer:
+            return
+        del self._writers[key]
+        for _, done, _ in self._waiting.pop(key, []):
+            if not done.done():
+                done.set_exception(GroupAbandoned(f"{self._name}: the group was not written to the end"))
 
     def __len__(self) -> int:
         """Keys being written now (none are kept once written)."""

@@ -17,8 +17,7 @@ Life of an inbound event:
 Steps 1 and 2 of the events a process handles at once (different patients' events of one batch) go to the
 store together: their records in one insert, their writes in one ordered request per collection
 (``GroupCommit``, shared/runtime/locks.py); a record or write the store refuses is then made alone, so a
-refusal is only its own event's. Their commands run in the group's task, under the trace of the event that
-opened the group.
+refusal is only its own event's. A group's commands run under the trace of its first event.
 A redelivered event whose inbox document is ``applied`` changes nothing; one that is still ``recorded``
 (the process died in steps 2-4) has its recorded effects applied and its events published again (same
 ids, so consumers drop the repeats), not recomputed.
@@ -241,7 +240,7 @@ async def record(db: Database, key: str, event: CloudEvent[Any] | None, effects:
         "event_ids": [r["_id"] for r in rows],
         EFFECTS: pack(recorded),
     }
-    inserted = await _RECORDS.submit(db, document)
+    inserted = await _RECORDS.submit(id(db), (db, document))
     if isinstance(inserted, Exception):
         raise inserted
     if not inserted:  # the key is taken: an earlier attempt recorded this event
@@ -252,10 +251,11 @@ async def record(db: Database, key: str, event: CloudEvent[Any] | None, effects:
     return {**document, **recorded}
 
 
-async def _insert_records(db: Database, documents: list[dict[str, Any]]) -> list[bool | Exception]:
+async def _insert_records(_db: int, records: list[tuple[Database, dict[str, Any]]]) -> list[bool | Exception]:
     """The write-ahead records of the events a process handles at once, in one unordered insert; False for
     a record whose ``_id`` was taken. A failure of another kind is each record's own: each is then inserted
     alone (an oversized record fails its own event, not its neighbours')."""
+    db, documents = records[0][0], [document for _, document in records]
     if len(documents) > 1:
         try:
             await db[INBOX].insert_many(documents, ordered=False)
@@ -288,8 +288,9 @@ async def _insert_record(db: Database, document: dict[str, Any]) -> bool | Excep
     return True
 
 
-_RECORDS: GroupCommit[Database, dict[str, Any], bool | Exception] = GroupCommit(_insert_records)
-"""Step 1 of the events a process handles at once, by database (``GroupCommit``)."""
+_RECORDS: GroupCommit[int, tuple[Database, dict[str, Any]], bool | Exception] = GroupCommit(_insert_records, "inbox-records")
+"""Step 1 of the events a process handles at once, by database object (two clients' objects of one database
+compare equal, and each instance writes through its own client)."""
 
 
 async def inbox_record(db: Database, key: str) -> dict[str, Any] | None:
@@ -334,16 +335,17 @@ async def apply(db: Database, document: dict[str, Any], now: datetime, *, publis
         steps.append((OUTBOX, [InsertOne(dict(r)) for r in stored]))
     if document.get("cancel"):
         steps.append((OUTBOX, [DeleteOne({"_id": id}) for id in document["cancel"]]))
-    if steps and (failed := await _APPLIES.submit(db, steps)) is not None:
+    if steps and (failed := await _APPLIES.submit(id(db), (db, steps))) is not None:
         raise failed
     return inline, stored
 
 
-async def _apply_group(db: Database, groups: list[list[tuple[str, list[Any]]]]) -> list[Exception | None]:
+async def _apply_group(_db: int, applies: list[tuple[Database, list[tuple[str, list[Any]]]]]) -> list[Exception | None]:
     """Several events' writes, one ordered bulk request per collection: each event's writes to one
     collection keep their order (the events are different patients', handled at once, so no order
     between them is owed). When the group's request fails, each event applies its own writes alone, so
     that a failure is its own event's."""
+    db, groups = applies[0][0], [steps for _, steps in applies]
     if len(groups) > 1:
         merged: dict[str, list[Any]] = {}
         for steps in groups:
@@ -372,8 +374,8 @@ async def _apply_alone(db: Database, steps: list[tuple[str, list[Any]]]) -> Exce
     return None
 
 
-_APPLIES: GroupCommit[Database, list[tuple[str, list[Any]]], Exception | None] = GroupCommit(_apply_group)
-"""Step 2 of the events a process handles at once, by database (``GroupCommit``)."""
+_APPLIES: GroupCommit[int, tuple[Database, list[tuple[str, list[Any]]]], Exception | None] = GroupCommit(_apply_group, "effects")
+"""Step 2 of the events a process handles at once, by database object (as ``_RECORDS``)."""
 
 
 async def keep(db: Database, row: dict[str, Any], error: BaseException) -> None:

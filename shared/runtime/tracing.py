@@ -6,7 +6,8 @@ Spans, per service:
   whose context came in the event's W3C ``traceparent`` (a ``ce_``-less header in binary mode, an
   attribute in structured mode).
 - ``<command> <database>.<collection>`` (CLIENT), one per store command sent while an event is handled
-  (a PyMongo ``CommandListener``), children of the consumer span.
+  (a PyMongo ``CommandListener``), children of the consumer span; a statement written for a group of
+  events handled at once (``GroupCommit``) is a child of the first of them.
 - ``<service> publish <type>`` (PRODUCER), one per publication, inline (due at once) or by the outbox
   relay (delayed events, retries). Its context is what goes out in the event's ``traceparent``, so the
   next service's consumer span is its child. Events a handler decides on are recorded (inbox, outbox)

@@ -80,7 +80,7 @@ async def test_a_group_commit_writes_what_came_meanwhile_as_the_next_group_in_or
         await proceed.wait()
         return [f"{key}:{item}" for item in items]
 
-    commit = GroupCommit(write)
+    commit = GroupCommit(write, "test")
     first = asyncio.create_task(commit.submit("week", 0))
     await writing.wait()  # the first group is being written: these wait for it, then go together
     rest = [asyncio.create_task(commit.submit("week", n)) for n in range(1, 6)]
@@ -103,7 +103,7 @@ async def test_a_failed_group_fails_its_own_submitters_only_and_the_next_group_i
             raise ValueError("refused")
         return items
 
-    commit = GroupCommit(write)
+    commit = GroupCommit(write, "test")
     unlucky = [asyncio.create_task(commit.submit("k", n)) for n in (12, 13)]
     await asyncio.sleep(0)
     await asyncio.sleep(0)  # the first group is in its write
@@ -122,7 +122,7 @@ async def test_a_cancelled_submitter_does_not_cancel_the_others_write():
         written.append(items)
         return items
 
-    commit = GroupCommit(write)
+    commit = GroupCommit(write, "test")
     leaving = asyncio.create_task(commit.submit("k", "a"))
     staying = asyncio.create_task(commit.submit("k", "b"))
     await asyncio.sleep(0)
@@ -141,14 +141,62 @@ async def test_a_group_whose_writer_is_stopped_fails_transiently_for_everyone_wa
         await asyncio.Event().wait()  # never ends
         return items
 
-    commit = GroupCommit(write)
+    commit = GroupCommit(write, "test")
     waiting = [asyncio.create_task(commit.submit("k", name)) for name in "abc"]
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     for task in asyncio.all_tasks():
-        if task.get_name() == "group-commit:k":
+        if task.get_name() == "group-commit:test":
             task.cancel()  # the process is stopping
     results = await asyncio.gather(*waiting, return_exceptions=True)
 
     assert all(isinstance(r, GroupAbandoned) and is_transient(r) for r in results)
     assert len(commit) == 0
+
+
+async def test_a_writer_stopped_before_its_first_step_leaves_no_key_wedged():
+    async def write(key: str, items: list[str]) -> list[str]:
+        return items
+
+    commit = GroupCommit(write, "test")
+    waiting = asyncio.create_task(commit.submit("k", "a"))
+    await asyncio.sleep(0)  # the submission is in; its writer has not run a step yet
+    for task in asyncio.all_tasks():
+        if task.get_name() == "group-commit:test":
+            task.cancel()
+    with pytest.raises(GroupAbandoned):
+        await waiting
+    async with asyncio.timeout(1):
+        assert await commit.submit("k", "b") == "b"  # a new writer for the key
+    await asyncio.sleep(0)  # its end is noted a step after it ends
+    assert len(commit) == 0
+
+
+async def test_each_groups_write_runs_in_the_context_of_its_first_submission():
+    import contextvars
+
+    current = contextvars.ContextVar("current", default="none")
+    seen: list[tuple[str, list[str]]] = []
+    proceed = asyncio.Event()
+
+    async def write(key: str, items: list[str]) -> list[str]:
+        seen.append((current.get(), items))
+        await proceed.wait()
+        return items
+
+    commit = GroupCommit(write, "test")
+
+    async def submit(name: str) -> str:
+        current.set(name)
+        return await commit.submit("k", name)
+
+    first = asyncio.create_task(submit("a"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    later = [asyncio.create_task(submit(name)) for name in ("b", "c")]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    proceed.set()
+    await asyncio.gather(first, *later)
+
+    assert seen == [("a", ["a"]), ("b", ["b", "c"])]

@@ -125,3 +125,20 @@ async def _both_assigned(*services) -> bool:
     from a settled group."""
     owned = [s._owned_partitions() for s in services]
     return all(owned) and sum(len(o) for o in owned) == len(set().union(*owned))
+
+
+async def test_a_chain_of_more_than_a_hundred_entries_stops_at_its_first_refused_one(settings, run_id):
+    """FerretDB v1 goes on with an ordered insert's next hundred documents after one that failed; a chain
+    must not (an entry landing after a refused one was decided from an entry that is not there)."""
+    client = AsyncMongoClient(settings.mongodb_url.get_secret_value(), tz_aware=True)
+    try:
+        ledger = client[settings.database("inventory")][f"chain{run_id}"]
+        await ledger.insert_one({"_id": "L|000005"})  # another instance took slot 5
+        inserted = await Claims.in_order(ledger, [{"_id": f"L|{seq:06d}"} for seq in range(150)])
+        left = sorted([d["_id"] async for d in ledger.find({})])
+        await ledger.drop()
+    finally:
+        await client.close()
+
+    assert inserted == 5
+    assert left == [f"L|{seq:06d}" for seq in range(6)]
