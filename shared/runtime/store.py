@@ -32,7 +32,7 @@ import asyncio
 import enum
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -257,35 +257,35 @@ async def _insert_records(_db: int, records: list[tuple[Database, dict[str, Any]
     alone (an oversized record fails its own event, not its neighbours')."""
     db, documents = records[0][0], [document for _, document in records]
     if len(documents) > 1:
-        try:
-            await db[INBOX].insert_many(documents, ordered=False)
-        except BulkWriteError as error:
-            problems = error.details.get("writeErrors", [])
-            if not error.details.get("writeConcernErrors") and problems and all(p.get("code") == DUPLICATE_KEY for p in problems):
-                refused = {p["index"] for p in problems}
-                return [index not in refused for index in range(len(documents))]
-            if is_transient(error):
-                raise
-        except Exception as error:  # one record's refusal (too large, say): each is inserted alone below
-            if is_transient(error):
-                raise
-        else:
+        failed = await _own_failure(db[INBOX].insert_many(documents, ordered=False))
+        if failed is None:
             return [True] * len(documents)
+        details = failed.details if isinstance(failed, BulkWriteError) else {}
+        problems = details.get("writeErrors", [])
+        if problems and not details.get("writeConcernErrors") and all(p.get("code") == DUPLICATE_KEY for p in problems):
+            refused = {p["index"] for p in problems}
+            return [index not in refused for index in range(len(documents))]
     return list(await asyncio.gather(*(_insert_record(db, document) for document in documents)))
 
 
 async def _insert_record(db: Database, document: dict[str, Any]) -> bool | Exception:
-    """One record: False when its ``_id`` is taken; its failure is returned (``record`` raises it), a
-    transient one raised for the group."""
-    try:
-        await db[INBOX].insert_one(document)
-    except DuplicateKeyError:
+    """One record: False when its ``_id`` is taken, else its own failure or True."""
+    failed = await _own_failure(db[INBOX].insert_one(document))
+    if isinstance(failed, DuplicateKeyError):
         return False
+    return True if failed is None else failed
+
+
+async def _own_failure(work: Awaitable[Any]) -> Exception | None:
+    """None when ``work`` succeeds; its failure when that is its own (``record`` or ``apply`` raises it for
+    its event). A transient one is raised, for the whole group to retry."""
+    try:
+        await work
     except Exception as error:
         if is_transient(error):
             raise
         return error
-    return True
+    return None
 
 
 _RECORDS: GroupCommit[int, tuple[Database, dict[str, Any]], bool | Exception] = GroupCommit(_insert_records, "inbox-records")
@@ -351,27 +351,14 @@ async def _apply_group(_db: int, applies: list[tuple[Database, list[tuple[str, l
         for steps in groups:
             for collection, operations in steps:
                 merged.setdefault(collection, []).extend(operations)
-        try:
-            for collection, operations in merged.items():
-                await _bulk(db[collection], operations)
-        except Exception as error:  # one record's or write's refusal (or a driver's surprise at the answer)
-            if is_transient(error):
-                raise
-        else:
+        if await _own_failure(_apply_steps(db, list(merged.items()))) is None:
             return [None] * len(groups)
-    return list(await asyncio.gather(*(_apply_alone(db, steps) for steps in groups)))
+    return list(await asyncio.gather(*(_own_failure(_apply_steps(db, steps)) for steps in groups)))
 
 
-async def _apply_alone(db: Database, steps: list[tuple[str, list[Any]]]) -> Exception | None:
-    """One event's writes; its failure is returned (``apply`` raises it), a transient one raised for the group."""
-    try:
-        for collection, operations in steps:
-            await _bulk(db[collection], operations)
-    except Exception as error:
-        if is_transient(error):
-            raise
-        return error
-    return None
+async def _apply_steps(db: Database, steps: list[tuple[str, list[Any]]]) -> None:
+    for collection, operations in steps:
+        await _bulk(db[collection], operations)
 
 
 _APPLIES: GroupCommit[int, tuple[Database, list[tuple[str, list[Any]]]], Exception | None] = GroupCommit(_apply_group, "effects")
