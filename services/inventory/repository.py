@@ -84,6 +84,8 @@ ORDERED_CHUNK = 100
 """Most documents one ordered insert of a chain sends (``Claims.in_order``)."""
 SLOTS_AT_ONCE = 16
 """Demand slots read in one query when reading a week forward from its head."""
+ENTRIES_AT_ONCE = 16
+"""Ledger entries read in one query when reading a lot forward (``Repository.onward``)."""
 
 
 class Repository:
@@ -228,11 +230,16 @@ class Repository:
         known = self.known_entry(lot_number)
         if known is not None:
             return known
+        head = await self._head(lot_number)
+        return None if head is None else self.saw_entry(head)
+
+    async def _head(self, lot_number: str) -> Entry | None:
+        """The lot's head: a copy of one of its entries, maybe behind (shelf.py)."""
         head = await self.db[HEADS].find_one({"_id": lot_number})
         if head is None:
             return None
         self._heads[lot_number] = head["seq"]
-        return self.saw_entry({**head, "_id": entry_id(lot_number, head["seq"])})
+        return {**head, "_id": entry_id(lot_number, head["seq"])}
 
     def known_entry(self, lot_number: str) -> Entry | None:
         return self._lots.get(lot_number)
@@ -255,11 +262,32 @@ class Repository:
         return [e for e in entries if head_due(self._heads, e["lot"], e["seq"])]
 
     async def latest(self, lot_number: str, known: Entry | None = None) -> Entry | None:
-        """The lot's latest entry: from ``known`` (or the head) forward, one ``_id`` probe per step."""
+        """The lot's latest entry: from ``known`` (or the head) forward (``onward``)."""
         current = known if known is not None else await self.hint(lot_number)
-        while (following := await self.entry(lot_number, 0 if current is None else current["seq"] + 1)) is not None:
+        for following in await self.onward(lot_number, 0 if current is None else current["seq"] + 1):
             current = self.saw_entry(following)
         return current
+
+    async def onward(self, lot_number: str, seq: int) -> list[Entry]:
+        """The lot's entries from ``seq`` to its end, in order, ``ENTRIES_AT_ONCE`` a read. When the first read
+        finds every slot taken, the lot may be far along (another instance moved it while this process did
+        not look): the reading goes on from the lot's head where that is further, and the entries between
+        are left out (a movement decided without them that contradicts them is refused by the ledger's
+        unique keys, as one decided from the head always was)."""
+        found: list[Entry] = []
+        head_read = False
+        while True:
+            for entry in await self.entries(lot_number, range(seq, seq + ENTRIES_AT_ONCE)):
+                if entry is None:
+                    return found
+                found.append(entry)
+            seq += ENTRIES_AT_ONCE
+            if not head_read:
+                head_read = True
+                head = await self._head(lot_number)
+                if head is not None and head["seq"] >= seq:
+                    found.append(head)
+                    seq = head["seq"] + 1
 
     async def state(self, lot_number: str) -> LotState:
         return state_of(await self.latest(lot_number))

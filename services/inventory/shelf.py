@@ -13,16 +13,18 @@ an event changes goes through its Effects.
 
 ``lot_heads`` keeps a copy of each lot's latest entry, read by ``_id`` instead of searching the ledger; it
 is only a hint, written after the entries every ``HEAD_EVERY`` entries (late after a crash, or overwritten
-by an older copy when instances race), and a stale head only makes the next insert fail and step forward
-through ``L|seq+1`` ... by ``_id``. A process keeps the latest entry it has seen of each lot
-(``Repository.saw_entry``), a hint of the same kind that costs no read: with one instance it is exact, so
-a reservation reads no lot at all. The stock book changes the same way: version n+1 is inserted computed from version n.
+by an older copy when instances race), and a stale head only makes the next insert fail and read forward
+from ``L|seq`` by ``_id`` (``Repository.onward``: sixteen entries a read, on from the head when the lot is
+further along). A process keeps the latest entry it has seen of each lot (``Repository.saw_entry``), a hint
+of the same kind that costs no read: with one instance it is exact, so a reservation reads no lot at all;
+beside a busy second instance it may be hundreds of entries behind, which costs a few reads, not a lost
+race per entry (a process stepping one entry at a time fell further behind a writer inserting groups). The stock book changes the same way: version n+1 is inserted computed from version n.
 
 A ``Shelf`` lives for one event. It reads the stock book once and each lot it touches once by ``_id``
 (the lot's head, or on to its real last entry where a decision needs it), knows what the sessions it
 moves hold (from their documents, or from the ledger itself when that record may be behind), decides
 each movement from all that and inserts the entry. When the insert is refused:
-- the slot ``L|seq`` is taken: the lot moved meanwhile; read that entry and decide again;
+- the slot ``L|seq`` is taken: the lot moved meanwhile; read on to its end and decide again;
 - the slot is free: the cause was used, or the session's holding moved on (its ``key``). That happens
   only after a crash or when a withdrawal moved the session, so the session's entries are then read back
   from the ledger (a search, on this rare path only), and the decision is made again from them.
@@ -250,17 +252,18 @@ class Shelf:
             entry = new_entry(meta, current, seq, named, movement, now, session, hold, extra)
             if not await self.claims.entry(entry):
                 # FerretDB does not say which unique index refused it: the slot tells
-                taken = await self.repo.entry(meta.lot_number, seq)
-                if taken is not None:  # the lot moved meanwhile
-                    self._learn(taken)
-                    current = taken
-                    if taken["cause"] != named:
-                        if session is not None and taken.get("session_id") == session.session_id and session.session_id not in self.searched:
+                taken = await self.repo.onward(meta.lot_number, seq)
+                if taken:  # the lot moved meanwhile: read on to its end, decide again from there
+                    for moved in taken:
+                        self._learn(moved)
+                    current = self._latest[meta.lot_number]
+                    if (made := next((t for t in taken if t["cause"] == named), None)) is None:
+                        if session is not None and session.session_id not in self.searched and any(t.get("session_id") == session.session_id for t in taken):
                             # another event moved this session's stock (a withdrawal moving it to other lots):
                             # what it holds elsewhere is read back, or a release would leave that held for nobody
                             await self.search(session.session_id)
                         continue
-                    made = taken  # made by an earlier run whose head was never saved
+                    # else made by an earlier run whose head was never saved
                 elif session is None:  # a lot's own movement (a receipt, a withdrawal) made earlier
                     return Earlier(None)
                 else:

@@ -61,9 +61,10 @@ class MemoryCollection:
         self.docs: dict[Any, dict[str, Any]] = {}
         self.unique: list[tuple[str, ...]] = []
         self.searches = 0
-        """Calls of ``find``: each reads the whole collection on the embedded store (never on a hot path)."""
+        """Calls of ``find`` on anything but ``_id``: each reads the whole collection on the embedded store
+        (never on a hot path)."""
         self.reads = 0
-        """Calls of ``find_one``."""
+        """Calls of ``find_one``, and of ``find`` by ``_id`` (one or ``$in`` several: the index serves both)."""
 
     def _log(self, op: str, id: Any) -> None:
         self.database.writes.append(Written(self.name, op, id))
@@ -86,7 +87,10 @@ class MemoryCollection:
         return None
 
     def find(self, where: dict[str, Any] | None = None, projection: Any = None, **_: Any) -> MemoryCursor:
-        self.searches += 1
+        if set(where or {}) == {"_id"}:
+            self.reads += 1
+        else:
+            self.searches += 1
         return MemoryCursor([copy.deepcopy(d) for d in self.docs.values() if _matches(d, where or {})])
 
     async def count_documents(self, where: dict[str, Any], **_: Any) -> int:

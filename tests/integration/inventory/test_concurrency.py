@@ -6,7 +6,7 @@ import asyncio
 from datetime import date
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from clinic.polling import eventually
 from services.inventory.app import create_service
@@ -142,3 +142,51 @@ async def test_a_chain_of_more_than_a_hundred_entries_stops_at_its_first_refused
 
     assert inserted == 5
     assert left == [f"L|{seq:06d}" for seq in range(6)]
+
+
+class _Finds(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.finds = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.finds += event.command_name == "find"
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_process_hundreds_of_entries_behind_on_a_lot_catches_up_in_a_few_reads(settings, run_id):
+    """The other instance moved the lot 300 times since this process last saw it (two busy instances on the
+    clinic's few lots). Its next reservation reads on from where the refused insert shows the lot moved,
+    many entries a read and from the lot's head, instead of losing one race per entry; it used to give up
+    after ``MAX_ATTEMPTS`` (``LedgerContention``, the chaos run's dead letters) or take a read per entry."""
+    finds = _Finds()
+    clients = [AsyncMongoClient(settings.mongodb_url.get_secret_value(), tz_aware=True, event_listeners=listeners) for listeners in ([], [finds])]
+    try:
+        busy, behind = (Repository(client[settings.database("inventory")]) for client in clients)
+        busy_claims, behind_claims = Claims(busy.db), Claims(behind.db)
+        await busy.ensure_indexes()
+        meta = await stock_lot(busy, f"BIO-{run_id.upper()}", 1000, date(2026, 12, 31))
+
+        def ref(name: str) -> SessionRef:
+            return SessionRef(f"ses_LAG{run_id}_{name}", f"pt_LAG{name}X{run_id}", f"crs_LAG{name}X{run_id}", SESSION_AT)
+
+        first = await reserve_session(Shelf(behind, behind_claims), ref("b0"), {"biotin": 1.0}, "r0", NOW.date(), NOW, None)
+        await asyncio.gather(*(
+            reserve_session(Shelf(busy, busy_claims), ref(f"a{n}"), {"biotin": 1.0}, f"r{n}", NOW.date(), NOW, None) for n in range(300)
+        ))
+        finds.finds = 0
+        late = await reserve_session(Shelf(behind, behind_claims), ref("b1"), {"biotin": 1.0}, "r1", NOW.date(), NOW, None)
+        reads = finds.finds
+        entries = await busy.ledger.find({"lot": meta.lot_number}).sort("seq", 1).to_list()
+    finally:
+        for client in clients:
+            await client.close()
+
+    assert not first.short and not late.short
+    assert [e["seq"] for e in entries] == list(range(len(entries))) and len(entries) == 303  # the delivery, 302 reservations
+    assert entries[-1]["session_id"] == ref("b1").session_id and entries[-1]["reserved"] == 302
+    assert reads <= 12, f"{reads} reads to catch up on 300 entries"

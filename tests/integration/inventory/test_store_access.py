@@ -165,6 +165,7 @@ async def test_withdrawing_a_lot_is_done_in_id_lookups_and_only_a_moved_sessions
     for _, sent in recall:
         assert by_id_only(sent) == [], "a withdrawal and its steps: _id lookups only"
     walked = [f[0]["_id"]["$in"] for _, sent in recall for name, collection, f in sent if (name, collection) == ("find", "ledger") and isinstance(f[0]["_id"], dict)]
+    walked = [ids for ids in walked if ids[0].startswith(f"{bad}|")]  # the other lots are read on from their heads the same way
     assert len(walked) == 1 and len(walked[0]) >= 5, "the lot's entries (received, three held, one used) in one read"
     # the quarantine moves session 2, whose record is behind (the recall moved it): only it is read back
     searched = [f for _, sent in quarantined for f in by_id_only(sent)]
