@@ -70,7 +70,9 @@ class GroupCommit(Generic[K, T, R]):
     becomes the next group, so the busier the key, the fewer writes per submission.
 
     ``write`` runs in a task of its own, so a submitter that is cancelled (a rebalance, a shutdown) does
-    not cancel the others' writes; its own may still be made, as when a process stops after a claim.
+    not cancel the others' writes; its own is still made when its group was being written, as when a
+    process stops after a claim, and left out when its group had not begun (its event is handled again
+    and that run makes it).
     Each group's write runs in the context of its first submission (its trace: the store commands of a
     group are children of that event's span). It returns one result per item, in order; an exception it
     raises is every submission's of that group."""
@@ -95,7 +97,9 @@ class GroupCommit(Generic[K, T, R]):
         return await done
 
     async def _drain(self, key: K) -> None:
-        while group := self._waiting.pop(key, []):
+        while waiting := self._waiting.pop(key, []):
+            if not (group := [submission for submission in waiting if not submission[1].done()]):
+                continue  # every submitter was cancelled before its group began
             try:
                 results: list[R] = await asyncio.create_task(self._write(key, [item for item, _, _ in group]), context=group[0][2])
                 if len(results) != len(group):

@@ -136,6 +136,31 @@ async def test_a_cancelled_submitter_does_not_cancel_the_others_write():
     assert written == [["a", "b"]]  # its write may still be made, as when a process stops after a claim
 
 
+async def test_a_submitter_cancelled_while_it_waits_for_the_next_group_is_left_out_of_it():
+    writing, proceed = asyncio.Event(), asyncio.Event()
+    written: list[list[str]] = []
+
+    async def write(key: str, items: list[str]) -> list[str]:
+        writing.set()
+        await proceed.wait()
+        written.append(items)
+        return items
+
+    commit = GroupCommit(write, "test")
+    first = asyncio.create_task(commit.submit("k", "a"))
+    await writing.wait()  # "a" is being written: the next two wait for the next group
+    leaving = asyncio.create_task(commit.submit("k", "b"))
+    staying = asyncio.create_task(commit.submit("k", "c"))
+    await asyncio.sleep(0)
+    leaving.cancel()  # a rebalance took its event away before its group began: nothing of it is written later
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    proceed.set()
+
+    assert (await first, await staying) == ("a", "c")
+    assert written == [["a"], ["c"]]
+
+
 async def test_a_group_whose_writer_is_stopped_fails_transiently_for_everyone_waiting():
     async def write(key: str, items: list[str]) -> list[str]:
         await asyncio.Event().wait()  # never ends
