@@ -139,8 +139,9 @@ class ChaosDriver(Driver):
                 ordered = sorted(journey.scheduled, key=lambda s: journey.scheduled[s]["sequence"])
                 for session_id in ordered:
                     await self.send(new_event(traffic.completion(journey, session_id), source="/clinic/treatment-room"))
-                report = int(journey.patient[-7:]) % (2 * self.complete_every) == 0 and self.reports < MAX_REPORTS
-                if await self._wait(journey.done, deadline, journey, "waiting for the completions") and report:
+                reports = int(journey.patient[-7:]) % (2 * self.complete_every) == 0
+                # counted where it is sent: journeys in flight wait for their completions side by side
+                if await self._wait(journey.done, deadline, journey, "waiting for the completions") and reports and self.reports < MAX_REPORTS:
                     self.reports += 1
                     await self.send(new_event(side_effect(journey, ordered[-1]), source="/clinic/patient-app"))
         except Exception as error:
