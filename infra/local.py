@@ -56,6 +56,71 @@ FERRETDB_UPDATE_PATCH = (
 		if err != nil {""",
 )
 
+# FerretDB v1's upsert queries for the document and, finding none, inserts it: two writers upserting one new
+# `_id` at once both find none, and the second insert fails with a duplicate `_id`. FerretDB then answers the
+# whole `update` command with a write error and no `nModified`, which PyMongo's bulk API reads as a KeyError
+# (a failed event, not a retry), and the command's later statements are not run. MongoDB retries such an
+# upsert itself (an equality on `_id`): the document is there now, so the statement updates it. Found by the
+# chaos run (two scheduling instances noting the same calendar hour). The build runs the statement once more
+# in that case, as MongoDB does.
+FERRETDB_UPSERT_PATCH = (
+    "internal/handler/msg_update.go",
+    """		closer.Close() // clinic-backbone: release this statement's connection now, not at the end of the command
+		if err != nil {""",
+    """		closer.Close() // clinic-backbone: release this statement's connection now, not at the end of the command
+		if err != nil && u.Upsert && clinicDuplicateID(err) {
+			// clinic-backbone: another writer inserted the document after this statement looked for it
+			result, err = clinicUpdateAgain(ctx, c, &qp, &u)
+		}
+		if err != nil {""",
+)
+FERRETDB_UPSERT_AGAIN = (
+    "internal/handler/msg_update.go",
+    """// updateDocument iterate through all documents in collection and update them.""",
+    """// clinicUpdateAgain (a clinic-backbone build patch) runs an update statement once more: its query, then the
+// update of what it finds.
+func clinicUpdateAgain(ctx context.Context, c backends.Collection, qp *backends.QueryParams, u *common.Update) (*common.UpdateResult, error) {
+	res, err := c.Query(ctx, qp)
+	if err != nil {
+		return nil, lazyerrors.Error(err)
+	}
+
+	closer := iterator.NewMultiCloser()
+	defer closer.Close()
+
+	closer.Add(res.Iter)
+
+	iter := common.FilterIterator(res.Iter, closer, u.Filter)
+
+	if !u.Multi {
+		iter = common.LimitIterator(iter, closer, 1)
+	}
+
+	return common.UpdateDocument(ctx, c, "update", iter, u)
+}
+
+// clinicDuplicateID (a clinic-backbone build patch) says whether err, or an error it wraps, is the backend's
+// duplicate `_id` on insert.
+func clinicDuplicateID(err error) bool {
+	for err != nil {
+		if backends.ErrorCodeIs(err, backends.ErrorCodeInsertDuplicateID) {
+			return true
+		}
+
+		wrapped, ok := err.(interface{ Unwrap() error }) //nolint:errorlint // the backend's error is never wrapped twice
+		if !ok {
+			return false
+		}
+
+		err = wrapped.Unwrap()
+	}
+
+	return false
+}
+
+// updateDocument iterate through all documents in collection and update them.""",
+)
+
 
 # FerretDB v1 tracks the lifetime of every transaction, iterator and cursor it creates, to catch one that
 # is never closed: each is added to a runtime/pprof profile (which records the call stack) and given a
@@ -389,6 +454,7 @@ def _patch_groups() -> tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], 
     return (
         ("FERRETDB_ID_PATCH", "the _id lookups use the _id index", (FERRETDB_ID_PATCH,)),
         ("FERRETDB_UPDATE_PATCH", "an update releases each statement's connection", (FERRETDB_UPDATE_PATCH,)),
+        ("FERRETDB_UPSERT_*", "an upsert that lost the race to insert updates the document, as on MongoDB", (FERRETDB_UPSERT_PATCH, FERRETDB_UPSERT_AGAIN)),
         ("FERRETDB_ID_FILTER*", "any filter's _id equality or $in goes to SQLite", (FERRETDB_ID_FILTER, FERRETDB_ID_FILTER_QUERY, FERRETDB_ID_FILTER_EXPLAIN)),
         ("FERRETDB_TRACK_PATCH, FERRETDB_UNTRACK_PATCH", "no lifetime tracking outside debug builds", (FERRETDB_TRACK_PATCH, FERRETDB_UNTRACK_PATCH)),
         (

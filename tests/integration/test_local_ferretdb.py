@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.errors import OperationFailure, PyMongoError
 
 from clinic.polling import eventually
@@ -126,3 +126,22 @@ async def test_an_update_statement_still_returns_upserts_and_new_documents_and_f
     assert after == {"_id": "a", "n": 2}
     assert upserted.upserted_id == "d" and upserted.modified_count == 0
     assert stored == {"a": 2, "b": "one", "c": 1, "d": 5}  # the failed statement wrote none of its documents
+
+
+async def test_writers_upserting_one_new_document_at_once_all_succeed(tmp_path):
+    """Each of eight writers upserts the same new ``_id`` at once (two scheduling instances noting one calendar
+    hour). FerretDB found no document for several of them and their inserts then collided: the command failed
+    with a duplicate key and no ``nModified``, a KeyError in PyMongo's bulk API. As on MongoDB, the upsert
+    that finds the document inserted meanwhile now updates it (FERRETDB_UPSERT_PATCH)."""
+    async with private_ferretdb(tmp_path, "warn") as (client, _):
+        hours = client["calendar"]["hours"]
+
+        async def note(hour: str, writer: int) -> None:
+            await hours.bulk_write([UpdateOne({"_id": hour}, {"$set": {f"cells.c{writer}": writer}}, upsert=True)], ordered=False)
+
+        for n in range(20):
+            outcomes = await asyncio.gather(*(note(f"2026-03-02T{n:02d}", w) for w in range(8)), return_exceptions=True)
+            assert [o for o in outcomes if o is not None] == [], f"hour {n}"
+        stored = await hours.count_documents({})
+
+    assert stored == 20
