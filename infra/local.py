@@ -107,7 +107,7 @@ func clinicDuplicateID(err error) bool {
 			return true
 		}
 
-		wrapped, ok := err.(interface{ Unwrap() error }) //nolint:errorlint // the backend's error is never wrapped twice
+		wrapped, ok := err.(interface{ Unwrap() error }) //nolint:errorlint // ErrorCodeIs looks at one error, not its chain
 		if !ok {
 			return false
 		}

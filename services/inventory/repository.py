@@ -272,8 +272,10 @@ class Repository:
         """The lot's entries from ``seq`` to its end, in order, ``ENTRIES_AT_ONCE`` a read. When the first read
         finds every slot taken, the lot may be far along (another instance moved it while this process did
         not look): the reading goes on from the lot's head where that is further, and the entries between
-        are left out (a movement decided without them that contradicts them is refused by the ledger's
-        unique keys, as one decided from the head always was)."""
+        are left out. A movement decided without them that contradicts them is refused by the ledger's unique
+        keys, as one decided from the head always was; one whose cause an entry between used finds that entry
+        when its insert is refused, and takes it for its own by what its caller decided from, not by what the
+        event learnt of the session since (``Shelf._append``)."""
         found: list[Entry] = []
         head_read = False
         while True:

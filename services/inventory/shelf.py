@@ -242,6 +242,9 @@ class Shelf:
         current = self._fresh(meta.lot_number)
         made: Entry | None
         suffix = 1
+        # what the caller decided from: an entry of this cause newer than that is an earlier run's movement it
+        # did not know of, however much later this event learns of the session (reading on, searching)
+        decided = self.hold(session.session_id, meta).version if session else 0
         for _ in range(MAX_ATTEMPTS):
             hold = self.hold(session.session_id, meta) if session else None
             movement = decide(state_of(current), hold.amount if hold else 0.0)
@@ -272,7 +275,7 @@ class Shelf:
                         made = self._made(session.session_id, named)
                     if made is None:  # only the session's holding had moved on: decide again from it
                         continue
-                if hold is None or made["hold"] > hold.version:  # news to this event: that run's movement
+                if hold is None or made["hold"] > decided:  # news to this event: that run's movement
                     return made
                 if not repeatable:
                     return Earlier(made)

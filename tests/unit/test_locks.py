@@ -114,10 +114,11 @@ async def test_a_failed_group_fails_its_own_submitters_only_and_the_next_group_i
 
 
 async def test_a_cancelled_submitter_does_not_cancel_the_others_write():
-    proceed = asyncio.Event()
+    writing, proceed = asyncio.Event(), asyncio.Event()
     written: list[list[str]] = []
 
     async def write(key: str, items: list[str]) -> list[str]:
+        writing.set()
         await proceed.wait()
         written.append(items)
         return items
@@ -125,8 +126,7 @@ async def test_a_cancelled_submitter_does_not_cancel_the_others_write():
     commit = GroupCommit(write, "test")
     leaving = asyncio.create_task(commit.submit("k", "a"))
     staying = asyncio.create_task(commit.submit("k", "b"))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await writing.wait()  # their group is being written
     leaving.cancel()
     with pytest.raises(asyncio.CancelledError):
         await leaving

@@ -87,6 +87,33 @@ async def test_a_process_decides_from_the_latest_entry_it_saw_without_reading_th
     assert made["seq"] == 4 and made["amount"] == 4  # 10 on hand, 6 held by the three before: never oversold
 
 
+async def test_a_process_far_behind_finds_its_rounds_earlier_movement_among_the_entries_it_reads_past():
+    """Another run of the same round (a consumer the rebalance had not stopped yet) reserved for session 1 twice
+    while this process did not look at the lot: ``reserve|1|r`` at seq 21, ``reserve|1|r|2`` at seq 41. This
+    process reads on past seq 21 (16 entries a read, then from the lot's head at 32) and sees only the later
+    one. Its reservation under the same cause is that earlier movement, news to what it decided from (the
+    session held nothing as far as it knew): returned, not made a third time."""
+    db = await database()
+    await stocked(db, BIO, quantity=1000)
+    busy, behind = Repository(db), Repository(db)  # type: ignore[arg-type]
+    await Shelf(behind, Claims(db)).load(["BIO-1"])  # type: ignore[arg-type]  # it knows the receipt, seq 0
+    for n in range(2, 22):
+        await reserve(Shelf(busy, Claims(db)), n, 1)  # type: ignore[arg-type]
+    first = Shelf(busy, Claims(db))  # type: ignore[arg-type]
+    assert (await reserve(first, 1, 3, cause="reserve|1|r"))["seq"] == 21
+    for n in range(22, 41):
+        await reserve(Shelf(busy, Claims(db)), n, 1)  # type: ignore[arg-type]
+    assert (await reserve(shelf(db, first), 1, 3, cause="reserve|1|r"))["_id"] == entry_id("BIO-1", 41)  # a further one: |2
+    assert db[HEADS].docs["BIO-1"]["seq"] == 32
+
+    made = await reserve(Shelf(behind, Claims(db)), 1, 3, cause="reserve|1|r")  # type: ignore[arg-type]
+
+    assert made["_id"] == entry_id("BIO-1", 21)
+    assert len(db["ledger"].docs) == 42  # nothing new
+    latest = db["ledger"].docs[entry_id("BIO-1", 41)]
+    assert (latest["reserved"], latest["held"]) == (45, 6)
+
+
 async def test_a_consumption_decided_from_a_record_behind_the_ledger_is_made_from_what_the_session_holds():
     db = await database()
     await stocked(db, BIO)
