@@ -113,52 +113,50 @@ async def test_a_failed_group_fails_its_own_submitters_only_and_the_next_group_i
     assert [type(r) for r in results[:2]] == [ValueError, ValueError] and results[2] == 14
 
 
-async def test_a_cancelled_submitter_does_not_cancel_the_others_write():
-    writing, proceed = asyncio.Event(), asyncio.Event()
-    written: list[list[str]] = []
+class HeldWrite:
+    """A group commit's write that records each group and holds it until ``proceed`` is set."""
 
-    async def write(key: str, items: list[str]) -> list[str]:
-        writing.set()
-        await proceed.wait()
-        written.append(items)
+    def __init__(self) -> None:
+        self.writing, self.proceed = asyncio.Event(), asyncio.Event()
+        self.written: list[list[str]] = []
+
+    async def __call__(self, key: str, items: list[str]) -> list[str]:
+        self.writing.set()
+        await self.proceed.wait()
+        self.written.append(items)
         return items
 
+
+async def test_a_cancelled_submitter_does_not_cancel_the_others_write():
+    write = HeldWrite()
     commit = GroupCommit(write, "test")
     leaving = asyncio.create_task(commit.submit("k", "a"))
     staying = asyncio.create_task(commit.submit("k", "b"))
-    await writing.wait()  # their group is being written
+    await write.writing.wait()  # their group is being written
     leaving.cancel()
     with pytest.raises(asyncio.CancelledError):
         await leaving
-    proceed.set()
+    write.proceed.set()
 
     assert await staying == "b"
-    assert written == [["a", "b"]]  # its write may still be made, as when a process stops after a claim
+    assert write.written == [["a", "b"]]  # its write may still be made, as when a process stops after a claim
 
 
 async def test_a_submitter_cancelled_while_it_waits_for_the_next_group_is_left_out_of_it():
-    writing, proceed = asyncio.Event(), asyncio.Event()
-    written: list[list[str]] = []
-
-    async def write(key: str, items: list[str]) -> list[str]:
-        writing.set()
-        await proceed.wait()
-        written.append(items)
-        return items
-
+    write = HeldWrite()
     commit = GroupCommit(write, "test")
     first = asyncio.create_task(commit.submit("k", "a"))
-    await writing.wait()  # "a" is being written: the next two wait for the next group
+    await write.writing.wait()  # "a" is being written: the next two wait for the next group
     leaving = asyncio.create_task(commit.submit("k", "b"))
     staying = asyncio.create_task(commit.submit("k", "c"))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # both have submitted
     leaving.cancel()  # a rebalance took its event away before its group began: nothing of it is written later
     with pytest.raises(asyncio.CancelledError):
         await leaving
-    proceed.set()
+    write.proceed.set()
 
     assert (await first, await staying) == ("a", "c")
-    assert written == [["a"], ["c"]]
+    assert write.written == [["a"], ["c"]]
 
 
 async def test_a_group_whose_writer_is_stopped_fails_transiently_for_everyone_waiting():
