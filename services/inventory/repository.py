@@ -186,12 +186,11 @@ class Repository:
     async def demand_after(self, known: WeekDemand) -> WeekDemand:
         """``known`` brought forward through the week's slots written after it, ``SLOTS_AT_ONCE`` a read."""
         while True:
-            ids = [demand_slot_id(known.week, seq) for seq in range(known.upto + 1, known.upto + 1 + SLOTS_AT_ONCE)]
-            found = await by_ids(self.db[DEMAND], ids)
-            for slot_id in ids:
-                if (slot := found.get(slot_id)) is None:
-                    return known
+            slots = await consecutive(self.db[DEMAND], [demand_slot_id(known.week, seq) for seq in range(known.upto + 1, known.upto + 1 + SLOTS_AT_ONCE)])
+            for slot in slots:
                 known = known.with_slot(slot["seq"], slot["session_id"], decode_need(slot))
+            if len(slots) < SLOTS_AT_ONCE:
+                return known
 
     def known_week(self, week: date) -> WeekDemand | None:
         return self._weeks.get(week)
@@ -279,10 +278,10 @@ class Repository:
         found: list[Entry] = []
         head_read = False
         while True:
-            for entry in await self.entries(lot_number, range(seq, seq + ENTRIES_AT_ONCE)):
-                if entry is None:
-                    return found
-                found.append(entry)
+            read = await consecutive(self.ledger, [entry_id(lot_number, s) for s in range(seq, seq + ENTRIES_AT_ONCE)])
+            found.extend(read)
+            if len(read) < ENTRIES_AT_ONCE:
+                return found
             seq += ENTRIES_AT_ONCE
             if not head_read:
                 head_read = True
@@ -652,6 +651,18 @@ def encode_crossing(c: Crossing) -> Document:
 
 def decode_crossing(d: Document) -> Crossing:
     return Crossing(d["ingredient"], d["n"], d["cause"], d["at"], d["unit"], d["on_hand"], d["reserved"], d["available"], d["reorder_point"])
+
+
+async def consecutive(collection: AsyncCollection[Document], ids: list[str]) -> list[Document]:
+    """The documents of ``ids`` (numbered slots, in order) up to the first that does not exist, in one read by
+    ``_id``: how a lot's entries and a week's demand slots are read forward from a hint."""
+    found = await by_ids(collection, ids)
+    run: list[Document] = []
+    for slot_id in ids:
+        if (document := found.get(slot_id)) is None:
+            break
+        run.append(document)
+    return run
 
 
 def head_due(saved: dict[K, int], key: K, seq: int, every: int = HEAD_EVERY) -> bool:

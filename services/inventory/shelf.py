@@ -18,7 +18,8 @@ from ``L|seq`` by ``_id`` (``Repository.onward``: sixteen entries a read, on fro
 further along). A process keeps the latest entry it has seen of each lot (``Repository.saw_entry``), a hint
 of the same kind that costs no read: with one instance it is exact, so a reservation reads no lot at all;
 beside a busy second instance it may be hundreds of entries behind, which costs a few reads, not a lost
-race per entry (a process stepping one entry at a time fell further behind a writer inserting groups). The stock book changes the same way: version n+1 is inserted computed from version n.
+race per entry (a process stepping one entry at a time fell further behind a writer inserting groups).
+The stock book changes the same way: version n+1 is inserted computed from version n.
 
 A ``Shelf`` lives for one event. It reads the stock book once and each lot it touches once by ``_id``
 (the lot's head, or on to its real last entry where a decision needs it), knows what the sessions it
